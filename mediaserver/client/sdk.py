@@ -1,0 +1,283 @@
+"""Python client SDK: connect, join, publish aiortc tracks, receive remote tracks.
+
+    client = MeetingClient("ws://127.0.0.1:8080/ws", name="Ada", ice_addresses=["127.0.0.1"])
+    await client.connect()
+    await client.join("standup")
+    await client.publish([audio_track, video_track])
+    remote = await client.wait_for_tracks(2)      # RemoteTrack(track, participant_id, ...)
+    await client.leave()
+
+Used by the tests and the load bots; speaks signalling protocol v1 (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.mediastreams import MediaStreamTrack
+
+from ..sfu.peer import configure_ice_addresses, make_configuration
+
+__all__ = ["ClientError", "MeetingClient", "RemoteTrack"]
+
+PROTOCOL_VERSION = 1
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class RemoteTrack:
+    """A track forwarded to us, with the identity of whoever publishes it."""
+
+    track: MediaStreamTrack
+    mid: str
+    publication_id: str
+    participant_id: str
+    kind: str
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class MeetingClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        ice_addresses: Sequence[str] | None = None,
+        ice_servers: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.ice_servers = list(ice_servers)
+        if ice_addresses is not None:
+            configure_ice_addresses(ice_addresses)
+        self.participant_id: str | None = None
+        self.room: str | None = None
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.remote_tracks: dict[str, RemoteTrack] = {}  # by mid
+        self.publications: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        self.on_track: Callable[[RemoteTrack], None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._track_map: dict[str, dict[str, Any]] = {}
+        self._changed = asyncio.Condition()
+        self._sub_lock = asyncio.Lock()
+        self.closed = asyncio.Event()
+
+    # --- connection -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(self.url, max_msg_size=4 << 20)
+        self._reader = asyncio.ensure_future(self._read())
+        await self.request({"type": "hello", "version": PROTOCOL_VERSION, "client": "python-sdk"})
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None, "connect() first"
+        await self._ws.send_str(json.dumps(message))
+
+    async def request(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+        """Send a message carrying an ``id``; wait for the reply or error with that ref."""
+        ref = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ref] = fut
+        try:
+            await self.send({**message, "id": ref})
+            reply = await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(ref, None)
+        if reply.get("type") == "error":
+            raise ClientError(str(reply.get("code")), str(reply.get("message")))
+        return reply
+
+    async def wait_message(self, mtype: str, timeout: float = 15.0) -> dict[str, Any]:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(mtype, []).append(fut)
+        return await asyncio.wait_for(fut, timeout)
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                await self._handle(data)
+        finally:
+            self.closed.set()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("signalling connection closed"))
+
+    async def _handle(self, data: dict[str, Any]) -> None:
+        mtype = data.get("type")
+        ref = data.get("ref")
+        if mtype == "error":
+            self.errors.append(data)
+        else:
+            self.events.append(data)
+        if ref is not None and ref in self._pending and not self._pending[ref].done():
+            self._pending[ref].set_result(data)
+        for fut in self._waiters.pop(str(mtype), []):
+            if not fut.done():
+                fut.set_result(data)
+        if mtype == "joined":
+            self.participant_id = data["participant_id"]
+            self.room = data["room"]
+            for p in data["participants"]:
+                self.participants[p["id"]] = p
+        elif mtype == "participant_joined":
+            self.participants[data["participant"]["id"]] = data["participant"]
+        elif mtype == "participant_left":
+            self.participants.pop(data["participant_id"], None)
+        elif mtype == "subscribe_offer":
+            asyncio.ensure_future(self._on_subscribe_offer(data))
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- room -----------------------------------------------------------------------
+
+    async def join(self, room: str) -> dict[str, Any]:
+        return await self.request({"type": "join", "room": room, "name": self.name})
+
+    async def publish(self, tracks: Sequence[MediaStreamTrack]) -> list[dict[str, Any]]:
+        """Publish aiortc tracks (one negotiation); returns the server's publications."""
+        if self.publisher is None:
+            self.publisher = RTCPeerConnection(make_configuration(self.ice_servers))
+        for track in tracks:
+            self.publisher.addTransceiver(track, direction="sendonly")
+        await self.publisher.setLocalDescription(await self.publisher.createOffer())
+        local = self.publisher.localDescription
+        reply = await self.request({"type": "publish", "sdp": local.sdp})
+        await self.publisher.setRemoteDescription(
+            RTCSessionDescription(sdp=reply["sdp"], type="answer")
+        )
+        self.publications = list(reply["publications"])
+        return self.publications
+
+    async def set_muted(self, publication_id: str, muted: bool) -> None:
+        await self.send({"type": "mute", "publication_id": publication_id, "muted": muted})
+
+    async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
+        async with self._sub_lock:
+            if self.subscriber is None:
+                self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
+                self.subscriber.on("track", self._on_pc_track)
+            previous = self._track_map
+            self._track_map = dict(data.get("tracks", {}))
+            await self.subscriber.setRemoteDescription(
+                RTCSessionDescription(sdp=data["sdp"], type="offer")
+            )
+            _route_rtx_ssrcs(self.subscriber, data["sdp"])
+            await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+            await self.send(
+                {
+                    "type": "subscribe_answer",
+                    "sdp": self.subscriber.localDescription.sdp,
+                    "revision": data.get("revision", 0),
+                }
+            )
+            for mid in set(previous) - set(self._track_map):
+                remote = self.remote_tracks.get(mid)
+                if remote is not None and not remote.ended.is_set():
+                    remote.ended.set()
+                    remote.track.stop()
+            # tracks whose 'track' event fired before their identity was known
+            for t in self.subscriber.getTransceivers():
+                if t.mid in self._track_map and t.mid not in self.remote_tracks:
+                    track = t.receiver.track
+                    if track is not None:
+                        self._register_track(str(t.mid), track)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _on_pc_track(self, track: MediaStreamTrack) -> None:
+        assert self.subscriber is not None
+        for t in self.subscriber.getTransceivers():
+            if t.receiver.track is track and t.mid is not None and t.mid in self._track_map:
+                self._register_track(str(t.mid), track)
+
+    def _register_track(self, mid: str, track: MediaStreamTrack) -> None:
+        info = self._track_map[mid]
+        remote = RemoteTrack(
+            track=track,
+            mid=mid,
+            publication_id=info["publication_id"],
+            participant_id=info["participant_id"],
+            kind=info["kind"],
+        )
+        self.remote_tracks[mid] = remote
+        track.on("ended", remote.ended.set)
+        if self.on_track is not None:
+            self.on_track(remote)
+
+    def live_tracks(self) -> list[RemoteTrack]:
+        return [t for t in self.remote_tracks.values() if not t.ended.is_set()]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_for_tracks(self, count: int, timeout: float = 15.0) -> list[RemoteTrack]:
+        await self.wait_for(lambda: len(self.live_tracks()) >= count, timeout)
+        return self.live_tracks()
+
+    # --- teardown -------------------------------------------------------------------
+
+    async def leave(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.request({"type": "leave"}, timeout=5.0)
+        await self.close()
+
+    async def close(self) -> None:
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader, 5.0)
+        if self._session is not None:
+            await self._session.close()
+
+
+def _route_rtx_ssrcs(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    """Work around aiortc routing RTX only by payload type (breaks with >1 video track):
+    register each m-line's RTX SSRC (from its FID group) with that m-line's receiver."""
+    desc = aiortc_sdp.SessionDescription.parse(offer_sdp)
+    by_mid = {t.mid: t for t in pc.getTransceivers()}
+    for media in desc.media:
+        t = by_mid.get(media.rtp.muxId)
+        if t is None:
+            continue
+        for group in media.ssrc_group:
+            if group.semantic == "FID" and len(group.items) == 2:
+                router = t.receiver.transport._rtp_router
+                router.ssrc_table[int(group.items[1])] = t.receiver

@@ -1,0 +1,616 @@
+"""Typed configuration for mediaserver.
+
+Layers, later wins: built-in defaults -> TOML file (optional) -> ``MEDIASERVER_*``
+environment variables. Every value is type checked strictly (a boolean is not an
+integer, an integer is accepted where a float is expected) and range checked; every
+error is a :class:`ConfigError` whose message names the offending key by its full
+dotted path, e.g. ``rooms.max_participants: expected integer, got string 'ten'``,
+followed by where the value came from.
+
+Environment variables are named ``MEDIASERVER_<SECTION>_<KEY>`` in upper case, e.g.
+``MEDIASERVER_SERVER_PORT=9000``. Section names contain no underscore, so the first
+token after the prefix is the section. ``MEDIASERVER_CONFIG`` is reserved for the
+config file path (read by the CLI, not by :func:`load_config`) and is ignored here.
+"""
+
+import dataclasses
+import ipaddress
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar, get_args, get_origin
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ENV_CONFIG_PATH",
+    "ENV_PREFIX",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "SECRET_MASK",
+    "SUPPORTED_STATE_BACKENDS",
+    "Config",
+    "ConfigError",
+    "IceServer",
+    "LoggingConfig",
+    "MetricsConfig",
+    "RoomsConfig",
+    "RtcConfig",
+    "ServerConfig",
+    "SignallingConfig",
+    "StateConfig",
+    "config_to_dict",
+    "load_config",
+]
+
+ENV_PREFIX = "MEDIASERVER_"
+ENV_CONFIG_PATH = "MEDIASERVER_CONFIG"
+SUPPORTED_STATE_BACKENDS: tuple[str, ...] = ("memory",)
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+LOG_FORMATS: tuple[str, ...] = ("json", "console")
+SECRET_MASK = "***"
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+# Same shape as aiortc's STUN_REGEX / TURN_REGEX, so a URL accepted here is one
+# aiortc can parse (host without ':' or '?', optional port, optional transport).
+_ICE_URL_RE = re.compile(
+    r"(?P<scheme>stuns?|turns?):(?P<host>[^?:]+)(?::(?P<port>[0-9]+))?"
+    r"(?:\?transport=(?P<transport>.*))?"
+)
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+_T = TypeVar("_T")
+
+
+class ConfigError(Exception):
+    """Invalid configuration.
+
+    ``str(error)`` is the full message; ``key`` is the dotted path of the offending
+    setting when there is one (``None`` for file-level problems).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+def _error(key: str, detail: str) -> ConfigError:
+    return ConfigError(f"{key}: {detail}", key=key)
+
+
+def _describe(value: object, *, secret: bool = False) -> str:
+    """Human description of a raw value for error messages ("string 'ten'")."""
+    if isinstance(value, bool):
+        kind, text = "boolean", "true" if value else "false"
+    elif isinstance(value, int):
+        kind, text = "integer", str(value)
+    elif isinstance(value, float):
+        kind, text = "float", repr(value)
+    elif isinstance(value, str):
+        kind = "string"
+        text = repr(value) if len(value) <= 60 else repr(value[:60]) + "..."
+    elif isinstance(value, list | tuple):
+        return "array"
+    elif isinstance(value, dict):
+        return "table"
+    elif value is None:
+        return "null"
+    else:
+        return type(value).__name__
+    return kind if secret else f"{kind} {text}"
+
+
+def _check(value: object, tp: object, key: str, *, secret: bool = False) -> object:
+    """Strictly type check ``value`` against a field type; return the normalised value."""
+    expected: str
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        expected = "boolean"
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        expected = "integer"
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise _error(key, f"expected a finite number, got {_describe(value)}")
+            return number
+        expected = "number"
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        expected = "string"
+    elif get_origin(tp) is tuple:
+        item_tp = get_args(tp)[0]
+        if isinstance(value, list | tuple):
+            return tuple(
+                _check(item, item_tp, f"{key}[{index}]", secret=secret)
+                for index, item in enumerate(value)
+            )
+        expected = "array"
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return _build(tp, value, key)
+        expected = "table"
+    else:  # pragma: no cover - programming error in this module
+        raise TypeError(f"unsupported config field type {tp!r}")
+    raise _error(key, f"expected {expected}, got {_describe(value, secret=secret)}")
+
+
+def _build(cls: type[_T], data: Mapping[str, object], key: str) -> _T:
+    """Construct dataclass ``cls`` from a table found at dotted path ``key``."""
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name in data:
+        if name not in known:
+            if key:
+                raise ConfigError(f"unknown key '{key}.{name}'", key=f"{key}.{name}")
+            raise ConfigError(f"unknown section {name!r}", key=name)
+    for name, fld in known.items():
+        missing = fld.default is dataclasses.MISSING
+        if missing and fld.default_factory is dataclasses.MISSING and name not in data:
+            raise _error(f"{key}.{name}" if key else name, "required key missing")
+    try:
+        return cls(**data)
+    except ConfigError as exc:
+        # Classes without a fixed place in the tree (IceServer) report keys relative to
+        # themselves; put them under the path they were found at.
+        if getattr(cls, "_key_prefix", "") or not key or exc.key is None:
+            raise
+        raise ConfigError(f"{key}.{exc.message}", key=f"{key}.{exc.key}") from None
+
+
+class _Validated:
+    """Base for config dataclasses: strict type check, then per-class range checks."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    _key_prefix: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for fld in dataclasses.fields(self):
+            value = getattr(self, fld.name)
+            secret = bool(fld.metadata.get("secret", False))
+            checked = _check(value, fld.type, self._key(fld.name), secret=secret)
+            if checked is not value:
+                object.__setattr__(self, fld.name, checked)
+        self._validate()
+
+    def _key(self, name: str) -> str:
+        return f"{self._key_prefix}.{name}" if self._key_prefix else name
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def _range(
+        self, name: str, value: float, low: float | None, high: float | None, text: str
+    ) -> None:
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise _error(self._key(name), f"must be {text}, got {value!r}")
+
+    def _choice(self, name: str, value: str, allowed: tuple[str, ...]) -> str:
+        lowered = value.lower()
+        if lowered not in allowed:
+            raise _error(self._key(name), f"must be one of {', '.join(allowed)}, got {value!r}")
+        return lowered
+
+    def _validate(self) -> None:
+        """Range / semantic checks; types are already checked."""
+
+
+def _ip_error(key: str, value: str) -> ConfigError | None:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return _error(key, f"not a valid IP address: {value!r}")
+    if address.is_unspecified:
+        return _error(key, f"must be a specific address, not the unspecified address {value!r}")
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig(_Validated):
+    """HTTP/WebSocket listener."""
+
+    _key_prefix: ClassVar[str] = "server"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    shutdown_grace_seconds: float = 10.0
+
+    def _validate(self) -> None:
+        if not self.host.strip():
+            raise _error(self._key("host"), "must not be empty")
+        self._range("port", self.port, 1, 65535, "between 1 and 65535")
+        if self.public_url:
+            if not self.public_url.startswith(("http://", "https://")):
+                raise _error(
+                    self._key("public_url"),
+                    f"must start with http:// or https://, got {self.public_url!r}",
+                )
+            if not urlsplit(self.public_url).netloc:
+                raise _error(self._key("public_url"), f"has no host: {self.public_url!r}")
+            self._set("public_url", self.public_url.rstrip("/"))
+        if not 0 < self.shutdown_grace_seconds <= 300:
+            raise _error(
+                self._key("shutdown_grace_seconds"),
+                f"must be greater than 0 and at most 300, got {self.shutdown_grace_seconds!r}",
+            )
+
+    @property
+    def effective_public_url(self) -> str:
+        """``public_url`` if set, else ``http://{host}:{port}`` (IPv6 hosts bracketed)."""
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class IceServer(_Validated):
+    """A STUN/TURN server, handed to clients and used by the server's own ICE agent.
+
+    ``urls`` also accepts a single string (as WebRTC's RTCIceServer does).
+    """
+
+    urls: tuple[str, ...]
+    username: str = ""
+    credential: str = dataclasses.field(default="", metadata={"secret": True})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.urls, str):
+            self._set("urls", (self.urls,))
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        if not self.urls:
+            raise _error("urls", "must contain at least one URL")
+        needs_auth = False
+        for index, url in enumerate(self.urls):
+            key = f"urls[{index}]"
+            if not url.startswith(_ICE_SCHEMES):
+                raise _error(key, f"must start with stun:, stuns:, turn: or turns:, got {url!r}")
+            match = _ICE_URL_RE.fullmatch(url)
+            if match is None:
+                raise _error(key, f"malformed STUN/TURN URL {url!r}")
+            scheme, port, transport = match.group("scheme", "port", "transport")
+            if port is not None and not 1 <= int(port) <= 65535:
+                raise _error(key, f"port must be between 1 and 65535 in {url!r}")
+            if transport is not None:
+                if scheme.startswith("stun"):
+                    raise _error(key, f"{scheme}: URLs take no transport: {url!r}")
+                if transport not in ("udp", "tcp"):
+                    raise _error(key, f"transport must be udp or tcp in {url!r}")
+            needs_auth = needs_auth or scheme.startswith("turn")
+        if needs_auth:
+            # WebRTC (RFC 9429 / W3C) rejects TURN servers without both of these.
+            for name in ("username", "credential"):
+                if not getattr(self, name):
+                    raise _error(name, "required for turn:/turns: URLs")
+
+
+@dataclasses.dataclass(frozen=True)
+class RtcConfig(_Validated):
+    """ICE / media transport settings."""
+
+    _key_prefix: ClassVar[str] = "rtc"
+
+    ice_addresses: tuple[str, ...] = ()
+    announced_address: str = ""
+    port_min: int = 0
+    port_max: int = 0
+    ice_servers: tuple[IceServer, ...] = ()
+
+    def _validate(self) -> None:
+        for index, address in enumerate(self.ice_addresses):
+            problem = _ip_error(self._key(f"ice_addresses[{index}]"), address)
+            if problem is not None:
+                raise problem
+        if self.announced_address:
+            problem = _ip_error(self._key("announced_address"), self.announced_address)
+            if problem is not None:
+                raise problem
+        for name in ("port_min", "port_max"):
+            value: int = getattr(self, name)
+            if value != 0 and not 1024 <= value <= 65535:
+                raise _error(
+                    self._key(name),
+                    f"must be 0 (ephemeral) or between 1024 and 65535, got {value}",
+                )
+        if (self.port_min == 0) != (self.port_max == 0):
+            unset, other = (
+                ("port_max", "port_min") if self.port_max == 0 else ("port_min", "port_max")
+            )
+            raise _error(
+                self._key(unset),
+                f"must be set together with {self._key(other)} "
+                "(set both, or both to 0 for ephemeral ports)",
+            )
+        if self.port_min > self.port_max:
+            raise _error(
+                self._key("port_max"),
+                f"must be >= {self._key('port_min')} ({self.port_min}), got {self.port_max}",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomsConfig(_Validated):
+    """Room limits."""
+
+    _key_prefix: ClassVar[str] = "rooms"
+
+    max_participants: int = 16
+    empty_timeout_seconds: float = 30.0
+    max_publications_per_participant: int = 4
+
+    def _validate(self) -> None:
+        self._range("max_participants", self.max_participants, 1, 1000, "between 1 and 1000")
+        self._range("empty_timeout_seconds", self.empty_timeout_seconds, 0, None, ">= 0")
+        self._range(
+            "max_publications_per_participant",
+            self.max_publications_per_participant,
+            1,
+            16,
+            "between 1 and 16",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StateConfig(_Validated):
+    """Where room/participant state lives."""
+
+    _key_prefix: ClassVar[str] = "state"
+
+    backend: str = "memory"
+    data_dir: str = "data"
+
+    def _validate(self) -> None:
+        if self.backend not in SUPPORTED_STATE_BACKENDS:
+            raise _error(
+                self._key("backend"),
+                f"unsupported backend {self.backend!r} "
+                f"(supported: {', '.join(SUPPORTED_STATE_BACKENDS)})",
+            )
+        if not self.data_dir:
+            raise _error(self._key("data_dir"), "must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig(_Validated):
+    """Log level and output format (values are case-insensitive, stored lower-case)."""
+
+    _key_prefix: ClassVar[str] = "logging"
+
+    level: str = "info"
+    format: str = "json"
+
+    def _validate(self) -> None:
+        self._set("level", self._choice("level", self.level, LOG_LEVELS))
+        self._set("format", self._choice("format", self.format, LOG_FORMATS))
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig(_Validated):
+    """Prometheus endpoint."""
+
+    _key_prefix: ClassVar[str] = "metrics"
+
+    enabled: bool = True
+    path: str = "/metrics"
+
+    def _validate(self) -> None:
+        if not self.path.startswith("/"):
+            raise _error(self._key("path"), f"must start with '/', got {self.path!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SignallingConfig(_Validated):
+    """WebSocket signalling limits."""
+
+    _key_prefix: ClassVar[str] = "signalling"
+
+    max_message_bytes: int = 65536
+    join_timeout_seconds: float = 10.0
+
+    def _validate(self) -> None:
+        self._range(
+            "max_message_bytes", self.max_message_bytes, 1024, 1048576, "between 1024 and 1048576"
+        )
+        if not self.join_timeout_seconds > 0:
+            raise _error(
+                self._key("join_timeout_seconds"),
+                f"must be greater than 0, got {self.join_timeout_seconds!r}",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(_Validated):
+    """The whole configuration; one attribute per TOML section."""
+
+    server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
+    rtc: RtcConfig = dataclasses.field(default_factory=RtcConfig)
+    rooms: RoomsConfig = dataclasses.field(default_factory=RoomsConfig)
+    state: StateConfig = dataclasses.field(default_factory=StateConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    signalling: SignallingConfig = dataclasses.field(default_factory=SignallingConfig)
+
+
+def _section_fields(section: str) -> dict[str, dataclasses.Field[Any]] | None:
+    for fld in dataclasses.fields(Config):
+        section_type = fld.type
+        if fld.name == section and isinstance(section_type, type):
+            return {f.name: f for f in dataclasses.fields(section_type)}
+    return None
+
+
+def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {name}") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)".
+        raise ConfigError(f"{name}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: invalid TOML: not UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+
+
+def _parse_env_value(raw: str, tp: object, key: str, *, secret: bool) -> object:
+    """Turn an environment string into a raw value for :func:`_check`."""
+    if tp is str:
+        return raw
+    text = raw.strip()
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise _error(
+            key, f"expected boolean (true/false/1/0/yes/no), got {_describe(raw, secret=secret)}"
+        )
+    if tp is int:
+        if _INT_RE.fullmatch(text):
+            return int(text)
+        raise _error(key, f"expected integer, got {_describe(raw, secret=secret)}")
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise _error(key, f"expected number, got {_describe(raw, secret=secret)}") from None
+    if get_origin(tp) is tuple:
+        item_tp = get_args(tp)[0]
+        if text.startswith("["):
+            try:
+                value: object = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise _error(key, f"invalid JSON array: {exc}") from None
+            return value
+        if item_tp is str:
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if not text:
+            return []
+        # Not echoed: it may contain credentials.
+        raise _error(key, "expected a JSON array of objects (value starting with '[')")
+    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover
+
+
+def _apply_env(env: Mapping[str, str], raw: dict[str, Any], origins: dict[str, str]) -> None:
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+            continue
+        where = f"from environment variable {name}"
+        section_token, sep, key_token = name[len(ENV_PREFIX) :].partition("_")
+        section, key = section_token.lower(), key_token.lower()
+        if not section or not sep or not key:
+            raise ConfigError(
+                f"environment variable {name} does not name a setting "
+                f"(expected {ENV_PREFIX}<SECTION>_<KEY>)"
+            )
+        fields = _section_fields(section)
+        if fields is None:
+            raise ConfigError(f"unknown section {section!r} ({where})", key=section)
+        dotted = f"{section}.{key}"
+        fld = fields.get(key)
+        if fld is None:
+            raise ConfigError(f"unknown key '{dotted}' ({where})", key=dotted)
+        secret = bool(fld.metadata.get("secret", False))
+        try:
+            value = _parse_env_value(env[name], fld.type, dotted, secret=secret)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} ({where})", key=exc.key) from None
+        table = raw.setdefault(section, {})
+        table[key] = value
+        origins[dotted] = where
+
+
+def _origin(key: str | None, origins: Mapping[str, str]) -> str | None:
+    if key is None:
+        return None
+    if key in origins:
+        return origins[key]
+    # "rtc.ice_servers[0].urls" came from wherever "rtc.ice_servers" came from.
+    best: str | None = None
+    for candidate in origins:
+        if "." in candidate and key.startswith((candidate + ".", candidate + "[")):
+            if best is None or len(candidate) > len(best):
+                best = candidate
+    return origins[best] if best is not None else None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load configuration: defaults, then the TOML file at ``path``, then ``env``.
+
+    ``env`` defaults to ``os.environ``. Raises :class:`ConfigError` on any problem.
+    """
+    if env is None:
+        env = os.environ
+    raw: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        raw = _read_toml(path)
+        where = f"in {os.fspath(path)}"
+        for section, table in raw.items():
+            origins[section] = where
+            if _section_fields(section) is None:
+                raise ConfigError(f"unknown section {section!r} ({where})", key=section)
+            if not isinstance(table, dict):
+                raise ConfigError(
+                    f"{section}: expected table, got {_describe(table)} ({where})", key=section
+                )
+            for key in table:
+                origins[f"{section}.{key}"] = where
+    _apply_env(env, raw, origins)
+    try:
+        return _build(Config, raw, "")
+    except ConfigError as exc:
+        origin = _origin(exc.key, origins)
+        if origin is None:
+            raise
+        raise ConfigError(f"{exc.message} ({origin})", key=exc.key) from None
+
+
+def _plain(obj: object) -> object:
+    if isinstance(obj, _Validated):
+        return _dataclass_dict(obj)
+    if isinstance(obj, list | tuple):
+        return [_plain(item) for item in obj]
+    return obj
+
+
+def _dataclass_dict(obj: _Validated) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for fld in dataclasses.fields(obj):
+        value = getattr(obj, fld.name)
+        if fld.metadata.get("secret", False) and value:
+            out[fld.name] = SECRET_MASK
+        else:
+            out[fld.name] = _plain(value)
+    return out
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """JSON-serialisable dict of ``config`` (same shape as the TOML file).
+
+    Secrets (ICE server credentials) are replaced by ``"***"`` when non-empty.
+    """
+    return _dataclass_dict(config)

@@ -1,0 +1,311 @@
+"""The only module that touches aiortc's peer connections (and its private names).
+
+Every private aiortc attribute used here is listed in :data:`AIORTC_PRIVATE_NAMES` and
+checked by the canary test, so an aiortc upgrade that renames one fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aioice.ice
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from .negotiation import NegotiatedTrack, SdpError, negotiated_tracks, parse_sdp
+
+__all__ = [
+    "AIORTC_PRIVATE_NAMES",
+    "IdleTrack",
+    "PublisherPeer",
+    "SubscriberPeer",
+    "configure_ice_addresses",
+    "make_configuration",
+]
+
+#: (object, attribute) pairs the SFU relies on; the canary test checks each exists.
+AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_handle_rtp_data"),
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_handle_rtcp_data"),
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_send_rtp"),
+    ("aiortc.rtcrtpsender.RTCRtpSender", "_send_rtcp"),
+    ("aiortc.rtcrtpsender.RTCRtpSender()", "_ssrc"),
+    ("aiortc.rtcrtpsender.RTCRtpSender()", "_rtx_ssrc"),
+    ("aiortc.rtcrtpsender.RTCRtpSender()", "_stream_id"),
+    ("aioice.ice", "get_host_addresses"),
+)
+
+_ssrc_at = struct.Struct("!I")
+RtpHandler = Callable[[bytes, float], Awaitable[None]]
+RtcpHandler = Callable[[bytes], Awaitable[None]]
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def configure_ice_addresses(addresses: Sequence[str]) -> None:
+    """Gather ICE host candidates on exactly ``addresses`` (process-wide).
+
+    aioice skips loopback when it enumerates interfaces, and enumerates every other
+    interface; an explicit list fixes both. An empty list restores aioice's default.
+    """
+    if not addresses:
+        aioice.ice.get_host_addresses = _original_get_host_addresses
+        return
+    fixed = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfiguration:
+    """A max-bundle configuration with only the given ICE servers (none by default).
+
+    aiortc falls back to a public STUN server when ``iceServers`` is None: never do that.
+    """
+    servers = [
+        RTCIceServer(
+            urls=list(s["urls"]),
+            username=s.get("username") or None,
+            credential=s.get("credential") or None,
+        )
+        for s in ice_servers
+    ]
+    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+class IdleTrack(MediaStreamTrack):
+    """A track whose ``recv`` never returns: the sender waits, never encodes."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._never: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+
+    async def recv(self) -> Any:
+        await asyncio.shield(self._never)
+        raise RuntimeError("unreachable")  # pragma: no cover
+
+    def stop(self) -> None:
+        super().stop()
+
+
+async def _noop_rtp(data: bytes, arrival_time_ms: int) -> None:
+    return None
+
+
+class _PeerBase:
+    def __init__(self, ice_servers: Sequence[dict[str, Any]], announced_address: str) -> None:
+        self.pc = RTCPeerConnection(configuration=make_configuration(ice_servers))
+        self._announced = announced_address
+        self._dtls: RTCDtlsTransport | None = None
+        self.closed = False
+        self.connected = asyncio.Event()
+        self.failed = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def _on_state() -> None:
+            state = self.pc.connectionState
+            if state == "connected":
+                self.connected.set()
+            elif state in ("failed", "closed"):
+                self.failed.set()
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
+    def _local_sdp(self) -> str:
+        from .negotiation import apply_announced_address
+
+        desc = self.pc.localDescription
+        assert desc is not None
+        return apply_announced_address(desc.sdp, self._announced)
+
+    async def send_rtp(self, data: bytes) -> bool:
+        """Send clear RTP or RTCP bytes (SRTP applied here). False if not connected."""
+        dtls = self._dtls
+        if dtls is None:
+            return False
+        try:
+            await dtls._send_rtp(data)
+        except ConnectionError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self.pc.close()
+
+
+class PublisherPeer(_PeerBase):
+    """The connection a participant publishes on: RTP in, RTCP feedback out.
+
+    Inbound RTP never reaches aiortc's jitter buffer or decoder: the DTLS transport's
+    ``_handle_rtp_data`` is replaced by a router keyed by SSRC.
+    """
+
+    def __init__(
+        self,
+        ice_servers: Sequence[dict[str, Any]],
+        announced_address: str,
+        on_rtcp: RtcpHandler,
+        on_unknown_rtp: Callable[[bytes], RtpHandler | None],
+    ) -> None:
+        super().__init__(ice_servers, announced_address)
+        self.routes: dict[int, RtpHandler] = {}
+        self._on_rtcp = on_rtcp
+        self._on_unknown_rtp = on_unknown_rtp
+        self._loop = asyncio.get_event_loop()
+
+    async def answer(self, offer_sdp: str) -> tuple[str, list[NegotiatedTrack]]:
+        """Apply a client offer; return our answer and the negotiated tracks.
+
+        Raises :class:`SdpError` if the offer is unusable; the connection is unchanged
+        in that case when it was the first offer.
+        """
+        offer = parse_sdp(offer_sdp, "offer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except SdpError:
+            raise
+        except Exception as exc:
+            raise SdpError(f"offer rejected: {type(exc).__name__}: {exc}") from None
+        self._hook()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        answer_sdp = self._local_sdp()
+        answer = parse_sdp(answer_sdp, "answer")
+        return answer_sdp, negotiated_tracks(answer, offer)
+
+    def _hook(self) -> None:
+        for t in self.pc.getTransceivers():
+            dtls = t.receiver.transport
+            if dtls is not None and not getattr(dtls, "_mediaserver_hooked", False):
+                dtls._handle_rtp_data = self._handle_rtp_data
+                dtls._handle_rtcp_data = self._on_rtcp
+                dtls._mediaserver_hooked = True
+                self._dtls = dtls
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        if len(data) < 12:
+            return
+        route = self.routes.get(_ssrc_at.unpack_from(data, 8)[0])
+        if route is None:
+            route = self._on_unknown_rtp(data)
+            if route is None:
+                return
+        await route(data, self._loop.time())
+
+
+class SubscriberPeer(_PeerBase):
+    """The connection a participant receives on: the server offers, RTP out.
+
+    One ``sendonly`` transceiver per forwarded track, each with an :class:`IdleTrack`
+    so aiortc never encodes; the SFU writes packets straight to the DTLS transport.
+    """
+
+    def __init__(
+        self,
+        ice_servers: Sequence[dict[str, Any]],
+        announced_address: str,
+        on_rtcp: RtcpHandler,
+    ) -> None:
+        super().__init__(ice_servers, announced_address)
+        self._on_rtcp = on_rtcp
+
+    def add_transceiver(
+        self,
+        kind: str,
+        codec: NegotiatedTrack,
+        stream_id: str,
+        sender_report: Callable[[RTCRtpSender], bytes | None],
+    ) -> RTCRtpTransceiver:
+        """Add a sendonly transceiver that will carry one forwarded track."""
+        transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
+        caps = RTCRtpSender.getCapabilities(kind).codecs
+        preferred = [c for c in caps if _same_codec(c, codec)][:1]
+        if preferred:
+            rtx = [
+                c for c in caps if c.mimeType.lower() == f"{kind}/rtx"
+            ]  # aiortc matches rtx by apt itself
+            transceiver.setCodecPreferences(preferred + rtx)
+        sender = transceiver.sender
+        sender._stream_id = stream_id
+        original = sender._send_rtcp
+
+        async def send_rtcp(packets: list[Any]) -> None:
+            # aiortc fills its sender reports from its own (bypassed) sending: zeros.
+            # Replace them with reports derived from the publisher's clock.
+            from aiortc.rtp import RtcpSrPacket
+
+            out = b""
+            for packet in packets:
+                if isinstance(packet, RtcpSrPacket):
+                    sr = sender_report(sender)
+                    if sr is not None:
+                        out += sr
+                else:
+                    out += bytes(packet)
+            if out:
+                await self.send_rtp(out)
+
+        sender._send_rtcp = send_rtcp
+        _ = original
+        self._hook()
+        return transceiver
+
+    def _hook(self) -> None:
+        for t in self.pc.getTransceivers():
+            dtls = t.sender.transport
+            if dtls is not None and not getattr(dtls, "_mediaserver_hooked", False):
+                dtls._handle_rtp_data = _noop_rtp
+                dtls._handle_rtcp_data = self._on_rtcp
+                dtls._mediaserver_hooked = True
+                self._dtls = dtls
+
+    async def create_offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self._local_sdp()
+
+    async def apply_answer(self, answer_sdp: str) -> list[NegotiatedTrack]:
+        answer = parse_sdp(answer_sdp, "answer")
+        local = self.pc.localDescription
+        assert local is not None
+        try:
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=answer_sdp, type="answer")
+            )
+        except SdpError:
+            raise
+        except Exception as exc:
+            raise SdpError(f"answer rejected: {type(exc).__name__}: {exc}") from None
+        self._hook()
+        return negotiated_tracks(answer, parse_sdp(local.sdp, "offer"))
+
+
+def _same_codec(cap: Any, track: NegotiatedTrack) -> bool:
+    if cap.mimeType.lower() != track.mime_type.lower():
+        return False
+    if track.codec.upper() != "H264":
+        return True
+    want = dict(track.codec_parameters)
+    have = {str(k): str(v) for k, v in cap.parameters.items()}
+    return (
+        have.get("packetization-mode", "0") == want.get("packetization-mode", "0")
+        and have.get("profile-level-id", "")[:2] == want.get("profile-level-id", "")[:2]
+    )

@@ -1,0 +1,152 @@
+"""Signalling dispatch for one connection: frames in, messages out, no sockets.
+
+Every malformed input gets an ``error`` message with a code; the connection stays open
+and its room is unaffected. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..sfu.negotiation import SdpError
+from ..sfu.room import JoinRefused, Participant, RoomManager
+from ..telemetry import get_logger
+from . import messages as m
+
+__all__ = ["SignallingSession"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class SignallingSession:
+    """The state of one signalling connection: new → hello → joined → closed."""
+
+    def __init__(self, manager: RoomManager, send: Send, *, max_message_bytes: int) -> None:
+        self.manager = manager
+        self._send = send
+        self.max_message_bytes = max_message_bytes
+        self.version: int | None = None
+        self.participant: Participant | None = None
+        self.closed = False
+        self.log = get_logger()
+        self._lock = asyncio.Lock()  # one message at a time, in order
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            await self._send(message)
+        except Exception:  # the socket went away: the reader side will notice
+            self.log.debug("send failed", type=message.get("type"))
+
+    async def send_error(self, code: str, message: str, ref: str | int | None = None) -> None:
+        self.manager.metrics.signalling_errors.labels(code).inc()
+        await self.send(m.error(code, message, ref))
+
+    async def on_frame(self, raw: str | bytes) -> bool:
+        """Handle one frame. Returns False when the connection should close."""
+        if len(raw) > self.max_message_bytes:
+            await self.send_error(
+                m.ErrorCode.MESSAGE_TOO_LARGE,
+                f"message of {len(raw)} bytes exceeds {self.max_message_bytes}",
+            )
+            return True
+        ref: str | int | None = None
+        try:
+            obj = m.decode(raw)
+            raw_ref = obj.get("id")
+            ref = raw_ref if isinstance(raw_ref, (str, int)) else None
+            msg = m.parse(obj)
+            async with self._lock:
+                return await self._dispatch(msg)
+        except m.ProtocolError as exc:
+            await self.send_error(exc.code, exc.message, exc.ref if exc.ref is not None else ref)
+        except SdpError as exc:
+            await self.send_error(m.ErrorCode.INVALID_SDP, str(exc), ref)
+        except JoinRefused as exc:
+            await self.send_error(exc.code, exc.message, ref)
+        except Exception:
+            self.log.exception("signalling handler failed")
+            await self.send_error(m.ErrorCode.INTERNAL, "internal error", ref)
+        return True
+
+    async def _dispatch(self, msg: m.ClientMessage) -> bool:
+        if isinstance(msg, m.Hello):
+            if self.version is not None:
+                raise m.ProtocolError(m.ErrorCode.BAD_STATE, "hello: already received")
+            if msg.version != m.PROTOCOL_VERSION:
+                raise m.ProtocolError(
+                    m.ErrorCode.UNSUPPORTED_VERSION,
+                    f"hello: version {msg.version} not supported (supported: "
+                    f"{m.PROTOCOL_VERSION})",
+                )
+            self.version = msg.version
+            await self.send({"type": "welcome", "version": m.PROTOCOL_VERSION, "ref": msg.id})
+            return True
+        if self.version is None:
+            raise m.ProtocolError(
+                m.ErrorCode.HELLO_REQUIRED, f"{msg.TYPE}: send hello with the version first"
+            )
+        if isinstance(msg, m.Ping):
+            await self.send({"type": "pong", "ref": msg.id})
+            return True
+        if isinstance(msg, m.Join):
+            if self.participant is not None:
+                raise m.ProtocolError(m.ErrorCode.ALREADY_JOINED, "join: already in a room")
+            started = time.perf_counter()
+            room = self.manager.room(msg.room)
+            self.participant = await room.join(msg.name.strip(), self.send, msg.id)
+            self.manager.metrics.join_duration.observe(time.perf_counter() - started)
+            self.log = self.participant.log
+            return True
+        participant = self.participant
+        if participant is None or participant.closed:
+            raise m.ProtocolError(m.ErrorCode.NOT_JOINED, f"{msg.TYPE}: join a room first")
+        if isinstance(msg, m.Publish):
+            answer, added = await participant.publish(msg.sdp)
+            await self.send(
+                {
+                    "type": "publish_answer",
+                    "sdp": answer,
+                    "ref": msg.id,
+                    "publications": [
+                        {"mid": p.track.mid, **p.describe()}
+                        for p in participant.publications.values()
+                    ],
+                }
+            )
+            await participant.room.published(participant, added)
+        elif isinstance(msg, m.SubscribeAnswer):
+            await participant.apply_subscribe_answer(msg.sdp, msg.revision)
+        elif isinstance(msg, m.IceCandidate):
+            await participant.add_ice_candidate(msg.target, msg.candidate)
+        elif isinstance(msg, m.Mute):
+            pub = participant.publications.get(msg.publication_id)
+            if pub is None:
+                raise m.ProtocolError(
+                    m.ErrorCode.NOT_FOUND, f"mute: no publication {msg.publication_id!r} of yours"
+                )
+            if pub.muted != msg.muted:
+                pub.set_muted(msg.muted)
+                await participant.room.broadcast(
+                    {
+                        "type": "publication_muted",
+                        "participant_id": participant.id,
+                        "publication_id": pub.id,
+                        "muted": msg.muted,
+                    }
+                )
+        elif isinstance(msg, m.Leave):
+            await self.send({"type": "left", "ref": msg.id})
+            await self.close("left")
+            return False
+        return True
+
+    async def close(self, reason: str = "disconnected") -> None:
+        participant, self.participant = self.participant, None
+        if participant is not None:
+            await participant.room.leave(participant, reason)
+        self.closed = True

@@ -1,0 +1,265 @@
+"""Signalling protocol v1: one typed definition per message (see docs/protocol.md).
+
+Client messages are parsed strictly: unknown types, unknown fields, missing fields and
+wrong types are :class:`ProtocolError` with a code and a message naming the field.
+Server messages are plain dicts built by the helpers at the bottom.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+__all__ = [
+    "CLIENT_MESSAGES",
+    "PROTOCOL_VERSION",
+    "ErrorCode",
+    "Hello",
+    "IceCandidate",
+    "Join",
+    "Leave",
+    "Mute",
+    "Ping",
+    "ProtocolError",
+    "Publish",
+    "SubscribeAnswer",
+    "decode",
+    "error",
+    "parse",
+]
+
+PROTOCOL_VERSION = 1
+MAX_NAME_CHARS = 64
+MAX_ROOM_CHARS = 128
+MAX_SDP_CHARS = 60_000
+
+
+class ErrorCode:
+    """Error codes sent in ``{"type": "error", "code": ...}``."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
+    INVALID_FIELD = "invalid_field"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    HELLO_REQUIRED = "hello_required"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    INVALID_SDP = "invalid_sdp"
+    BAD_STATE = "bad_state"
+    NOT_FOUND = "not_found"
+    ROOM_FULL = "room_full"
+    TOO_MANY_PUBLICATIONS = "too_many_publications"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal_error"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, ref: str | int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def _check_str(name: str, value: Any, *, max_len: int, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{name}: expected string")
+    if not allow_empty and not value.strip():
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{name}: must not be empty")
+    if len(value) > max_len:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"{name}: longer than {max_len} characters")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    TYPE: ClassVar[str] = ""
+    id: str | int | None = None
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(ClientMessage):
+    """First message on every connection: ``{"type": "hello", "version": 1}``."""
+
+    TYPE: ClassVar[str] = "hello"
+    version: int = 0
+    client: str = ""
+
+    def validate(self) -> None:
+        if not isinstance(self.version, int) or isinstance(self.version, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "version: expected integer")
+        _check_str("client", self.client, max_len=128, allow_empty=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Join(ClientMessage):
+    TYPE: ClassVar[str] = "join"
+    room: str = ""
+    name: str = ""
+
+    def validate(self) -> None:
+        room = _check_str("room", self.room, max_len=MAX_ROOM_CHARS)
+        if not all(c.isalnum() or c in "-_." for c in room):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "room: only letters, digits, '-', '_' and '.'"
+            )
+        name = _check_str("name", self.name, max_len=MAX_NAME_CHARS)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "name: control characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Publish(ClientMessage):
+    """An SDP offer for the publisher connection."""
+
+    TYPE: ClassVar[str] = "publish"
+    sdp: str = ""
+
+    def validate(self) -> None:
+        _check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeAnswer(ClientMessage):
+    """The SDP answer to the server's latest ``subscribe_offer``."""
+
+    TYPE: ClassVar[str] = "subscribe_answer"
+    sdp: str = ""
+    revision: int = 0
+
+    def validate(self) -> None:
+        _check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
+        if not isinstance(self.revision, int) or isinstance(self.revision, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "revision: expected integer")
+
+
+@dataclass(frozen=True, slots=True)
+class IceCandidate(ClientMessage):
+    """A trickled ICE candidate (``candidate`` null means end of candidates)."""
+
+    TYPE: ClassVar[str] = "ice_candidate"
+    target: str = ""
+    candidate: dict[str, Any] | None = None
+
+    def validate(self) -> None:
+        if self.target not in ("publisher", "subscriber"):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "target: expected 'publisher' or 'subscriber'"
+            )
+        if self.candidate is None:
+            return
+        if not isinstance(self.candidate, dict):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "candidate: expected object or null")
+        cand = self.candidate.get("candidate")
+        if not isinstance(cand, str) or len(cand) > 1024:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "candidate.candidate: expected string")
+        mid = self.candidate.get("sdpMid")
+        if mid is not None and not isinstance(mid, str):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "candidate.sdpMid: expected string")
+        idx = self.candidate.get("sdpMLineIndex")
+        if idx is not None and (not isinstance(idx, int) or isinstance(idx, bool) or idx < 0):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "candidate.sdpMLineIndex: expected integer >= 0"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Mute(ClientMessage):
+    """Mute or unmute one of the sender's own publications."""
+
+    TYPE: ClassVar[str] = "mute"
+    publication_id: str = ""
+    muted: bool = True
+
+    def validate(self) -> None:
+        _check_str("publication_id", self.publication_id, max_len=64)
+        if not isinstance(self.muted, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "muted: expected boolean")
+
+
+@dataclass(frozen=True, slots=True)
+class Leave(ClientMessage):
+    TYPE: ClassVar[str] = "leave"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(ClientMessage):
+    TYPE: ClassVar[str] = "ping"
+
+
+CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Join, Publish, SubscribeAnswer, IceCandidate, Mute, Leave, Ping)
+}
+_REQUIRED: dict[str, frozenset[str]] = {
+    "hello": frozenset({"version"}),
+    "join": frozenset({"room", "name"}),
+    "publish": frozenset({"sdp"}),
+    "subscribe_answer": frozenset({"sdp"}),
+    "ice_candidate": frozenset({"target", "candidate"}),
+    "mute": frozenset({"publication_id", "muted"}),
+    "leave": frozenset(),
+    "ping": frozenset(),
+}
+
+
+def decode(raw: str | bytes) -> dict[str, Any]:
+    """Decode one frame to a JSON object, or raise :class:`ProtocolError`."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
+    return obj
+
+
+def parse(obj: dict[str, Any]) -> ClientMessage:
+    """Turn a decoded JSON object into a validated client message."""
+    ref = obj.get("id")
+    if ref is not None and not (
+        (isinstance(ref, str) and len(ref) <= 64) or (isinstance(ref, int) and not isinstance(ref, bool))
+    ):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "id: expected string (<= 64) or integer")
+    mtype = obj.get("type")
+    if not isinstance(mtype, str):
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "type: required string", ref)
+    cls = CLIENT_MESSAGES.get(mtype)
+    if cls is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {mtype[:40]!r}", ref)
+    allowed = {f.name for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key == "type":
+            continue
+        if key not in allowed:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_FIELD, f"{mtype}: unknown field {key[:40]!r}", ref
+            )
+        kwargs[key] = value
+    missing = sorted(_REQUIRED[mtype] - kwargs.keys())
+    if missing:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, f"{mtype}: missing field {missing[0]!r}", ref)
+    msg = cls(**kwargs)
+    try:
+        msg.validate()
+    except ProtocolError as exc:
+        exc.message = f"{mtype}: {exc.message}"
+        exc.ref = ref
+        raise
+    return msg
+
+
+def error(code: str, message: str, ref: str | int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        out["ref"] = ref
+    return out

@@ -1,0 +1,126 @@
+"""Logging set-up and every Prometheus metric, in one place.
+
+Metrics live in their own registry (not the process-global default) so several apps in
+one process (tests) do not collide. The hot path never touches prometheus objects:
+it counts in plain ints and :meth:`Metrics.flush_forwarding` adds them up periodically.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "configure_logging", "get_logger"]
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """structlog to stderr, JSON by default; stdlib logging routed the same way."""
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, force=True)
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger("mediaserver").bind(**bound)
+
+
+class Metrics:
+    """Every metric the server exports (units in the names)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.rooms = Gauge("mediaserver_rooms", "Rooms open on this node", registry=r)
+        self.participants = Gauge(
+            "mediaserver_participants", "Participants joined on this node", registry=r
+        )
+        self.publications = Gauge(
+            "mediaserver_publications", "Tracks being published", ["kind"], registry=r
+        )
+        self.forwarded_packets = Counter(
+            "mediaserver_forwarded_packets_total",
+            "RTP packets forwarded to subscribers",
+            ["kind"],
+            registry=r,
+        )
+        self.forwarded_bytes = Counter(
+            "mediaserver_forwarded_bytes_total",
+            "RTP bytes (clear) forwarded to subscribers",
+            ["kind"],
+            registry=r,
+        )
+        self.received_packets = Counter(
+            "mediaserver_received_packets_total",
+            "RTP packets received from publishers",
+            ["kind"],
+            registry=r,
+        )
+        self.rtcp_feedback = Counter(
+            "mediaserver_rtcp_feedback_total",
+            "RTCP feedback received from subscribers",
+            ["type"],  # pli, fir, nack, remb
+            registry=r,
+        )
+        self.keyframe_requests = Counter(
+            "mediaserver_keyframe_requests_sent_total",
+            "PLIs sent to publishers (after throttling)",
+            registry=r,
+        )
+        self.nacks_sent = Counter(
+            "mediaserver_nacks_sent_total",
+            "NACKed sequence numbers sent to publishers",
+            registry=r,
+        )
+        self.rtx_sent = Counter(
+            "mediaserver_rtx_packets_sent_total",
+            "Retransmissions sent to subscribers in answer to NACKs",
+            registry=r,
+        )
+        self.join_duration = Histogram(
+            "mediaserver_join_duration_seconds",
+            "From join request to joined reply",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.signalling_errors = Counter(
+            "mediaserver_signalling_errors_total",
+            "Error replies sent to signalling clients",
+            ["code"],
+            registry=r,
+        )
+        self.websockets = Gauge(
+            "mediaserver_websocket_connections", "Open signalling connections", registry=r
+        )
+        self.codec_instances = Counter(
+            "mediaserver_codec_instances_total",
+            "Encoders/decoders the server created (must stay 0: the SFU never transcodes)",
+            ["type"],
+            registry=r,
+        )
+
+    def flush_forwarding(self, kind: str, packets: int, octets: int, received: int) -> None:
+        if packets:
+            self.forwarded_packets.labels(kind).inc(packets)
+            self.forwarded_bytes.labels(kind).inc(octets)
+        if received:
+            self.received_packets.labels(kind).inc(received)
