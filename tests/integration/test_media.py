@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiortc.mediastreams import MediaStreamError
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+
+from mediaserver.client.sdk import ClientError
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +59,140 @@ async def _metrics(server) -> str:
 
     async with aiohttp.ClientSession() as s, s.get(server.http_url + "/metrics") as r:
         return await r.text()
+
+
+async def test_late_joiner_decodes_video_within_a_second(server, clients):
+    await join_and_publish(server, clients, 2)
+    await check_everyone_sees_everyone(clients)
+    requests_before = server.metrics.keyframe_requests._value.get()
+
+    late = server.client("late")
+    clients.append(late)
+    await late.connect()
+    await late.join("r1")
+    offer = await late.wait_message("subscribe_offer", timeout=10)
+    subscribed_at = asyncio.get_running_loop().time()
+    assert len(offer["tracks"]) == 4
+    tracks = await late.wait_for_tracks(4, timeout=10)
+    colour_of = {c.participant_id: i for i, c in enumerate(clients[:2])}
+    for t in tracks:
+        if t.kind != "video":
+            continue
+        frames = await receive_frames(t.track, 1, timeout=5)
+        elapsed = asyncio.get_running_loop().time() - subscribed_at
+        assert closest_colour(mean_colour(frames[0])) == colour_of[t.participant_id]
+        assert elapsed < 1.0, f"first frame of {t.participant_id} after {elapsed:.2f}s"
+    # the server asked the publishers for keyframes for the newcomer
+    assert server.metrics.keyframe_requests._value.get() > requests_before
+
+
+async def test_leaver_tracks_end_on_the_others(server, clients):
+    await join_and_publish(server, clients, 3)
+    await check_everyone_sees_everyone(clients)
+    leaver = clients[2]
+    gone = leaver.participant_id
+    await leaver.leave()
+    for c in clients[:2]:
+        theirs = [t for t in c.remote_tracks.values() if t.participant_id == gone]
+        assert len(theirs) == 2
+        for t in theirs:
+            await asyncio.wait_for(t.ended.wait(), 10)
+            with pytest.raises(MediaStreamError):
+                await asyncio.wait_for(t.track.recv(), 5)
+        await c.wait_for(lambda c=c: gone not in c.participants, timeout=5)
+        # the remaining pair still exchange media
+        live = [t for t in c.live_tracks() if t.kind == "video"]
+        assert len(live) == 1
+        await receive_frames(live[0].track, 3, timeout=5)
+    assert gone not in server.rooms.rooms["r1"].participants
+
+
+async def test_nack_rtx_recovers_dropped_packets(server, clients):
+    await join_and_publish(server, clients, 2)
+    await check_everyone_sees_everyone(clients)
+    room = server.rooms.rooms["r1"]
+    dropped: list[int] = []
+
+    def drop_every_7th(seq: int) -> bool:
+        if seq % 7 == 3:
+            dropped.append(seq)
+            return True
+        return False
+
+    outputs = [
+        o
+        for p in room.participants.values()
+        for pub in p.publications.values()
+        if pub.video
+        for o in pub.forwarding.outputs
+    ]
+    assert len(outputs) == 2
+    for o in outputs:
+        o.drop_filter = drop_every_7th
+    rtx_before = sum(o.rtx_sent for o in outputs)
+    # Frames keep decoding with the right colours although 1 packet in 7 is dropped.
+    await check_everyone_sees_everyone(clients)
+    for c in clients:
+        video = [t for t in c.live_tracks() if t.kind == "video"][0]
+        frames = await receive_frames(video.track, 30, timeout=10)
+        assert {closest_colour(mean_colour(f)) for f in frames[-10:]} == {
+            [x.participant_id for x in clients].index(video.participant_id)
+        }
+    rtx_after = sum(o.rtx_sent for o in outputs)
+    assert len(dropped) > 10
+    # every dropped packet was NACKed by the receiver and answered from the cache
+    assert rtx_after - rtx_before >= len(dropped) * 0.8
+    assert server.metrics.rtcp_feedback.labels("nack")._value.get() > 0
+
+
+async def test_mute_stops_forwarding_and_unmute_resumes(server, clients):
+    await join_and_publish(server, clients, 2)
+    await check_everyone_sees_everyone(clients)
+    a, b = clients
+    video_pub = [p for p in a.publications if p["kind"] == "video"][0]
+    pub = server.rooms.rooms["r1"].participants[a.participant_id].publications[video_pub["id"]]
+    output = pub.forwarding.outputs[0]
+
+    await a.set_muted(video_pub["id"], True)
+    event = await b.wait_message("publication_muted", timeout=5)
+    assert event["publication_id"] == video_pub["id"] and event["muted"] is True
+    await asyncio.sleep(0.3)
+    sent = output.packets
+    await asyncio.sleep(1.0)
+    assert output.packets == sent, "muted publication still forwarded"
+
+    await a.set_muted(video_pub["id"], False)
+    event = await b.wait_message("publication_muted", timeout=5)
+    assert event["muted"] is False
+    video = [t for t in b.live_tracks() if t.kind == "video"][0]
+    await receive_frames(video.track, 40, timeout=10)  # drains old frames and gets new ones
+    assert output.packets > sent
+
+
+async def test_room_full_and_empty_room_closes(clients):
+    from conftest import make_config, start_server
+
+    srv = await start_server(make_config(max_participants=2, empty_timeout_seconds=0.5))
+    try:
+        for i in range(2):
+            c = srv.client(f"p{i}")
+            clients.append(c)
+            await c.connect()
+            await c.join("small")
+        third = srv.client("third")
+        clients.append(third)
+        await third.connect()
+        with pytest.raises(ClientError) as err:
+            await third.join("small")
+        assert err.value.code == "room_full"
+        assert len(srv.rooms.rooms["small"].participants) == 2
+        for c in clients[:2]:
+            await c.leave()
+        for _ in range(40):
+            if "small" not in srv.rooms.rooms:
+                break
+            await asyncio.sleep(0.1)
+        assert "small" not in srv.rooms.rooms
+        assert srv.metrics.rooms._value.get() == 0
+    finally:
+        await srv.runner.cleanup()
