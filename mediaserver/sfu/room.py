@@ -483,7 +483,7 @@ class Participant:
             sub = Subscription(self, pub, transceiver)
             self.subscriptions[pub.id] = sub
             pub.subscriptions[self.id] = sub
-        if self.closed:
+        if self.closed or self.subscriber.closed:
             return
         offer = await self.subscriber.create_offer()
         neg = self.negotiation
@@ -579,6 +579,9 @@ class Participant:
         if self.closed:
             return
         self.closed = True
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
         for pub in list(self.publications.values()):
             await pub.close()
         for sub in list(self.subscriptions.values()):
@@ -587,9 +590,6 @@ class Participant:
             if peer is not None:
                 with contextlib.suppress(Exception):
                     await peer.close()
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
 
 
 class Room:

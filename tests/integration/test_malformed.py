@@ -1,0 +1,156 @@
+"""Every malformed input gets an error with a code; the room and its media are unaffected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+
+pytestmark = pytest.mark.integration
+
+
+class RawSocket:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, payload: object) -> None:
+        if isinstance(payload, bytes):
+            await self.ws.send_bytes(payload)
+        elif isinstance(payload, str):
+            await self.ws.send_str(payload)
+        else:
+            await self.ws.send_str(json.dumps(payload))
+
+    async def recv(self, timeout: float = 5.0) -> dict:
+        msg = await self.ws.receive(timeout=timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, f"socket closed: {msg}"
+        return json.loads(msg.data)
+
+    async def expect_error(self, payload: object, code: str, *, mentions: str = "") -> dict:
+        await self.send(payload)
+        while True:
+            reply = await self.recv()
+            if reply["type"] in (
+                "participant_joined",
+                "participant_left",
+                "publications_added",
+                "subscribe_offer",
+            ):
+                continue
+            break
+        assert reply["type"] == "error", f"{payload!r:.120} -> {str(reply):.300}"
+        assert reply["code"] == code, f"{payload!r:.120} -> {reply}"
+        assert mentions in reply["message"], reply
+        return reply
+
+
+def _valid_sdp_lines(sdp: str) -> list[str]:
+    return sdp.replace("\r\n", "\n").strip().split("\n")
+
+
+async def test_malformed_inputs_get_errors_and_room_keeps_working(server, clients):
+    # A room with two peers exchanging media.
+    for i in range(2):
+        c = server.client(f"peer{i}")
+        clients.append(c)
+        await c.connect()
+        await c.join("r1")
+        await c.publish([ToneTrack(), ColourTrack(COLOURS[i])])
+    for c in clients:
+        await c.wait_for_tracks(2)
+    valid_offer_sdp = clients[0].publisher.localDescription.sdp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.ws_url) as ws:
+        s = RawSocket(ws)
+        # before hello
+        await s.expect_error("{", "bad_json")
+        await s.expect_error(b"\xff\xfe\x00garbage", "bad_json")
+        await s.expect_error("[1, 2]", "bad_message")
+        await s.expect_error({"no_type": 1}, "missing_field", mentions="type")
+        await s.expect_error({"type": "dance"}, "unknown_type", mentions="dance")
+        await s.expect_error({"type": "join", "room": "r1", "name": "x"}, "hello_required")
+        await s.expect_error({"type": "hello", "version": 99}, "unsupported_version")
+        await s.expect_error({"type": "hello", "version": "1"}, "invalid_field", mentions="version")
+        await s.expect_error({"type": "hello"}, "missing_field", mentions="version")
+        await s.expect_error({"type": "hello", "version": 1, "x": 1}, "unknown_field", mentions="x")
+        await s.send({"type": "hello", "version": 1, "id": "h"})
+        assert (await s.recv())["type"] == "welcome"
+        await s.expect_error({"type": "hello", "version": 1}, "bad_state")
+        # oversize frame
+        await s.expect_error({"type": "ping", "pad": "x" * 70_000}, "message_too_large")
+        # join
+        await s.expect_error({"type": "join", "room": "r1"}, "missing_field", mentions="name")
+        await s.expect_error({"type": "join", "name": "x"}, "missing_field", mentions="room")
+        await s.expect_error({"type": "join", "room": 5, "name": "x"}, "invalid_field", mentions="room")
+        await s.expect_error({"type": "join", "room": "a b", "name": "x"}, "invalid_field")
+        await s.expect_error({"type": "join", "room": "r1", "name": ""}, "invalid_field")
+        await s.expect_error({"type": "join", "room": "r1", "name": "a\x07b"}, "invalid_field")
+        await s.expect_error({"type": "join", "room": "r1", "name": "n" * 65}, "invalid_field")
+        await s.expect_error({"type": "join", "room": "r1", "name": "x", "role": "host"}, "unknown_field")
+        # not joined yet
+        for msg in (
+            {"type": "publish", "sdp": valid_offer_sdp},
+            {"type": "subscribe_answer", "sdp": "v=0"},
+            {"type": "ice_candidate", "target": "publisher", "candidate": None},
+            {"type": "mute", "publication_id": "PU_x", "muted": True},
+        ):
+            await s.expect_error(msg, "not_joined")
+        await s.send({"type": "join", "room": "r1", "name": "mallory", "id": 7})
+        joined = await s.recv()
+        assert joined["type"] == "joined" and joined["ref"] == 7
+        await s.expect_error({"type": "join", "room": "r1", "name": "again"}, "already_joined")
+        # publish
+        await s.expect_error({"type": "publish"}, "missing_field", mentions="sdp")
+        await s.expect_error({"type": "publish", "sdp": 12}, "invalid_field")
+        await s.expect_error({"type": "publish", "sdp": "hello"}, "invalid_sdp")
+        await s.expect_error({"type": "publish", "sdp": "v=0\r\nm=audio"}, "invalid_sdp")
+        lines = _valid_sdp_lines(valid_offer_sdp)
+        no_fp = "\r\n".join(ln for ln in lines if not ln.startswith("a=fingerprint")) + "\r\n"
+        await s.expect_error({"type": "publish", "sdp": no_fp}, "invalid_sdp", mentions="fingerprint")
+        no_ice = "\r\n".join(ln for ln in lines if not ln.startswith("a=ice-pwd")) + "\r\n"
+        await s.expect_error({"type": "publish", "sdp": no_ice}, "invalid_sdp")
+        app = valid_offer_sdp.replace("m=audio", "m=application", 1)
+        await s.expect_error({"type": "publish", "sdp": app}, "invalid_sdp")
+        # subscribe_answer
+        await s.expect_error({"type": "subscribe_answer", "sdp": "v=0\r\n"}, "invalid_sdp")
+        await s.expect_error(
+            {"type": "subscribe_answer", "sdp": "v=0", "revision": True}, "invalid_field"
+        )
+        # ice_candidate
+        await s.expect_error({"type": "ice_candidate", "target": "x", "candidate": None}, "invalid_field")
+        await s.expect_error(
+            {"type": "ice_candidate", "target": "publisher", "candidate": {"candidate": 5}},
+            "invalid_field",
+        )
+        await s.expect_error({"type": "ice_candidate", "target": "publisher"}, "missing_field")
+        await s.expect_error(
+            {"type": "ice_candidate", "target": "subscriber", "candidate": {"candidate": "junk"}},
+            "invalid_sdp",
+        )
+        # mute
+        await s.expect_error({"type": "mute", "publication_id": "PU_nope", "muted": True}, "not_found")
+        other_pub = clients[0].publications[0]["id"]
+        await s.expect_error({"type": "mute", "publication_id": other_pub, "muted": True}, "not_found")
+        await s.expect_error({"type": "mute", "publication_id": other_pub, "muted": "yes"}, "invalid_field")
+        # leave / ping
+        await s.expect_error({"type": "leave", "now": True}, "unknown_field")
+        await s.expect_error({"type": "ping", "id": [1]}, "invalid_field", mentions="id")
+
+        # The malformed connection is still usable...
+        await s.send({"type": "ping", "id": "p"})
+        while (reply := await s.recv())["type"] != "pong":
+            pass
+        assert reply["ref"] == "p"
+        # ...and nothing happened to the room or its media.
+        room = server.rooms.rooms["r1"]
+        assert len(room.participants) == 3
+        assert all(not p.publications for p in room.participants.values() if p.name == "mallory")
+        for i, c in enumerate(clients):
+            video = [t for t in c.live_tracks() if t.kind == "video"][0]
+            frames = await receive_frames(video.track, 10, timeout=10)
+            assert closest_colour(mean_colour(frames[-1])) == 1 - i
+            assert not c.errors
+        await asyncio.sleep(0)

@@ -1,0 +1,154 @@
+"""The real server process (`mediaserver serve`): health, metrics, no codecs, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+
+from mediaserver.client.sdk import MeetingClient
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name):
+            head, value = line.rsplit(" ", 1)
+            if head == name:
+                return float(value)
+    raise AssertionError(f"metric {name} not exported")
+
+
+async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited during start-up"
+            try:
+                async with s.get(url + "/healthz") as r:
+                    if r.status == 200:
+                        return await r.json()
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("server did not answer /healthz")
+
+
+async def test_server_process_forwards_without_codecs_and_stops_on_sigterm(tmp_path: Path):
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[server]
+port = {port}
+shutdown_grace_seconds = 5.0
+[rtc]
+ice_addresses = ["127.0.0.1"]
+[logging]
+format = "json"
+"""
+    )
+    stderr_path = tmp_path / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mediaserver", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    clients: list[MeetingClient] = []
+    try:
+        health = await _wait_healthy(url, proc)
+        assert health["status"] == "ok" and health["state_backend"] == "memory"
+
+        for i in range(2):
+            c = MeetingClient(f"ws://127.0.0.1:{port}/ws", name=f"p{i}", ice_addresses=["127.0.0.1"])
+            clients.append(c)
+            await c.connect()
+            await c.join("proc")
+            await c.publish([ToneTrack(), ColourTrack(COLOURS[i])])
+        for i, c in enumerate(clients):
+            tracks = await c.wait_for_tracks(2, timeout=20)
+            for t in tracks:
+                frames = await receive_frames(t.track, 10, timeout=10)
+                if t.kind == "video":
+                    assert closest_colour(mean_colour(frames[-1])) == 1 - i
+        await asyncio.sleep(1.2)  # let the room ticker flush counters
+
+        async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+            text = await r.text()
+        assert _metric(text, 'mediaserver_forwarded_packets_total{kind="video"}') > 0
+        assert _metric(text, 'mediaserver_forwarded_packets_total{kind="audio"}') > 0
+        assert _metric(text, "mediaserver_participants") == 2
+        # The SFU never decodes or encodes: the guard counted no codec instance.
+        assert _metric(text, 'mediaserver_codec_instances_total{type="decoder"}') == 0
+        assert _metric(text, 'mediaserver_codec_instances_total{type="encoder"}') == 0
+
+        # SIGTERM: clients are told, the process exits in bounded time.
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        for c in clients:
+            msg = await c.wait_message("room_closed", timeout=10)
+            assert msg["reason"] == "server_shutdown"
+        exit_code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
+        assert exit_code == 0
+        assert time.monotonic() - started < 15
+    finally:
+        for c in clients:
+            await c.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # structlog JSON lines carry room and participant ids; no secrets or SDP in logs
+    events = [json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")]
+    joined = [e for e in events if e.get("event") == "participant joined"]
+    assert len(joined) == 2
+    assert all(e["room"] == "proc" and e["participant"].startswith("PA_") for e in joined)
+    assert not any("a=fingerprint" in json.dumps(e) for e in events)
+
+
+async def test_bad_config_stops_startup_with_the_key(tmp_path: Path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[rooms]\nmax_participants = 'ten'\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediaserver", "serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"rooms.max_participants" in err
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediaserver", "check-config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"rooms.max_participants" in err
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediaserver", "check-config", "config.toml",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and b"configuration OK" in out
