@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -61,7 +60,8 @@ async def _on_shutdown(app: web.Application) -> None:
         await asyncio.wait_for(manager.shutdown("server_shutdown"), timeout=grace)
     except TimeoutError:
         log.warning("rooms did not close within the grace period")
-    for ws in list(app[SESSIONS]):
+    sessions: set[web.WebSocketResponse] = app[SESSIONS]
+    for ws in list(sessions):
         await ws.close(code=1001, message=b"server shutdown")
 
 
@@ -69,7 +69,7 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app = web.Application(client_max_size=1 << 20)
     app[CONFIG] = config
     app[METRICS] = metrics or Metrics()
-    app[SESSIONS] = weakref.WeakSet()
+    app[SESSIONS] = set()
     app[STARTED] = time.time()
     app.cleanup_ctx.append(_rooms_ctx)
     app.on_shutdown.append(_on_shutdown)

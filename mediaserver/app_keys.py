@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 from aiohttp import web
 
 from .config import Config
@@ -15,4 +13,4 @@ __all__ = ["CONFIG", "METRICS", "ROOMS", "SESSIONS"]
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 ROOMS = web.AppKey("rooms", RoomManager)
-SESSIONS = web.AppKey("sessions", weakref.WeakSet[web.WebSocketResponse])
+SESSIONS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sessions")

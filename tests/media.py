@@ -89,6 +89,6 @@ async def track_ends(track, timeout: float = 10.0) -> bool:
         await asyncio.wait_for(_run(), timeout)
     except MediaStreamError:
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return False

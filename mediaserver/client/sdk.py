@@ -85,6 +85,7 @@ class MeetingClient:
         self._changed = asyncio.Condition()
         self._sub_lock = asyncio.Lock()
         self.closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- connection -----------------------------------------------------------------
 
@@ -153,7 +154,9 @@ class MeetingClient:
         elif mtype == "participant_left":
             self.participants.pop(data["participant_id"], None)
         elif mtype == "subscribe_offer":
-            asyncio.ensure_future(self._on_subscribe_offer(data))
+            task = asyncio.ensure_future(self._on_subscribe_offer(data))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         async with self._changed:
             self._changed.notify_all()
 

@@ -25,8 +25,8 @@ def install_codec_guard(metrics: Metrics) -> None:
     if _installed:
         return
     log = get_logger()
-    orig_decoder = aiortc.rtcrtpreceiver.get_decoder
-    orig_encoder = aiortc.rtcrtpsender.get_encoder
+    orig_decoder = getattr(aiortc.rtcrtpreceiver, "get_decoder")  # noqa: B009
+    orig_encoder = getattr(aiortc.rtcrtpsender, "get_encoder")  # noqa: B009
 
     def get_decoder(codec: Any) -> Any:
         metrics.codec_instances.labels("decoder").inc()
@@ -38,8 +38,8 @@ def install_codec_guard(metrics: Metrics) -> None:
         log.error("an encoder was created on the server", codec=getattr(codec, "mimeType", "?"))
         return orig_encoder(codec)
 
-    aiortc.rtcrtpreceiver.get_decoder = get_decoder
-    aiortc.rtcrtpsender.get_encoder = get_encoder
+    setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)  # noqa: B010
+    setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)  # noqa: B010
     _installed["decoder"] = orig_decoder
     _installed["encoder"] = orig_encoder
     metrics.codec_instances.labels("decoder").inc(0)
@@ -49,5 +49,5 @@ def install_codec_guard(metrics: Metrics) -> None:
 def uninstall_codec_guard() -> None:
     if not _installed:
         return
-    aiortc.rtcrtpreceiver.get_decoder = _installed.pop("decoder")
-    aiortc.rtcrtpsender.get_encoder = _installed.pop("encoder")
+    setattr(aiortc.rtcrtpreceiver, "get_decoder", _installed.pop("decoder"))  # noqa: B010
+    setattr(aiortc.rtcrtpsender, "get_encoder", _installed.pop("encoder"))  # noqa: B010

@@ -132,7 +132,7 @@ def negotiated_tracks(
             if _codec_name(codec.mimeType).lower() == "rtx" and str(
                 codec.parameters.get("apt")
             ) == str(primary.payloadType):
-                rtx_pt = int(codec.payloadType)
+                rtx_pt = int(codec.payloadType or 0)
         mid = str(media.rtp.muxId)
         ssrc, rtx_ssrc, msid = ssrcs_by_mid.get(mid, (0, 0, ""))
         tracks.append(
@@ -144,7 +144,7 @@ def negotiated_tracks(
                 mime_type=primary.mimeType,
                 clock_rate=int(primary.clockRate),
                 channels=primary.channels,
-                payload_type=int(primary.payloadType),
+                payload_type=int(primary.payloadType or 0),
                 codec_parameters=tuple(
                     sorted((str(k), str(v)) for k, v in primary.parameters.items())
                 ),

@@ -354,9 +354,7 @@ class Participant:
             if track.mid in known or "recv" not in track.direction:
                 continue
             if len(self.publications) >= cfg.rooms.max_publications_per_participant:
-                raise SdpError(
-                    f"at most {cfg.rooms.max_publications_per_participant} publications"
-                )
+                raise SdpError(f"at most {cfg.rooms.max_publications_per_participant} publications")
             pub = Publication(self, track)
             if track.ssrc:
                 pub.bind_ssrc(track.ssrc)
@@ -609,9 +607,7 @@ class Room:
                 with contextlib.suppress(Exception):
                     await p.send(message)
 
-    async def join(
-        self, name: str, send: SendMessage, ref: str | int | None = None
-    ) -> Participant:
+    async def join(self, name: str, send: SendMessage, ref: str | int | None = None) -> Participant:
         if self.closed:
             raise JoinRefused("bad_state", "room is closing")
         limit = self.manager.config.rooms.max_participants
@@ -718,9 +714,7 @@ class RoomManager:
             {"urls": list(s.urls), "username": s.username, "credential": s.credential}
             for s in config.rtc.ice_servers
         ]
-        self.ice_servers_for_clients = [
-            {k: v for k, v in s.items() if v} for s in self.ice_servers
-        ]
+        self.ice_servers_for_clients = [{k: v for k, v in s.items() if v} for s in self.ice_servers]
 
     def room(self, room_id: str) -> Room:
         if not self.accepting:

@@ -80,8 +80,7 @@ class SignallingSession:
             if msg.version != m.PROTOCOL_VERSION:
                 raise m.ProtocolError(
                     m.ErrorCode.UNSUPPORTED_VERSION,
-                    f"hello: version {msg.version} not supported (supported: "
-                    f"{m.PROTOCOL_VERSION})",
+                    f"hello: version {msg.version} not supported (supported: {m.PROTOCOL_VERSION})",
                 )
             self.version = msg.version
             await self.send({"type": "welcome", "version": m.PROTOCOL_VERSION, "ref": msg.id})

@@ -226,7 +226,8 @@ def parse(obj: dict[str, Any]) -> ClientMessage:
     """Turn a decoded JSON object into a validated client message."""
     ref = obj.get("id")
     if ref is not None and not (
-        (isinstance(ref, str) and len(ref) <= 64) or (isinstance(ref, int) and not isinstance(ref, bool))
+        (isinstance(ref, str) and len(ref) <= 64)
+        or (isinstance(ref, int) and not isinstance(ref, bool))
     ):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "id: expected string (<= 64) or integer")
     mtype = obj.get("type")

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..app_keys import METRICS, ROOMS, SESSIONS, CONFIG
+from ..app_keys import CONFIG, METRICS, ROOMS, SESSIONS
 from .handler import SignallingSession
 from .messages import ErrorCode, error
 

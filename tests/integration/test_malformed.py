@@ -41,7 +41,7 @@ class RawSocket:
             ):
                 continue
             break
-        assert reply["type"] == "error", f"{payload!r:.120} -> {str(reply):.300}"
+        assert reply["type"] == "error", f"{payload!r:.120} -> {reply!s:.300}"
         assert reply["code"] == code, f"{payload!r:.120} -> {reply}"
         assert mentions in reply["message"], reply
         return reply
@@ -84,12 +84,16 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         # join
         await s.expect_error({"type": "join", "room": "r1"}, "missing_field", mentions="name")
         await s.expect_error({"type": "join", "name": "x"}, "missing_field", mentions="room")
-        await s.expect_error({"type": "join", "room": 5, "name": "x"}, "invalid_field", mentions="room")
+        await s.expect_error(
+            {"type": "join", "room": 5, "name": "x"}, "invalid_field", mentions="room"
+        )
         await s.expect_error({"type": "join", "room": "a b", "name": "x"}, "invalid_field")
         await s.expect_error({"type": "join", "room": "r1", "name": ""}, "invalid_field")
         await s.expect_error({"type": "join", "room": "r1", "name": "a\x07b"}, "invalid_field")
         await s.expect_error({"type": "join", "room": "r1", "name": "n" * 65}, "invalid_field")
-        await s.expect_error({"type": "join", "room": "r1", "name": "x", "role": "host"}, "unknown_field")
+        await s.expect_error(
+            {"type": "join", "room": "r1", "name": "x", "role": "host"}, "unknown_field"
+        )
         # not joined yet
         for msg in (
             {"type": "publish", "sdp": valid_offer_sdp},
@@ -109,7 +113,9 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         await s.expect_error({"type": "publish", "sdp": "v=0\r\nm=audio"}, "invalid_sdp")
         lines = _valid_sdp_lines(valid_offer_sdp)
         no_fp = "\r\n".join(ln for ln in lines if not ln.startswith("a=fingerprint")) + "\r\n"
-        await s.expect_error({"type": "publish", "sdp": no_fp}, "invalid_sdp", mentions="fingerprint")
+        await s.expect_error(
+            {"type": "publish", "sdp": no_fp}, "invalid_sdp", mentions="fingerprint"
+        )
         no_ice = "\r\n".join(ln for ln in lines if not ln.startswith("a=ice-pwd")) + "\r\n"
         await s.expect_error({"type": "publish", "sdp": no_ice}, "invalid_sdp")
         app = valid_offer_sdp.replace("m=audio", "m=application", 1)
@@ -120,7 +126,9 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
             {"type": "subscribe_answer", "sdp": "v=0", "revision": True}, "invalid_field"
         )
         # ice_candidate
-        await s.expect_error({"type": "ice_candidate", "target": "x", "candidate": None}, "invalid_field")
+        await s.expect_error(
+            {"type": "ice_candidate", "target": "x", "candidate": None}, "invalid_field"
+        )
         await s.expect_error(
             {"type": "ice_candidate", "target": "publisher", "candidate": {"candidate": 5}},
             "invalid_field",
@@ -131,10 +139,16 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
             "invalid_sdp",
         )
         # mute
-        await s.expect_error({"type": "mute", "publication_id": "PU_nope", "muted": True}, "not_found")
+        await s.expect_error(
+            {"type": "mute", "publication_id": "PU_nope", "muted": True}, "not_found"
+        )
         other_pub = clients[0].publications[0]["id"]
-        await s.expect_error({"type": "mute", "publication_id": other_pub, "muted": True}, "not_found")
-        await s.expect_error({"type": "mute", "publication_id": other_pub, "muted": "yes"}, "invalid_field")
+        await s.expect_error(
+            {"type": "mute", "publication_id": other_pub, "muted": True}, "not_found"
+        )
+        await s.expect_error(
+            {"type": "mute", "publication_id": other_pub, "muted": "yes"}, "invalid_field"
+        )
         # leave / ping
         await s.expect_error({"type": "leave", "now": True}, "unknown_field")
         await s.expect_error({"type": "ping", "id": [1]}, "invalid_field", mentions="id")

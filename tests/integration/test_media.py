@@ -50,7 +50,7 @@ async def test_everyone_receives_everyone(server, clients, n):
     room = server.rooms.rooms["r1"]
     assert len(room.participants) == n
     await asyncio.sleep(1.2)  # metrics are flushed by the room ticker
-    text = (await _metrics(server))
+    text = await _metrics(server)
     assert 'mediaserver_forwarded_packets_total{kind="video"}' in text
 
 

@@ -81,7 +81,9 @@ format = "json"
         assert health["status"] == "ok" and health["state_backend"] == "memory"
 
         for i in range(2):
-            c = MeetingClient(f"ws://127.0.0.1:{port}/ws", name=f"p{i}", ice_addresses=["127.0.0.1"])
+            c = MeetingClient(
+                f"ws://127.0.0.1:{port}/ws", name=f"p{i}", ice_addresses=["127.0.0.1"]
+            )
             clients.append(c)
             await c.connect()
             await c.join("proc")
@@ -120,7 +122,9 @@ format = "json"
             proc.wait()
 
     # structlog JSON lines carry room and participant ids; no secrets or SDP in logs
-    events = [json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")]
+    events = [
+        json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")
+    ]
     joined = [e for e in events if e.get("event") == "participant joined"]
     assert len(joined) == 2
     assert all(e["room"] == "proc" and e["participant"].startswith("PA_") for e in joined)
@@ -131,23 +135,39 @@ async def test_bad_config_stops_startup_with_the_key(tmp_path: Path):
     config = tmp_path / "bad.toml"
     config.write_text("[rooms]\nmax_participants = 'ten'\n")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mediaserver", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "mediaserver",
+        "serve",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"rooms.max_participants" in err
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mediaserver", "check-config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "mediaserver",
+        "check-config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"rooms.max_participants" in err
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mediaserver", "check-config", "config.toml",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "mediaserver",
+        "check-config",
+        "config.toml",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         cwd=str(Path(__file__).resolve().parents[2]),
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
