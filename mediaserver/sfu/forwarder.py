@@ -235,12 +235,17 @@ class OutputStream:
 
         Returns ``None`` for a packet from before the last resynchronisation.
         """
+        floor = self._started_at_seq
         if self._resync:
             self._seq_offset = (self._next_seq - seq) & 0xFFFF
             self._started_at_seq = seq
             self._resync = False
-        elif seq != self._started_at_seq and not seq_newer(seq, self._started_at_seq):
-            return None
+        elif seq != floor and not seq_newer(seq, floor):
+            return None  # from before the last resynchronisation (or far too old)
+        elif ((seq - floor) & 0xFFFF) > 0x4000:
+            # Keep the floor trailing the stream so "older than the floor" stays
+            # meaningful across the 16-bit wrap.
+            self._started_at_seq = (seq - 0x2000) & 0xFFFF
         p = self.params
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF

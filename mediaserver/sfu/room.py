@@ -27,13 +27,14 @@ from ..config import Config
 from ..telemetry import Metrics, get_logger
 from . import rtcp
 from .forwarder import ForwardingTrack, InboundExtIds, OutputParams, OutputStream, unwrap_rtx
-from .negotiation import NegotiatedTrack, SdpError
+from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 
 __all__ = [
     "JoinRefused",
     "Participant",
     "Publication",
+    "Refused",
     "Room",
     "RoomManager",
     "Subscription",
@@ -51,11 +52,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(9)}"
 
 
-class JoinRefused(Exception):
+class Refused(Exception):
+    """A request the server will not carry out; ``code`` is the protocol error code."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class JoinRefused(Refused):
+    pass
 
 
 class Publication:
@@ -340,6 +347,20 @@ class Participant:
     async def publish(self, offer_sdp: str) -> tuple[str, list[Publication]]:
         """Answer a publish offer; new m-lines become publications."""
         cfg = self.room.manager.config
+        offer = parse_sdp(offer_sdp, "offer")
+        known_mids = {p.track.mid for p in self.publications.values()}
+        new_sending = [
+            m
+            for m in offer.media
+            if str(m.rtp.muxId) not in known_mids and m.direction in ("sendonly", "sendrecv")
+        ]
+        limit = cfg.rooms.max_publications_per_participant
+        if len(self.publications) + len(new_sending) > limit:
+            raise Refused(
+                "too_many_publications",
+                f"at most {limit} publications per participant "
+                f"(have {len(self.publications)}, offer adds {len(new_sending)})",
+            )
         if self.publisher is None:
             self.publisher = PublisherPeer(
                 self.room.manager.ice_servers,
@@ -353,8 +374,6 @@ class Participant:
         for track in tracks:
             if track.mid in known or "recv" not in track.direction:
                 continue
-            if len(self.publications) >= cfg.rooms.max_publications_per_participant:
-                raise SdpError(f"at most {cfg.rooms.max_publications_per_participant} publications")
             pub = Publication(self, track)
             if track.ssrc:
                 pub.bind_ssrc(track.ssrc)
@@ -509,9 +528,11 @@ class Participant:
     async def apply_subscribe_answer(self, sdp: str, revision: int) -> None:
         neg = self.negotiation
         if not neg.outstanding or self.subscriber is None:
-            raise SdpError("no subscribe_offer is waiting for an answer")
+            raise Refused("bad_state", "no subscribe_offer is waiting for an answer")
         if revision and revision != neg.revision:
-            raise SdpError(f"answer is for revision {revision}, current is {neg.revision}")
+            raise Refused(
+                "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
+            )
         negotiated = await self.subscriber.apply_answer(sdp)
         neg.outstanding = False
         by_mid = {t.mid: t for t in negotiated}
@@ -540,16 +561,17 @@ class Participant:
     async def add_ice_candidate(self, target: str, candidate: dict[str, Any] | None) -> None:
         peer = self.publisher if target == "publisher" else self.subscriber
         if peer is None:
-            raise SdpError(f"no {target} connection yet")
+            raise Refused("bad_state", f"no {target} connection yet")
         if candidate is None or not candidate.get("candidate"):
-            return  # end of candidates: aiortc needs no signal
+            await peer.pc.addIceCandidate(None)  # end of candidates
+            return
         text = str(candidate["candidate"])
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
         try:
             cand = candidate_from_sdp(text)
         except Exception as exc:
-            raise SdpError(f"bad ICE candidate: {exc}") from None
+            raise Refused("invalid_field", f"candidate: unparseable ({exc})") from None
         cand.sdpMid = candidate.get("sdpMid")
         cand.sdpMLineIndex = candidate.get("sdpMLineIndex")
         if cand.sdpMid is None and cand.sdpMLineIndex is None:
@@ -557,7 +579,7 @@ class Participant:
         try:
             await peer.pc.addIceCandidate(cand)
         except Exception as exc:
-            raise SdpError(f"ICE candidate rejected: {exc}") from None
+            raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
 
     async def tick(self, now: float, report_due: bool) -> None:
         if self.publisher is None or not self.publications:
@@ -658,10 +680,10 @@ class Room:
         if self.participants.pop(participant.id, None) is None:
             return
         self.manager.metrics.participants.dec()
-        await participant.close()
         await self.broadcast(
             {"type": "participant_left", "participant_id": participant.id, "reason": reason}
         )
+        await participant.close()
         for other in self.participants.values():
             other.request_renegotiation()
         if not self.participants:

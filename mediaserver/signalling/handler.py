@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..sfu.negotiation import SdpError
-from ..sfu.room import JoinRefused, Participant, RoomManager
+from ..sfu.room import Participant, Refused, RoomManager
 from ..telemetry import get_logger
 from . import messages as m
 
@@ -30,6 +30,7 @@ class SignallingSession:
         self.max_message_bytes = max_message_bytes
         self.version: int | None = None
         self.participant: Participant | None = None
+        self.ever_joined = False
         self.closed = False
         self.log = get_logger()
         self._lock = asyncio.Lock()  # one message at a time, in order
@@ -37,6 +38,8 @@ class SignallingSession:
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed:
             return
+        if "ref" in message and message["ref"] is None:
+            message = {k: v for k, v in message.items() if k != "ref"}
         try:
             await self._send(message)
         except Exception:  # the socket went away: the reader side will notice
@@ -48,25 +51,27 @@ class SignallingSession:
 
     async def on_frame(self, raw: str | bytes) -> bool:
         """Handle one frame. Returns False when the connection should close."""
-        if len(raw) > self.max_message_bytes:
+        size = len(raw)
+        if isinstance(raw, str) and size * 4 > self.max_message_bytes:
+            size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > self.max_message_bytes:
             await self.send_error(
                 m.ErrorCode.MESSAGE_TOO_LARGE,
-                f"message of {len(raw)} bytes exceeds {self.max_message_bytes}",
+                f"message of {size} bytes exceeds {self.max_message_bytes}",
             )
             return True
         ref: str | int | None = None
         try:
             obj = m.decode(raw)
-            raw_ref = obj.get("id")
-            ref = raw_ref if isinstance(raw_ref, (str, int)) else None
+            ref = m.valid_ref(obj.get("id"))
             msg = m.parse(obj)
             async with self._lock:
                 return await self._dispatch(msg)
         except m.ProtocolError as exc:
-            await self.send_error(exc.code, exc.message, exc.ref if exc.ref is not None else ref)
+            await self.send_error(exc.code, exc.message, m.valid_ref(exc.ref) or ref)
         except SdpError as exc:
             await self.send_error(m.ErrorCode.INVALID_SDP, str(exc), ref)
-        except JoinRefused as exc:
+        except Refused as exc:
             await self.send_error(exc.code, exc.message, ref)
         except Exception:
             self.log.exception("signalling handler failed")
@@ -93,16 +98,19 @@ class SignallingSession:
             await self.send({"type": "pong", "ref": msg.id})
             return True
         if isinstance(msg, m.Join):
-            if self.participant is not None:
+            if self.participant is not None and not self.participant.closed:
                 raise m.ProtocolError(m.ErrorCode.ALREADY_JOINED, "join: already in a room")
             started = time.perf_counter()
             room = self.manager.room(msg.room)
             self.participant = await room.join(msg.name.strip(), self.send, msg.id)
+            self.ever_joined = True
             self.manager.metrics.join_duration.observe(time.perf_counter() - started)
             self.log = self.participant.log
             return True
+        if self.participant is not None and self.participant.closed:
+            self.participant = None  # its room closed: the connection may join again
         participant = self.participant
-        if participant is None or participant.closed:
+        if participant is None:
             raise m.ProtocolError(m.ErrorCode.NOT_JOINED, f"{msg.TYPE}: join a room first")
         if isinstance(msg, m.Publish):
             answer, added = await participant.publish(msg.sdp)

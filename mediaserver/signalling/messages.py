@@ -27,6 +27,7 @@ __all__ = [
     "decode",
     "error",
     "parse",
+    "valid_ref",
 ]
 
 PROTOCOL_VERSION = 1
@@ -54,6 +55,7 @@ class ErrorCode:
     NOT_FOUND = "not_found"
     ROOM_FULL = "room_full"
     TOO_MANY_PUBLICATIONS = "too_many_publications"
+    JOIN_TIMEOUT = "join_timeout"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal_error"
 
@@ -209,6 +211,15 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "leave": frozenset(),
     "ping": frozenset(),
 }
+
+
+def valid_ref(ref: object) -> str | int | None:
+    """``ref`` if it is a valid request id (echoed in replies), else None."""
+    if isinstance(ref, str) and len(ref) <= 64:
+        return ref
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    return None
 
 
 def decode(raw: str | bytes) -> dict[str, Any]:

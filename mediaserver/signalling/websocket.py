@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -36,11 +37,25 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sessions.add(ws)
     metrics = request.app[METRICS]
     metrics.websockets.inc()
+    loop = asyncio.get_running_loop()
+    join_deadline = loop.time() + config.signalling.join_timeout_seconds
     try:
-        async for msg in ws:
+        while True:
+            # A connection must join a room within join_timeout_seconds.
+            timeout = None if session.ever_joined else join_deadline - loop.time()
+            try:
+                msg = await ws.receive(timeout=None if timeout is None else max(timeout, 0.0))
+            except TimeoutError:
+                await session.send_error(
+                    ErrorCode.JOIN_TIMEOUT,
+                    f"no successful join within {config.signalling.join_timeout_seconds}s",
+                )
+                break
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if not await session.on_frame(msg.data):
                     break
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:

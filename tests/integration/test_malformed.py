@@ -136,7 +136,7 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         await s.expect_error({"type": "ice_candidate", "target": "publisher"}, "missing_field")
         await s.expect_error(
             {"type": "ice_candidate", "target": "subscriber", "candidate": {"candidate": "junk"}},
-            "invalid_sdp",
+            "invalid_field",
         )
         # mute
         await s.expect_error(
@@ -151,7 +151,11 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         )
         # leave / ping
         await s.expect_error({"type": "leave", "now": True}, "unknown_field")
-        await s.expect_error({"type": "ping", "id": [1]}, "invalid_field", mentions="id")
+        reply = await s.expect_error({"type": "ping", "id": [1]}, "invalid_field", mentions="id")
+        assert "ref" not in reply  # an invalid id is not echoed
+        await s.expect_error({"type": "ping", "id": True}, "invalid_field", mentions="id")
+        # the size limit counts bytes, not characters
+        await s.expect_error({"type": "ping", "pad": "\u00e9" * 40_000}, "message_too_large")
 
         # The malformed connection is still usable...
         await s.send({"type": "ping", "id": "p"})
@@ -168,3 +172,58 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
             assert closest_colour(mean_colour(frames[-1])) == 1 - i
             assert not c.errors
         await asyncio.sleep(0)
+
+
+async def test_too_many_publications_is_refused_before_anything_changes(server, clients):
+    from aiortc import RTCPeerConnection
+
+    from mediaserver.sfu.peer import make_configuration
+
+    watcher = server.client("watcher")
+    clients.append(watcher)
+    await watcher.connect()
+    await watcher.join("r1")
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.ws_url) as ws:
+        s = RawSocket(ws)
+        await s.send({"type": "hello", "version": 1})
+        await s.recv()
+        await s.send({"type": "join", "room": "r1", "name": "greedy"})
+        await s.recv()
+        pc = RTCPeerConnection(make_configuration())
+        try:
+            for _ in range(5):  # the default limit is 4
+                pc.addTransceiver(ColourTrack(COLOURS[0]), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            reply = await s.expect_error(
+                {"type": "publish", "sdp": pc.localDescription.sdp}, "too_many_publications"
+            )
+            assert "at most 4" in reply["message"]
+        finally:
+            await pc.close()
+        greedy = [p for p in server.rooms.rooms["r1"].participants.values() if p.name == "greedy"]
+        assert greedy[0].publisher is None and not greedy[0].publications
+        await asyncio.sleep(0.3)
+        assert not [e for e in watcher.events if e["type"] == "publications_added"]
+
+
+async def test_connection_that_never_joins_is_closed():
+    import dataclasses
+
+    from conftest import make_config, start_server
+
+    config = make_config()
+    config = dataclasses.replace(
+        config, signalling=dataclasses.replace(config.signalling, join_timeout_seconds=0.5)
+    )
+    srv = await start_server(config)
+    try:
+        async with aiohttp.ClientSession() as session, session.ws_connect(srv.ws_url) as ws:
+            s = RawSocket(ws)
+            await s.send({"type": "hello", "version": 1})
+            assert (await s.recv())["type"] == "welcome"
+            reply = await s.recv(timeout=5)
+            assert reply["type"] == "error" and reply["code"] == "join_timeout"
+            closing = await ws.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        await srv.runner.cleanup()
