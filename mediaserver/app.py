@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import __version__
 from .app_keys import CONFIG, METRICS, ROOMS, SESSIONS
 from .config import Config
-from .sfu.peer import configure_ice_addresses
+from .sfu.peer import configure_ice_addresses, configure_port_range
 from .sfu.room import RoomManager
 from .signalling.websocket import websocket_handler
 from .telemetry import Metrics, get_logger
@@ -43,7 +43,9 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
-    configure_ice_addresses(app[CONFIG].rtc.ice_addresses)
+    rtc = app[CONFIG].rtc
+    configure_ice_addresses(rtc.ice_addresses)
+    configure_port_range(rtc.port_min, rtc.port_max)
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
     yield
     await app[ROOMS].shutdown()

@@ -7,11 +7,15 @@ checked by the canary test, so an aiortc upgrade that renames one fails loudly.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import random
+import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aioice.ice
+import aiortc.rtcicetransport
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -32,6 +36,7 @@ __all__ = [
     "PublisherPeer",
     "SubscriberPeer",
     "configure_ice_addresses",
+    "configure_port_range",
     "make_configuration",
 ]
 
@@ -45,6 +50,14 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcrtpsender.RTCRtpSender()", "_rtx_ssrc"),
     ("aiortc.rtcrtpsender.RTCRtpSender()", "_stream_id"),
     ("aioice.ice", "get_host_addresses"),
+    ("aiortc.rtcicetransport", "Connection"),
+    ("aioice.ice.Connection", "get_component_candidates"),
+    ("aioice.ice.Connection()", "stun_server"),
+    ("aioice.ice.Connection()", "_protocols"),
+    ("aioice.ice", "StunProtocol"),
+    ("aioice.ice", "server_reflexive_candidate"),
+    ("aioice.ice", "candidate_foundation"),
+    ("aioice.ice", "candidate_priority"),
 )
 
 _ssrc_at = struct.Struct("!I")
@@ -69,6 +82,80 @@ def configure_ice_addresses(addresses: Sequence[str]) -> None:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = get_host_addresses
+
+
+class _PortRangeConnection(aioice.ice.Connection):
+    """aioice binds host candidates on ephemeral ports; this binds them in a range."""
+
+    port_min = 0
+    port_max = 0
+
+    async def get_component_candidates(
+        self, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        candidates: list[Any] = []
+        protocols: list[Any] = []
+        for address in addresses:
+            sock = _bind_in_range(address, self.port_min, self.port_max)
+            if sock is None:
+                continue
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(self), sock=sock
+            )
+            host, port = transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = aioice.Candidate(
+                foundation=getattr(aioice.ice, "candidate_foundation")("host", "udp", host),  # noqa: B009
+                component=component,
+                transport="udp",
+                priority=getattr(aioice.ice, "candidate_priority")(component, "host"),  # noqa: B009
+                host=host,
+                port=port,
+                type="host",
+            )
+            candidates.append(protocol.local_candidate)
+            protocols.append(protocol)
+        self._protocols += protocols
+        if self.stun_server:
+            for protocol in protocols:
+                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
+                    try:
+                        cand, _ = await asyncio.wait_for(
+                            aioice.ice.server_reflexive_candidate(protocol, self.stun_server),
+                            timeout,
+                        )
+                        candidates.append(cand)
+                    except Exception:
+                        pass
+        # TURN (relayed) candidates: aioice's own code, with no host addresses.
+        candidates += await super().get_component_candidates(component, [], timeout)
+        return candidates
+
+
+def _bind_in_range(address: str, port_min: int, port_max: int) -> socket.socket | None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    ports = list(range(port_min, port_max + 1))
+    start = random.randrange(len(ports))
+    for port in ports[start:] + ports[:start]:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            sock.close()
+            continue
+        sock.setblocking(False)
+        return sock
+    return None
+
+
+def configure_port_range(port_min: int, port_max: int) -> None:
+    """Bind ICE host candidates within [port_min, port_max] (0, 0: ephemeral ports)."""
+    if not port_min:
+        setattr(aiortc.rtcicetransport, "Connection", aioice.ice.Connection)  # noqa: B010
+        return
+    _PortRangeConnection.port_min = port_min
+    _PortRangeConnection.port_max = port_max
+    setattr(aiortc.rtcicetransport, "Connection", _PortRangeConnection)  # noqa: B010
 
 
 def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfiguration:

@@ -196,3 +196,37 @@ async def test_room_full_and_empty_room_closes(clients):
         assert srv.metrics.rooms._value.get() == 0
     finally:
         await srv.runner.cleanup()
+
+
+async def test_port_range_and_announced_address(clients):
+    import dataclasses
+
+    from aiortc import sdp as aiortc_sdp
+    from conftest import make_config, start_server
+
+    from mediaserver.sfu.peer import configure_port_range
+
+    config = make_config()
+    config = dataclasses.replace(
+        config,
+        rtc=dataclasses.replace(config.rtc, port_min=41000, port_max=41050),
+    )
+    srv = await start_server(config)
+    try:
+        await join_and_publish(srv, clients, 2, room="ranged")
+        await check_everyone_sees_everyone(clients)
+        for c in clients:
+            for pc in (c.publisher, c.subscriber):
+                remote = aiortc_sdp.SessionDescription.parse(pc.remoteDescription.sdp)
+                ports = {cand.port for m in remote.media for cand in m.ice_candidates}
+                assert ports and all(41000 <= p <= 41050 for p in ports), ports
+    finally:
+        await srv.runner.cleanup()
+        configure_port_range(0, 0)
+
+
+def test_announced_address_rewrites_host_candidates():
+    from mediaserver.sfu.negotiation import apply_announced_address
+
+    sdp = "a=candidate:1 1 udp 2130706431 10.0.0.5 41000 typ host\r\n"
+    assert "203.0.113.7 41000 typ host" in apply_announced_address(sdp, "203.0.113.7")

@@ -50,7 +50,9 @@ async def peers() -> AsyncIterator[Callable[[], RTCPeerConnection]]:
 
 
 async def negotiate(
-    make: Callable[[], RTCPeerConnection], kinds: tuple[str, ...] = ("audio", "video"), *,
+    make: Callable[[], RTCPeerConnection],
+    kinds: tuple[str, ...] = ("audio", "video"),
+    *,
     video_codec: str | None = None,
 ) -> Negotiation:
     """A sendonly offerer and an answering peer; returns both SDPs."""
@@ -118,7 +120,9 @@ async def test_parse_sdp_accepts_real_offer(peers: Callable[[], RTCPeerConnectio
     assert parse_sdp(sdp, "answer").type == "answer"
 
 
-@pytest.mark.parametrize("value", [None, 0, 1.5, b"v=0\r\n", ["v=0"], {"sdp": "v=0"}, "", "  \r\n "])
+@pytest.mark.parametrize(
+    "value", [None, 0, 1.5, b"v=0\r\n", ["v=0"], {"sdp": "v=0"}, "", "  \r\n "]
+)
 def test_parse_sdp_rejects_non_strings_and_empty(value: object) -> None:
     assert "non-empty string" in sdp_error(value)
 
@@ -127,7 +131,7 @@ async def test_parse_sdp_length_limit(peers: Callable[[], RTCPeerConnection]) ->
     sdp = await offer_sdp(peers)
     ls = lines(sdp)
     # Pad with a session-level attribute aiortc ignores, to exactly the limit.
-    base = join(ls[:1] + ["a=x-pad:"] + ls[1:])
+    base = join([*ls[:1], "a=x-pad:", *ls[1:]])
     padded = base.replace("a=x-pad:", "a=x-pad:" + "p" * (MAX_SDP_BYTES - len(base)))
     assert len(padded) == MAX_SDP_BYTES
     assert len(parse_sdp(padded, "offer").media) == 2
@@ -301,10 +305,7 @@ async def test_negotiated_tracks_extension_ids_come_from_the_answer(
     offer = parse_sdp(n.offer, "offer")
     ids = {e.uri: e.id for m in offer.media for e in m.rtp.headerExtensions}
     assert t["audio"].mid_ext_id == 10 + ids["urn:ietf:params:rtp-hdrext:sdes:mid"]
-    assert (
-        t["audio"].audio_level_ext_id
-        == 10 + ids["urn:ietf:params:rtp-hdrext:ssrc-audio-level"]
-    )
+    assert t["audio"].audio_level_ext_id == 10 + ids["urn:ietf:params:rtp-hdrext:ssrc-audio-level"]
     assert (
         t["video"].abs_send_time_ext_id
         == 10 + ids["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"]
@@ -331,12 +332,8 @@ async def test_negotiated_tracks_without_ssrc_lines_or_rtx(
 ) -> None:
     n = await negotiate(peers)
     offer_text = join([x for x in lines(n.offer) if not x.startswith(("a=ssrc", "a=msid:"))])
-    answer_text = join(
-        [x for x in lines(n.answer) if "rtx/90000" not in x and "apt=" not in x]
-    )
-    t = by_kind(
-        negotiated_tracks(parse_sdp(answer_text, "answer"), parse_sdp(offer_text, "offer"))
-    )
+    answer_text = join([x for x in lines(n.answer) if "rtx/90000" not in x and "apt=" not in x])
+    t = by_kind(negotiated_tracks(parse_sdp(answer_text, "answer"), parse_sdp(offer_text, "offer")))
     for track in t.values():
         assert track.ssrc == 0 and track.rtx_ssrc == 0 and track.msid == ""
     assert t["video"].rtx_payload_type == 0
@@ -369,7 +366,7 @@ async def test_negotiated_tracks_skips_rejected_and_unsupported_m_lines(
     vp9 = list(ls[:v_start])
     for x in ls[v_start:v_end]:
         if x.startswith("m=video"):
-            x = " ".join(x.split(" ")[:3] + ["120", "121"])
+            x = " ".join([*x.split(" ")[:3], "120", "121"])
         elif x.startswith(("a=rtpmap", "a=fmtp", "a=rtcp-fb")):
             continue
         vp9.append(x)
