@@ -8,6 +8,7 @@ Server messages are plain dicts built by the helpers at the bottom.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -34,6 +35,8 @@ PROTOCOL_VERSION = 1
 MAX_NAME_CHARS = 64
 MAX_ROOM_CHARS = 128
 MAX_SDP_CHARS = 60_000
+#: Bidirectional overrides/isolates: they can make a display name render misleadingly.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class ErrorCode:
@@ -114,8 +117,8 @@ class Join(ClientMessage):
                 ErrorCode.INVALID_FIELD, "room: only letters, digits, '-', '_' and '.'"
             )
         name = _check_str("name", self.name, max_len=MAX_NAME_CHARS)
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise ProtocolError(ErrorCode.INVALID_FIELD, "name: control characters")
+        if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "name: control characters are not allowed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,8 @@ def decode(raw: str | bytes) -> dict[str, Any]:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "a message must be a JSON object")
     return obj
