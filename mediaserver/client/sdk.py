@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -165,12 +165,23 @@ class MeetingClient:
     async def join(self, room: str) -> dict[str, Any]:
         return await self.request({"type": "join", "room": room, "name": self.name})
 
-    async def publish(self, tracks: Sequence[MediaStreamTrack]) -> list[dict[str, Any]]:
-        """Publish aiortc tracks (one negotiation); returns the server's publications."""
+    async def publish(
+        self, tracks: Sequence[MediaStreamTrack], *, video_codec: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Publish aiortc tracks (one negotiation); returns the server's publications.
+
+        ``video_codec`` ("VP8" or "H264") restricts video tracks to that codec.
+        """
         if self.publisher is None:
             self.publisher = RTCPeerConnection(make_configuration(self.ice_servers))
         for track in tracks:
-            self.publisher.addTransceiver(track, direction="sendonly")
+            transceiver = self.publisher.addTransceiver(track, direction="sendonly")
+            if video_codec and track.kind == "video":
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                wanted = f"video/{video_codec}".lower()
+                transceiver.setCodecPreferences(
+                    [c for c in caps if c.mimeType.lower() in (wanted, "video/rtx")]
+                )
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
         local = self.publisher.localDescription
         reply = await self.request({"type": "publish", "sdp": local.sdp})

@@ -13,13 +13,15 @@ from mediaserver.client.sdk import ClientError
 pytestmark = pytest.mark.integration
 
 
-async def join_and_publish(server, clients, n: int, room: str = "r1"):
+async def join_and_publish(server, clients, n: int, room: str = "r1", video_codec=None):
     for i in range(n):
         c = server.client(f"peer{i}")
         clients.append(c)
         await c.connect()
         await c.join(room)
-        await c.publish([ToneTrack(300 + 100 * i), ColourTrack(COLOURS[i])])
+        await c.publish(
+            [ToneTrack(300 + 100 * i), ColourTrack(COLOURS[i])], video_codec=video_codec
+        )
     return clients
 
 
@@ -59,6 +61,22 @@ async def _metrics(server) -> str:
 
     async with aiohttp.ClientSession() as s, s.get(server.http_url + "/metrics") as r:
         return await r.text()
+
+
+async def test_h264_is_forwarded(server, clients):
+    await join_and_publish(server, clients, 2, video_codec="H264")
+    await check_everyone_sees_everyone(clients)
+    pubs = [
+        pub
+        for p in server.rooms.rooms["r1"].participants.values()
+        for pub in p.publications.values()
+        if pub.video
+    ]
+    assert [pub.track.codec for pub in pubs] == ["H264", "H264"]
+    for c in clients:
+        video = next(t for t in c.live_tracks() if t.kind == "video")
+        t = next(x for x in c.subscriber.getTransceivers() if x.mid == video.mid)
+        assert t._codecs[0].mimeType == "video/H264"
 
 
 async def test_late_joiner_decodes_video_within_a_second(server, clients):
