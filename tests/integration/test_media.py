@@ -248,3 +248,38 @@ def test_announced_address_rewrites_host_candidates():
 
     sdp = "a=candidate:1 1 udp 2130706431 10.0.0.5 41000 typ host\r\n"
     assert "203.0.113.7 41000 typ host" in apply_announced_address(sdp, "203.0.113.7")
+
+
+async def test_rtcp_reports_and_remb(server, clients):
+    """Receiver reports reach publishers, sender reports with real NTP time reach
+    subscribers, and subscribers' bandwidth estimates reach publishers as REMB."""
+    import time
+
+    await join_and_publish(server, clients, 2)
+    await check_everyone_sees_everyone(clients)
+    await asyncio.sleep(2.5)  # reports are sent every ~1 s
+    for c in clients:
+        for sender in c.publisher.getSenders():
+            stats = await sender.getStats()
+            remote_inbound = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+            assert remote_inbound, f"no receiver report reached {c.name}'s {sender.kind} sender"
+        for receiver in c.subscriber.getReceivers():
+            stats = await receiver.getStats()
+            remote_outbound = [s for s in stats.values() if s.type == "remote-outbound-rtp"]
+            assert remote_outbound, f"no sender report reached {c.name}'s {receiver.track.kind}"
+            # the NTP time is the publisher's wall clock, not aiortc's zeros
+            ts = remote_outbound[0].remoteTimestamp.timestamp()
+            assert abs(ts - time.time()) < 5
+            assert remote_outbound[0].packetsSent > 0
+    pubs = [
+        pub
+        for p in server.rooms.rooms["r1"].participants.values()
+        for pub in p.publications.values()
+        if pub.video
+    ]
+    for _ in range(80):  # aiortc receivers send their first estimate after a few seconds
+        if all(pub.last_remb_sent for pub in pubs):
+            break
+        await asyncio.sleep(0.1)
+    assert all(pub.last_remb_sent for pub in pubs), "no REMB sent to a video publisher"
+    assert server.metrics.rtcp_feedback.labels("remb")._value.get() > 0
