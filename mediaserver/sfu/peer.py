@@ -222,6 +222,17 @@ class _PeerBase:
         assert desc is not None
         return apply_announced_address(desc.sdp, self._announced)
 
+    def _hook(self) -> None:
+        raise NotImplementedError
+
+    async def _set_remote(self, sdp: str, sdp_type: str) -> None:
+        """setRemoteDescription; aiortc's errors become :class:`SdpError`."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
+        except Exception as exc:
+            raise SdpError(f"{sdp_type} rejected: {type(exc).__name__}: {exc}") from None
+        self._hook()
+
     async def send_rtp(self, data: bytes) -> bool:
         """Send clear RTP or RTCP bytes (SRTP applied here). False if not connected."""
         dtls = self._dtls
@@ -267,13 +278,7 @@ class PublisherPeer(_PeerBase):
         in that case when it was the first offer.
         """
         offer = parse_sdp(offer_sdp, "offer")
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        except SdpError:
-            raise
-        except Exception as exc:
-            raise SdpError(f"offer rejected: {type(exc).__name__}: {exc}") from None
-        self._hook()
+        await self._set_remote(offer_sdp, "offer")
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         answer_sdp = self._local_sdp()
         answer = parse_sdp(answer_sdp, "answer")
@@ -371,13 +376,7 @@ class SubscriberPeer(_PeerBase):
         answer = parse_sdp(answer_sdp, "answer")
         local = self.pc.localDescription
         assert local is not None
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        except SdpError:
-            raise
-        except Exception as exc:
-            raise SdpError(f"answer rejected: {type(exc).__name__}: {exc}") from None
-        self._hook()
+        await self._set_remote(answer_sdp, "answer")
         return negotiated_tracks(answer, parse_sdp(local.sdp, "offer"))
 
 

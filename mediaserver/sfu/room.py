@@ -368,7 +368,13 @@ class Participant:
                 on_rtcp=self._on_publisher_rtcp,
                 on_unknown_rtp=self._route_unknown_ssrc,
             )
-        answer, tracks = await self.publisher.answer(offer_sdp)
+        try:
+            answer, tracks = await self.publisher.answer(offer_sdp)
+        except Exception:
+            if not self.publications:  # a failed first offer leaves nothing behind
+                publisher, self.publisher = self.publisher, None
+                await publisher.close()
+            raise
         known = {p.track.mid: p for p in self.publications.values()}
         added: list[Publication] = []
         for track in tracks:
