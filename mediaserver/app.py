@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .app_keys import CONFIG, METRICS, ROOMS, SESSIONS
+from .app_keys import CONFIG, LINKS, METRICS, ROOMS, SESSIONS, STORE
 from .config import Config
 from .sfu.peer import configure_ice_addresses, configure_port_range
-from .sfu.room import RoomManager
+from .sfu.room import Room, RoomManager
 from .signalling.websocket import websocket_handler
+from .state import create_store
 from .telemetry import Metrics, get_logger
 
 __all__ = ["create_app"]
@@ -42,6 +44,12 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    yield
+    await app[STORE].close()
+
+
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rtc = app[CONFIG].rtc
     configure_ice_addresses(rtc.ice_addresses)
@@ -49,6 +57,63 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
     yield
     await app[ROOMS].shutdown()
+
+
+async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the link service and webhook dispatcher; connect them to the rooms."""
+    from linkapi.service import LinkService
+    from linkapi.webhooks import WebhookDispatcher
+
+    service = app[LINKS]
+    assert isinstance(service, LinkService)
+    cfg = app[CONFIG].linkapi
+    await service.start()
+    dispatcher = WebhookDispatcher(
+        app[STORE],
+        timeout=cfg.webhook_timeout_seconds,
+        retry_base=cfg.webhook_retry_base_seconds,
+        retry_max=cfg.webhook_retry_max_seconds,
+    )
+    service.wake_dispatcher = dispatcher.wake
+    await dispatcher.start()
+    manager = app[ROOMS]
+    # Room events go through one queue and one writer so the outbox keeps their order.
+    queue: asyncio.Queue[tuple[str, str, str, dict[str, Any]]] = asyncio.Queue()
+    log = get_logger(component="linkapi")
+
+    async def writer() -> None:
+        while True:
+            tenant_id, etype, link_id, data = await queue.get()
+            try:
+                await service.emit(tenant_id, etype, link_id, data)
+            except Exception:
+                log.exception("could not store a room event", event_type=etype, link=link_id)
+            finally:
+                queue.task_done()
+
+    writer_task = asyncio.ensure_future(writer())
+
+    def on_room_event(room: Room, etype: str, data: dict[str, Any]) -> None:
+        if room.tenant_id is None or room.link_id is None:
+            return
+        data = {"link_id": room.link_id, "room_id": room.id, **data}
+        queue.put_nowait((room.tenant_id, etype, room.link_id, data))
+
+    async def on_revoked(link: Any) -> None:
+        room = manager.rooms.get(link.id)
+        if room is not None:
+            await manager.close_room(room, "link_revoked")
+
+    manager.on_event = on_room_event
+    service.on_revoked = on_revoked
+    yield
+    manager.on_event = None
+    try:
+        await asyncio.wait_for(queue.join(), 5.0)
+    except TimeoutError:
+        log.warning("room events not stored before shutdown", pending=queue.qsize())
+    writer_task.cancel()
+    await dispatcher.stop()
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -73,7 +138,23 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app[METRICS] = metrics or Metrics()
     app[SESSIONS] = set()
     app[STARTED] = time.time()
+    app[STORE] = create_store(
+        config.state.backend,
+        sqlite_path=config.state.effective_sqlite_path,
+        redis_url=config.state.redis_url,
+    )
+    app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    if config.linkapi.enabled:
+        from linkapi import setup_linkapi
+        from linkapi.problems import problem_middleware
+        from linkapi.service import LinkService
+
+        service = LinkService(app[STORE], config)
+        app[LINKS] = service
+        app.middlewares.append(problem_middleware)
+        setup_linkapi(app, service)
+        app.cleanup_ctx.append(_linkapi_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/healthz", healthz)
     if config.metrics.enabled:

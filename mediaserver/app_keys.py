@@ -6,11 +6,15 @@ from aiohttp import web
 
 from .config import Config
 from .sfu.room import RoomManager
+from .state.store import Store
 from .telemetry import Metrics
 
-__all__ = ["CONFIG", "METRICS", "ROOMS", "SESSIONS"]
+__all__ = ["CONFIG", "LINKS", "METRICS", "ROOMS", "SESSIONS", "STORE"]
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 ROOMS = web.AppKey("rooms", RoomManager)
 SESSIONS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sessions")
+STORE: web.AppKey[Store] = web.AppKey("store")
+# The link service (linkapi.service.LinkService) when the link API is enabled.
+LINKS: web.AppKey[object] = web.AppKey("links")

@@ -72,6 +72,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tenant(args: argparse.Namespace) -> int:
+    """Tenant administration straight on the configured store (the server may run)."""
+    import asyncio
+
+    from .config import Config
+    from .state import create_store
+
+    config = _load(args.config)
+    assert isinstance(config, Config)
+
+    async def run() -> int:
+        from linkapi.secrets_ import parse_api_key
+        from linkapi.service import LinkService
+
+        store = create_store(
+            config.state.backend,
+            sqlite_path=config.state.effective_sqlite_path,
+            redis_url=config.state.redis_url,
+        )
+        await store.open()
+        try:
+            service = LinkService(store, config)
+            if args.tenant_command == "create":
+                tenant, key = await service.create_tenant(args.name)
+                print(f"tenant {tenant.id} ({tenant.name}) created")
+                print("API key (shown once; store it now):")
+                print(key)
+            elif args.tenant_command == "create-key":
+                try:
+                    key = await service.create_api_key(args.tenant_id)
+                except KeyError:
+                    print(f"no tenant {args.tenant_id}", file=sys.stderr)
+                    return 1
+                print(key)
+            elif args.tenant_command == "revoke-key":
+                parsed = parse_api_key(args.key)
+                key_id = parsed[0] if parsed else args.key
+                import time
+
+                if not await store.revoke_api_key(key_id, time.time()):
+                    print(f"no API key {key_id}", file=sys.stderr)
+                    return 1
+                print(f"API key {key_id} revoked")
+            elif args.tenant_command == "list":
+                for tenant in await store.list_tenants():
+                    keys = await store.list_api_keys(tenant.id)
+                    active = sum(1 for k in keys if k.revoked_at is None)
+                    print(f"{tenant.id}\t{tenant.name}\t{active} active key(s)")
+                    for k in keys:
+                        state = "revoked" if k.revoked_at else "active"
+                        print(f"  key {k.id}\t{state}")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediaserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,5 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("config", nargs="?", default=default_config)
     check.add_argument("--print", action="store_true", help="print the effective config")
     check.set_defaults(func=cmd_check_config)
+    tenant = sub.add_parser("tenant", help="manage tenants and API keys")
+    tenant.add_argument("--config", default=default_config, help="path to config.toml")
+    tsub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tsub.add_parser("create", help="create a tenant; prints its first API key last")
+    create.add_argument("name")
+    create_key = tsub.add_parser("create-key", help="another API key for a tenant")
+    create_key.add_argument("tenant_id")
+    revoke = tsub.add_parser("revoke-key", help="revoke an API key (the key or its id)")
+    revoke.add_argument("key")
+    tsub.add_parser("list", help="list tenants and their keys")
+    tenant.set_defaults(func=cmd_tenant)
     args = parser.parse_args(argv)
     return int(args.func(args))

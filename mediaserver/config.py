@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "IceServer",
+    "LinkApiConfig",
     "LoggingConfig",
     "MetricsConfig",
     "RoomsConfig",
@@ -47,7 +48,7 @@ __all__ = [
 
 ENV_PREFIX = "MEDIASERVER_"
 ENV_CONFIG_PATH = "MEDIASERVER_CONFIG"
-SUPPORTED_STATE_BACKENDS: tuple[str, ...] = ("memory",)
+SUPPORTED_STATE_BACKENDS: tuple[str, ...] = ("sqlite", "memory", "redis")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("json", "console")
 SECRET_MASK = "***"
@@ -374,8 +375,16 @@ class StateConfig(_Validated):
 
     _key_prefix: ClassVar[str] = "state"
 
-    backend: str = "memory"
+    backend: str = "sqlite"
     data_dir: str = "data"
+    sqlite_path: str = ""  # empty: {data_dir}/mediaserver.db
+    redis_url: str = dataclasses.field(
+        default="redis://127.0.0.1:6379/0", metadata={"secret": True}
+    )
+
+    @property
+    def effective_sqlite_path(self) -> str:
+        return self.sqlite_path or os.path.join(self.data_dir, "mediaserver.db")
 
     def _validate(self) -> None:
         if self.backend not in SUPPORTED_STATE_BACKENDS:
@@ -386,6 +395,39 @@ class StateConfig(_Validated):
             )
         if not self.data_dir:
             raise _error(self._key("data_dir"), "must not be empty")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise _error(self._key("redis_url"), "must start with redis://, rediss:// or unix://")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkApiConfig(_Validated):
+    """The calendar-facing link API under /v1."""
+
+    _key_prefix: ClassVar[str] = "linkapi"
+
+    enabled: bool = True
+    token_secret: str = dataclasses.field(default="", metadata={"secret": True})
+    join_token_ttl_seconds: float = 600.0
+    rate_limit_per_minute: int = 600
+    max_body_bytes: int = 65536
+    webhook_retry_base_seconds: float = 1.0
+    webhook_retry_max_seconds: float = 300.0
+    webhook_timeout_seconds: float = 10.0
+    allow_private_webhook_urls: bool = False
+
+    def _validate(self) -> None:
+        if self.token_secret and len(self.token_secret) < 32:
+            raise _error(self._key("token_secret"), "must be at least 32 characters")
+        self._range(
+            "join_token_ttl_seconds", self.join_token_ttl_seconds, 10, 86400, "between 10 and 86400"
+        )
+        self._range("rate_limit_per_minute", self.rate_limit_per_minute, 1, 1_000_000, ">= 1")
+        self._range("max_body_bytes", self.max_body_bytes, 1024, 10 << 20, "1024..10 MiB")
+        self._range(
+            "webhook_retry_base_seconds", self.webhook_retry_base_seconds, 0.01, 3600, "> 0"
+        )
+        self._range("webhook_retry_max_seconds", self.webhook_retry_max_seconds, 0.01, 86400, "> 0")
+        self._range("webhook_timeout_seconds", self.webhook_timeout_seconds, 0.1, 300, "0.1..300")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,6 +456,11 @@ class MetricsConfig(_Validated):
     def _validate(self) -> None:
         if not self.path.startswith("/"):
             raise _error(self._key("path"), f"must start with '/', got {self.path!r}")
+        reserved = ("/ws", "/healthz", "/v1", "/j/", "/static")
+        if self.path.rstrip("/") in ("", "/ws", "/healthz", "/v1") or self.path.startswith(
+            reserved
+        ):
+            raise _error(self._key("path"), f"{self.path!r} collides with the server's own routes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,6 +494,7 @@ class Config(_Validated):
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     signalling: SignallingConfig = dataclasses.field(default_factory=SignallingConfig)
+    linkapi: LinkApiConfig = dataclasses.field(default_factory=LinkApiConfig)
 
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field[Any]] | None:

@@ -55,10 +55,11 @@ def new_id(prefix: str) -> str:
 class Refused(Exception):
     """A request the server will not carry out; ``code`` is the protocol error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details  # extra fields of the error reply (e.g. opens_at)
 
 
 class JoinRefused(Refused):
@@ -305,6 +306,9 @@ class Participant:
     def __init__(self, room: Room, name: str, send: SendMessage) -> None:
         self.id = new_id("PA")
         self.name = name
+        self.role = "guest"  # host | member | guest
+        self.user_id: str | None = None
+        self.invite_id: str | None = None
         self.room = room
         self.send = send
         self.metrics = room.manager.metrics
@@ -325,6 +329,7 @@ class Participant:
         return {
             "id": self.id,
             "name": self.name,
+            "role": self.role,
             "publications": [p.describe() for p in self.publications.values()],
         }
 
@@ -627,6 +632,11 @@ class Room:
         self.empty_since: float | None = asyncio.get_event_loop().time()
         self.log = get_logger(room=room_id)
         self._last_report = 0.0
+        self.link_id: str | None = None
+        self.tenant_id: str | None = None
+        self.max_participants = 0  # 0: rooms.max_participants
+        self.started = False
+        self.opened_at = time.time()
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -635,14 +645,34 @@ class Room:
                 with contextlib.suppress(Exception):
                     await p.send(message)
 
-    async def join(self, name: str, send: SendMessage, ref: str | int | None = None) -> Participant:
+    async def join(
+        self,
+        name: str,
+        send: SendMessage,
+        ref: str | int | None = None,
+        *,
+        role: str = "guest",
+        user_id: str | None = None,
+        invite_id: str | None = None,
+        invite_limit: int = 0,
+    ) -> Participant:
         if self.closed:
             raise JoinRefused("bad_state", "room is closing")
-        limit = self.manager.config.rooms.max_participants
+        limit = self.max_participants or self.manager.config.rooms.max_participants
         if len(self.participants) >= limit:
             raise JoinRefused("room_full", f"room is full ({limit} participants)")
+        if invite_id is not None:
+            via = sum(1 for p in self.participants.values() if p.invite_id == invite_id)
+            if via >= invite_limit:
+                raise JoinRefused(
+                    "invite_full", f"this guest invite admits {invite_limit} guests at once"
+                )
         participant = Participant(self, name, send)
+        participant.role = role
+        participant.user_id = user_id
+        participant.invite_id = invite_id
         others = [p.describe() for p in self.participants.values()]
+        first = not self.participants and not self.started
         self.participants[participant.id] = participant
         self.empty_since = None
         self.manager.metrics.participants.inc()
@@ -651,20 +681,26 @@ class Room:
                 "type": "joined",
                 "room": self.id,
                 "participant_id": participant.id,
+                "role": role,
                 "participants": others,
                 "ice_servers": self.manager.ice_servers_for_clients,
                 "ref": ref,
             }
         )
         await self.broadcast(
-            {
-                "type": "participant_joined",
-                "participant": {"id": participant.id, "name": name, "publications": []},
-            },
+            {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant.id,
         )
         participant.request_renegotiation()
-        participant.log.info("participant joined", name_length=len(name))
+        participant.log.info("participant joined", name_length=len(name), role=role)
+        if first:
+            self.started = True
+            self.manager.emit(self, "room.started", {})
+        self.manager.emit(
+            self,
+            "participant.joined",
+            {"participant": {"id": participant.id, "name": name, "role": role, "user_id": user_id}},
+        )
         return participant
 
     async def published(self, participant: Participant, pubs: list[Publication]) -> None:
@@ -695,6 +731,19 @@ class Room:
         if not self.participants:
             self.empty_since = asyncio.get_running_loop().time()
         participant.log.info("participant left", reason=reason)
+        self.manager.emit(
+            self,
+            "participant.left",
+            {
+                "participant": {
+                    "id": participant.id,
+                    "name": participant.name,
+                    "role": participant.role,
+                    "user_id": participant.user_id,
+                },
+                "reason": reason,
+            },
+        )
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -728,6 +777,12 @@ class Room:
         if self._ticker is not asyncio.current_task():
             self._ticker.cancel()
         self.log.info("room closed", reason=reason)
+        if self.started:
+            self.manager.emit(
+                self,
+                "room.finished",
+                {"reason": reason, "duration_seconds": round(time.time() - self.opened_at, 3)},
+            )
 
 
 class RoomManager:
@@ -743,6 +798,15 @@ class RoomManager:
             for s in config.rtc.ice_servers
         ]
         self.ice_servers_for_clients = [{k: v for k, v in s.items() if v} for s in self.ice_servers]
+        #: Called with (room, event type, data) for rooms that belong to a link.
+        self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
+
+    def emit(self, room: Room, etype: str, data: dict[str, Any]) -> None:
+        if room.link_id is not None and self.on_event is not None:
+            try:
+                self.on_event(room, etype, data)
+            except Exception:
+                room.log.exception("room event hook failed", event_type=etype)
 
     def room(self, room_id: str) -> Room:
         if not self.accepting:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sfu.negotiation import SdpError
 from ..sfu.room import Participant, Refused, RoomManager
@@ -18,14 +18,25 @@ from . import messages as m
 
 __all__ = ["SignallingSession"]
 
+if TYPE_CHECKING:
+    from linkapi.service import LinkService
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SignallingSession:
     """The state of one signalling connection: new → hello → joined → closed."""
 
-    def __init__(self, manager: RoomManager, send: Send, *, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        manager: RoomManager,
+        send: Send,
+        *,
+        max_message_bytes: int,
+        links: LinkService | None = None,
+    ) -> None:
         self.manager = manager
+        self.links = links
         self._send = send
         self.max_message_bytes = max_message_bytes
         self.version: int | None = None
@@ -45,9 +56,11 @@ class SignallingSession:
         except Exception:  # the socket went away: the reader side will notice
             self.log.debug("send failed", type=message.get("type"))
 
-    async def send_error(self, code: str, message: str, ref: str | int | None = None) -> None:
+    async def send_error(
+        self, code: str, message: str, ref: str | int | None = None, **details: Any
+    ) -> None:
         self.manager.metrics.signalling_errors.labels(code).inc()
-        await self.send(m.error(code, message, ref))
+        await self.send({**m.error(code, message, ref), **details})
 
     async def on_frame(self, raw: str | bytes) -> bool:
         """Handle one frame. Returns False when the connection should close."""
@@ -72,7 +85,7 @@ class SignallingSession:
         except SdpError as exc:
             await self.send_error(m.ErrorCode.INVALID_SDP, str(exc), ref)
         except Refused as exc:
-            await self.send_error(exc.code, exc.message, ref)
+            await self.send_error(exc.code, exc.message, ref, **exc.details)
         except Exception:
             self.log.exception("signalling handler failed")
             await self.send_error(m.ErrorCode.INTERNAL, "internal error", ref)
@@ -101,8 +114,12 @@ class SignallingSession:
             if self.participant is not None and not self.participant.closed:
                 raise m.ProtocolError(m.ErrorCode.ALREADY_JOINED, "join: already in a room")
             started = time.perf_counter()
-            room = self.manager.room(msg.room)
-            self.participant = await room.join(msg.name.strip(), self.send, msg.id)
+            if msg.link is not None:
+                self.participant = await self._join_link(msg)
+            else:
+                assert msg.room is not None and msg.name is not None
+                room = self.manager.room(msg.room)
+                self.participant = await room.join(msg.name.strip(), self.send, msg.id)
             self.ever_joined = True
             self.manager.metrics.join_duration.observe(time.perf_counter() - started)
             self.log = self.participant.log
@@ -151,6 +168,29 @@ class SignallingSession:
             await self.close("left")
             return False
         return True
+
+    async def _join_link(self, msg: m.Join) -> Participant:
+        if self.links is None:
+            raise m.ProtocolError(m.ErrorCode.BAD_STATE, "join: the link API is disabled")
+        assert msg.link is not None
+        grant = await self.links.resolve_join(  # raises Refused (with details)
+            msg.link, token=msg.token, invite=msg.invite, name=msg.name
+        )
+        link = grant.link
+        room = self.manager.room(link.id)
+        room.link_id = link.id
+        room.tenant_id = link.tenant_id
+        room.max_participants = int(link.options.get("max_participants") or 0)
+        invite = grant.via_invite
+        return await room.join(
+            grant.name,
+            self.send,
+            msg.id,
+            role=grant.role,
+            user_id=grant.user_id,
+            invite_id=invite.id if invite else None,
+            invite_limit=invite.max_guests if invite else 0,
+        )
 
     async def close(self, reason: str = "disconnected") -> None:
         participant, self.participant = self.participant, None

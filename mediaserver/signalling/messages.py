@@ -106,19 +106,49 @@ class Hello(ClientMessage):
 
 @dataclass(frozen=True, slots=True)
 class Join(ClientMessage):
+    """Join a room by id (``room``) or through a meeting link (``link``: the slug of a
+    join or host URL, plus an optional join ``token`` or guest ``invite``)."""
+
     TYPE: ClassVar[str] = "join"
-    room: str = ""
-    name: str = ""
+    room: str | None = None
+    link: str | None = None
+    token: str | None = None
+    invite: str | None = None
+    name: str | None = None
 
     def validate(self) -> None:
-        room = _check_str("room", self.room, max_len=MAX_ROOM_CHARS)
-        if not all(c.isalnum() or c in "-_." for c in room):
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD, "room: only letters, digits, '-', '_' and '.'"
-            )
-        name = _check_str("name", self.name, max_len=MAX_NAME_CHARS)
-        if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
-            raise ProtocolError(ErrorCode.INVALID_FIELD, "name: control characters are not allowed")
+        if (self.room is None) == (self.link is None):
+            raise ProtocolError(ErrorCode.MISSING_FIELD, "give exactly one of 'room' or 'link'")
+        if self.room is not None:
+            room = _check_str("room", self.room, max_len=MAX_ROOM_CHARS)
+            if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in room):
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, "room: only ASCII letters, digits, '-', '_' and '.'"
+                )
+            if room.startswith("lnk_"):
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, "room: meeting-link rooms are joined with 'link'"
+                )
+            if self.token is not None or self.invite is not None:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "token/invite: only with 'link'")
+            if self.name is None:
+                raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field 'name'")
+        else:
+            link = _check_str("link", self.link, max_len=64)
+            if not all(c.isascii() and (c.isalnum() or c in "-_") for c in link):
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "link: not a link slug")
+            if self.token is not None:
+                _check_str("token", self.token, max_len=2048)
+            if self.invite is not None:
+                _check_str("invite", self.invite, max_len=64)
+            if self.token is not None and self.invite is not None:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "give 'token' or 'invite', not both")
+        if self.name is not None:
+            name = _check_str("name", self.name, max_len=MAX_NAME_CHARS)
+            if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, "name: control characters are not allowed"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +236,7 @@ CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
 }
 _REQUIRED: dict[str, frozenset[str]] = {
     "hello": frozenset({"version"}),
-    "join": frozenset({"room", "name"}),
+    "join": frozenset(),
     "publish": frozenset({"sdp"}),
     "subscribe_answer": frozenset({"sdp"}),
     "ice_candidate": frozenset({"target", "candidate"}),

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..app_keys import CONFIG, METRICS, ROOMS, SESSIONS
+from ..app_keys import CONFIG, LINKS, METRICS, ROOMS, SESSIONS
 from .handler import SignallingSession
 from .messages import ErrorCode, error
 
@@ -32,7 +32,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.send_str(json.dumps(message, separators=(",", ":")))
 
-    session = SignallingSession(manager, send, max_message_bytes=limit)
+    links: Any = request.app.get(LINKS)
+    session = SignallingSession(manager, send, max_message_bytes=limit, links=links)
     sessions = request.app[SESSIONS]
     sessions.add(ws)
     metrics = request.app[METRICS]
@@ -44,7 +45,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             # A connection must join a room within join_timeout_seconds.
             timeout = None if session.ever_joined else join_deadline - loop.time()
             try:
-                msg = await ws.receive(timeout=None if timeout is None else max(timeout, 0.0))
+                # (aiohttp treats a timeout of 0 as no timeout: keep it positive)
+                msg = await ws.receive(timeout=None if timeout is None else max(timeout, 0.001))
             except TimeoutError:
                 await session.send_error(
                     ErrorCode.JOIN_TIMEOUT,

@@ -209,7 +209,7 @@ async def test_too_many_publications_is_refused_before_anything_changes(server, 
 async def test_connection_that_never_joins_is_closed():
     import dataclasses
 
-    from conftest import make_config, start_server
+    from server_helpers import make_config, start_server
 
     config = make_config()
     config = dataclasses.replace(

@@ -188,7 +188,7 @@ async def test_mute_stops_forwarding_and_unmute_resumes(server, clients):
 
 
 async def test_room_full_and_empty_room_closes(clients):
-    from conftest import make_config, start_server
+    from server_helpers import make_config, start_server
 
     srv = await start_server(make_config(max_participants=2, empty_timeout_seconds=0.5))
     try:
@@ -220,7 +220,7 @@ async def test_port_range_and_announced_address(clients):
     import dataclasses
 
     from aiortc import sdp as aiortc_sdp
-    from conftest import make_config, start_server
+    from server_helpers import make_config, start_server
 
     from mediaserver.sfu.peer import configure_port_range
 

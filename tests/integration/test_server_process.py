@@ -61,6 +61,8 @@ port = {port}
 shutdown_grace_seconds = 5.0
 [rtc]
 ice_addresses = ["127.0.0.1"]
+[state]
+data_dir = "{tmp_path / "data"}"
 [logging]
 format = "json"
 """
@@ -78,7 +80,7 @@ format = "json"
     clients: list[MeetingClient] = []
     try:
         health = await _wait_healthy(url, proc)
-        assert health["status"] == "ok" and health["state_backend"] == "memory"
+        assert health["status"] == "ok" and health["state_backend"] == "sqlite"
 
         for i in range(2):
             c = MeetingClient(

@@ -55,7 +55,7 @@ def test_defaults_without_file_or_env() -> None:
     assert config.rooms.max_participants == 16
     assert config.rooms.empty_timeout_seconds == 30.0
     assert config.rooms.max_publications_per_participant == 4
-    assert config.state.backend == "memory"
+    assert config.state.backend == "sqlite"
     assert config.state.data_dir == "data"
     assert config.logging.level == "info"
     assert config.logging.format == "json"
@@ -431,10 +431,18 @@ def test_bad_ice_server_names_key(tmp_path: Path, toml: str, message: str) -> No
 
 
 def test_unsupported_backend(tmp_path: Path) -> None:
-    err = error_from_file(tmp_path, "[state]\nbackend = 'redis'\n")
-    assert str(err).startswith("state.backend: unsupported backend 'redis' (supported: memory)")
+    err = error_from_file(tmp_path, "[state]\nbackend = 'etcd'\n")
+    assert str(err).startswith(
+        "state.backend: unsupported backend 'etcd' (supported: sqlite, memory, redis)"
+    )
     err = error_from_env({"MEDIASERVER_STATE_BACKEND": "x"})
-    assert str(err).startswith("state.backend: unsupported backend 'x' (supported: memory)")
+    assert str(err).startswith("state.backend: unsupported backend 'x'")
+
+
+@pytest.mark.parametrize("path", ["/ws", "/healthz", "/v1/metrics", "/j/x", "/"])
+def test_metrics_path_must_not_collide_with_routes(tmp_path: Path, path: str) -> None:
+    err = error_from_file(tmp_path, f"[metrics]\npath = '{path}'\n")
+    assert str(err).startswith("metrics.path:")
 
 
 @pytest.mark.parametrize(

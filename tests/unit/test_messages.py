@@ -225,13 +225,11 @@ INVALID_CASES = [
     ("hello", "client", ["web"]),
     # join
     ("join", "room", 5),
-    ("join", "room", None),
     ("join", "room", True),
     ("join", "room", {"id": "r"}),
     ("join", "room", ""),
     ("join", "room", "   "),
     ("join", "name", 5),
-    ("join", "name", None),
     ("join", "name", ["Ada"]),
     ("join", "name", ""),
     ("join", "name", " \t "),
@@ -468,3 +466,17 @@ def test_protocol_error_carries_code_message_ref() -> None:
     exc = ProtocolError(ErrorCode.BAD_STATE, "why", "r")
     assert (exc.code, exc.message, exc.ref, str(exc)) == ("bad_state", "why", "r", "why")
     assert ProtocolError("c", "m").ref is None
+
+
+def test_join_needs_exactly_one_of_room_or_link() -> None:
+    fails({"type": "join", "name": "x"}, ErrorCode.MISSING_FIELD, "exactly one")
+    fails({"type": "join", "room": "r", "link": "abc", "name": "x"}, ErrorCode.MISSING_FIELD)
+    fails({"type": "join", "room": "r"}, ErrorCode.MISSING_FIELD, "'name'")
+    fails({"type": "join", "room": "lnk_abc", "name": "x"}, ErrorCode.INVALID_FIELD, "room")
+    fails({"type": "join", "room": "r", "name": "x", "token": "t"}, ErrorCode.INVALID_FIELD)
+    fails({"type": "join", "link": "a b"}, ErrorCode.INVALID_FIELD, "link")
+    fails({"type": "join", "link": "abc", "token": "t", "invite": "i"}, ErrorCode.INVALID_FIELD)
+    fails({"type": "join", "room": "caf\u00e9", "name": "x"}, ErrorCode.INVALID_FIELD, "ASCII")
+    assert parse({"type": "join", "link": "abc_DEF-1"}).link == "abc_DEF-1"  # type: ignore[attr-defined]
+    msg = parse({"type": "join", "link": "abc", "token": "mjt1.x.y", "name": "Ada"})
+    assert msg.token == "mjt1.x.y"  # type: ignore[attr-defined]

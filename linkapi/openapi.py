@@ -1,0 +1,505 @@
+"""The OpenAPI 3.1 document of the link API, and request validation from its schemas.
+
+The document is the single source of truth: request bodies are validated against the
+same schemas (JSON Schema 2020-12), and the tests validate every response against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+__all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
+
+EVENT_TYPES = [
+    "link.created",
+    "link.updated",
+    "link.revoked",
+    "room.started",
+    "participant.joined",
+    "participant.left",
+    "room.finished",
+]
+
+_ID = {"type": "string", "minLength": 1, "maxLength": 256}
+_TEXT = {"type": "string", "maxLength": 1024}
+_DATETIME = {"type": "string", "format": "date-time", "maxLength": 64}
+_NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
+_PERSON = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "email": {"type": "string", "maxLength": 320},
+        "name": {"type": "string", "maxLength": 256},
+    },
+}
+_OPTIONS_PROPS = {
+    "waiting_room": {"type": "boolean"},
+    "guest_policy": {"enum": ["allow", "lobby", "deny"]},
+    "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "join_before_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
+    "grace_after_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "EventInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "start", "end"],
+        "properties": {
+            "id": _ID,
+            "calendar_id": _ID,
+            "recurrence_id": _ID,
+            "summary": _TEXT,
+            "start": _DATETIME,
+            "end": _DATETIME,
+            "tzid": {"type": "string", "maxLength": 64},
+            "organizer": _PERSON,
+            "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+        },
+    },
+    "EventPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "summary": _TEXT,
+            "start": _DATETIME,
+            "end": _DATETIME,
+            "tzid": {"type": "string", "maxLength": 64},
+            "organizer": _PERSON,
+            "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+        },
+    },
+    "LinkOptions": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": _OPTIONS_PROPS,
+    },
+    "Conferencing": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "profile": {"enum": ["default", "explicit"]},
+            "join_url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
+            "provider_description": {"type": "string", "maxLength": 256},
+        },
+    },
+    "LinkCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["event"],
+        "properties": {
+            "event": {"$ref": "#/components/schemas/EventInput"},
+            "options": {"$ref": "#/components/schemas/LinkOptions"},
+            "conferencing": {"$ref": "#/components/schemas/Conferencing"},
+        },
+    },
+    "LinkPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "event": {"$ref": "#/components/schemas/EventPatch"},
+            "options": {"$ref": "#/components/schemas/LinkOptions"},
+        },
+    },
+    "PersonalRoomRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "display_name": {"type": "string", "maxLength": 256},
+            "options": {"$ref": "#/components/schemas/LinkOptions"},
+        },
+    },
+    "GuestInviteCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"max_guests": {"type": "integer", "minimum": 1, "maximum": 100}},
+    },
+    "JoinTokenCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["user_id", "name", "role"],
+        "properties": {
+            "user_id": _ID,
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "role": {"enum": ["host", "member"]},
+            "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+        },
+    },
+    "WebhookCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["url"],
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
+            "secret": {"type": "string", "minLength": 16, "maxLength": 256},
+            "events": {
+                "type": "array",
+                "items": {"enum": EVENT_TYPES},
+                "uniqueItems": True,
+                "maxItems": len(EVENT_TYPES),
+            },
+        },
+    },
+    "Invitation": {
+        "type": "object",
+        "required": ["text", "html", "ical"],
+        "properties": {
+            "text": {"type": "string"},
+            "html": {"type": "string"},
+            "ical": {
+                "type": "object",
+                "required": ["conference", "url", "description"],
+                "properties": {
+                    "conference": {"type": "string"},
+                    "url": {"type": "string"},
+                    "description": {"type": "string"},
+                },
+            },
+        },
+    },
+    "Link": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "kind",
+            "status",
+            "profile",
+            "join_url",
+            "host_url",
+            "valid_from",
+            "valid_until",
+            "event",
+            "options",
+            "created_at",
+            "updated_at",
+            "revoked_at",
+            "invitation",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"enum": ["event", "personal"]},
+            "status": {"enum": ["active", "revoked"]},
+            "profile": {"enum": ["default", "explicit"]},
+            "provider_description": {"type": ["string", "null"]},
+            "join_url": {"type": "string"},
+            "host_url": {"type": ["string", "null"]},
+            "user_id": {"type": ["string", "null"]},
+            "valid_from": _NULLABLE_DATETIME,
+            "valid_until": _NULLABLE_DATETIME,
+            "event": {"type": "object"},
+            "options": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": list(_OPTIONS_PROPS),
+                "properties": _OPTIONS_PROPS,
+            },
+            "created_at": _DATETIME,
+            "updated_at": _DATETIME,
+            "revoked_at": _NULLABLE_DATETIME,
+            "invitation": {"$ref": "#/components/schemas/Invitation"},
+        },
+    },
+    "LinkList": {
+        "type": "object",
+        "required": ["links"],
+        "properties": {"links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}}},
+    },
+    "GuestInvite": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "link_id", "url", "max_guests", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "url": {"type": "string"},
+            "max_guests": {"type": "integer"},
+            "created_at": _DATETIME,
+        },
+    },
+    "JoinToken": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["token", "join_url", "expires_at", "role"],
+        "properties": {
+            "token": {"type": "string"},
+            "join_url": {"type": "string"},
+            "expires_at": _DATETIME,
+            "role": {"enum": ["host", "member"]},
+        },
+    },
+    "Webhook": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "url", "events", "created_at", "active"],
+        "properties": {
+            "id": {"type": "string"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"enum": EVENT_TYPES}},
+            "created_at": _DATETIME,
+            "active": {"type": "boolean"},
+            "secret": {"type": "string", "description": "only in the creation response"},
+        },
+    },
+    "WebhookList": {
+        "type": "object",
+        "required": ["webhooks"],
+        "properties": {
+            "webhooks": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}
+        },
+    },
+    "DeliveryList": {
+        "type": "object",
+        "required": ["deliveries"],
+        "properties": {
+            "deliveries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "event_id",
+                        "type",
+                        "endpoint_id",
+                        "created_at",
+                        "delivered_at",
+                        "attempts",
+                    ],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "event_id": {"type": "string"},
+                        "type": {"enum": EVENT_TYPES},
+                        "endpoint_id": {"type": "string"},
+                        "created_at": _DATETIME,
+                        "delivered_at": _NULLABLE_DATETIME,
+                        "next_attempt_at": _NULLABLE_DATETIME,
+                        "last_error": {"type": ["string", "null"]},
+                        "attempts": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["attempt", "at", "status", "error"],
+                                "properties": {
+                                    "attempt": {"type": "integer"},
+                                    "at": _DATETIME,
+                                    "status": {"type": ["integer", "null"]},
+                                    "error": {"type": ["string", "null"]},
+                                    "duration_ms": {"type": "number"},
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+_PROBLEM = {
+    "description": "Problem",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+_ERRORS = {str(s): _PROBLEM for s in (400, 401, 404, 409, 413, 415, 422, 429)}
+_LINK_ID = [{"name": "link_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_USER_ID = [{"name": "user_id", "in": "path", "required": True, "schema": _ID}]
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "mediaserver link API",
+        "version": "1.0.0",
+        "description": "Meeting links for calendar events. See docs/linkapi.md.",
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/links": {
+            "post": {
+                "summary": "Mint (or return) the meeting link of a calendar event",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 255},
+                    }
+                ],
+                "requestBody": _body("LinkCreate"),
+                "responses": {
+                    "201": _ok("Link", "Created"),
+                    "200": _ok("Link", "The link this event already has"),
+                    **_ERRORS,
+                },
+            },
+            "get": {
+                "summary": "Find links",
+                "parameters": [
+                    {"name": "event_id", "in": "query", "schema": _ID},
+                    {"name": "calendar_id", "in": "query", "schema": _ID},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": {"200": _ok("LinkList"), **_ERRORS},
+            },
+        },
+        "/v1/links/{link_id}": {
+            "parameters": _LINK_ID,
+            "get": {"summary": "Get a link", "responses": {"200": _ok("Link"), **_ERRORS}},
+            "patch": {
+                "summary": "The event moved or was renamed",
+                "requestBody": _body("LinkPatch"),
+                "responses": {"200": _ok("Link"), **_ERRORS},
+            },
+            "delete": {
+                "summary": "The event was cancelled: revoke the link, end a running meeting",
+                "responses": {"200": _ok("Link"), **_ERRORS},
+            },
+        },
+        "/v1/links/{link_id}/guest-invites": {
+            "parameters": _LINK_ID,
+            "post": {
+                "summary": "Create a reusable guest-invite URL",
+                "requestBody": {**_body("GuestInviteCreate"), "required": False},
+                "responses": {"201": _ok("GuestInvite", "Created"), **_ERRORS},
+            },
+        },
+        "/v1/links/{link_id}/join-tokens": {
+            "parameters": _LINK_ID,
+            "post": {
+                "summary": "A short-lived signed token for a signed-in user",
+                "requestBody": _body("JoinTokenCreate"),
+                "responses": {"201": _ok("JoinToken", "Created"), **_ERRORS},
+            },
+        },
+        "/v1/users/{user_id}/personal-room": {
+            "parameters": _USER_ID,
+            "put": {
+                "summary": "The user's personal room link (created on first call)",
+                "requestBody": {**_body("PersonalRoomRequest"), "required": False},
+                "responses": {
+                    "201": _ok("Link", "Created"),
+                    "200": _ok("Link", "Existing"),
+                    **_ERRORS,
+                },
+            },
+        },
+        "/v1/users/{user_id}/personal-room/rotate": {
+            "parameters": _USER_ID,
+            "post": {
+                "summary": "Replace the personal room's slugs (old URLs stop working)",
+                "responses": {"200": _ok("Link"), **_ERRORS},
+            },
+        },
+        "/v1/webhooks": {
+            "post": {
+                "summary": "Register a webhook endpoint",
+                "requestBody": _body("WebhookCreate"),
+                "responses": {"201": _ok("Webhook", "Created"), **_ERRORS},
+            },
+            "get": {
+                "summary": "List endpoints",
+                "responses": {"200": _ok("WebhookList"), **_ERRORS},
+            },
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "parameters": [
+                {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "delete": {
+                "summary": "Disable an endpoint",
+                "responses": {"200": _ok("Webhook"), **_ERRORS},
+            },
+        },
+        "/v1/webhooks/deliveries": {
+            "get": {
+                "summary": "Webhook events and their delivery attempts, newest first",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "undelivered", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": _ok("DeliveryList"), **_ERRORS},
+            }
+        },
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Tenant API key"}
+        },
+    },
+}
+
+_REGISTRY: Registry[Any] = Registry().with_resource(
+    "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)
+)
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def validator_for(schema_name: str) -> Draft202012Validator:
+    v = _VALIDATORS.get(schema_name)
+    if v is None:
+        v = Draft202012Validator(
+            {"$ref": f"urn:mediaserver:openapi#/components/schemas/{schema_name}"},
+            registry=_REGISTRY,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        _VALIDATORS[schema_name] = v
+    return v
+
+
+def schema_errors(schema_name: str, instance: Any) -> list[dict[str, str]]:
+    """Field-level errors (``field`` is a dotted path) of ``instance``; [] if valid."""
+    out: list[dict[str, str]] = []
+    for err in sorted(validator_for(schema_name).iter_errors(instance), key=lambda e: e.path):
+        path = ".".join(str(p) for p in err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for name in extra:
+                out.append(
+                    {"field": f"{path}.{name}" if path else name, "message": "unknown field"}
+                )
+            continue
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            out.append({"field": f"{path}.{missing}" if path else missing, "message": "required"})
+            continue
+        out.append({"field": path or "(body)", "message": err.message[:300]})
+    return out

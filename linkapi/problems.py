@@ -1,0 +1,93 @@
+"""RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ApiProblem", "problem_middleware", "problem_response"]
+
+PROBLEM_BASE = "https://mediaserver.dev/problems/"
+CONTENT_TYPE = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def problem_response(problem: ApiProblem, instance: str | None = None) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + problem.kind,
+        "title": problem.title,
+        "status": problem.status,
+    }
+    if problem.detail:
+        body["detail"] = problem.detail
+    if instance:
+        body["instance"] = instance
+    if problem.errors:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    return web.Response(
+        status=problem.status,
+        body=json.dumps(body).encode(),
+        content_type=CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+_STATUS_KIND = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error under /v1 is problem+json, including aiohttp's own 404/405/413."""
+    if not request.path.startswith("/v1"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiProblem as problem:
+        return problem_response(problem, request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind, title = _STATUS_KIND.get(exc.status, ("http-error", exc.reason))
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
+        return problem_response(
+            ApiProblem(exc.status, kind, title, detail, headers=_keep_headers(exc)),
+            request.path,
+        )
+
+
+def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}

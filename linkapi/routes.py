@@ -1,0 +1,294 @@
+"""HTTP routes of the link API (an aiohttp sub-application mounted at /v1)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from mediaserver.state.models import Tenant
+
+from .openapi import OPENAPI, schema_errors
+from .problems import ApiProblem, problem_middleware
+from .ratelimit import RateLimiter
+from .service import LinkService, iso
+
+__all__ = ["SERVICE", "TENANT", "setup_linkapi"]
+
+SERVICE = web.AppKey("linkapi_service", LinkService)
+LIMITER = web.AppKey("linkapi_limiter", RateLimiter)
+MAX_BODY = web.AppKey("linkapi_max_body", int)
+TENANT = web.RequestKey("linkapi_tenant", Tenant)
+PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(data).encode(), content_type="application/json"
+    )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    service = request.app[SERVICE]
+    tenant = await service.authenticate(request.headers.get("Authorization"))
+    retry = request.app[LIMITER].check(tenant.id)
+    if retry:
+        raise ApiProblem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"rate limit of {service.config.linkapi.rate_limit_per_minute}/min exceeded",
+            headers={"Retry-After": str(int(retry))},
+        )
+    request[TENANT] = tenant
+    return await handler(request)
+
+
+async def _body(request: web.Request, schema: str, *, optional: bool = False) -> dict[str, Any]:
+    """Read, parse and validate a JSON body against the OpenAPI schema."""
+    limit = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiProblem(413, "body-too-large", "Request body too large", f"limit is {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiProblem(413, "body-too-large", "Request body too large", f"limit is {limit} bytes")
+    if not raw.strip():
+        if optional:
+            return {}
+        raise ApiProblem(400, "invalid-json", "Invalid JSON", "a JSON body is required")
+    ctype = request.content_type
+    if ctype not in ("application/json", "application/octet-stream", "") and not ctype.endswith(
+        "+json"
+    ):
+        raise ApiProblem(
+            415, "unsupported-media-type", "Unsupported media type", "send application/json"
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiProblem(400, "invalid-json", "Invalid JSON", str(exc)[:200]) from None
+    errors = schema_errors(schema, data)
+    if errors:
+        raise ApiProblem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+            errors=errors,
+        )
+    assert isinstance(data, dict)
+    return data
+
+
+def _tenant(request: web.Request) -> Tenant:
+    return request[TENANT]
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 500:
+        raise ApiProblem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "limit: must be an integer between 1 and 500",
+            errors=[{"field": "limit", "message": "must be an integer between 1 and 500"}],
+        )
+    return value
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(OPENAPI)
+
+
+async def create_link(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None and not 1 <= len(idem) <= 255:
+        raise ApiProblem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "Idempotency-Key: 1 to 255 characters",
+            errors=[{"field": "Idempotency-Key", "message": "1 to 255 characters"}],
+        )
+    body = await _body(request, "LinkCreate")
+    link, created = await service.create_event_link(_tenant(request), body, idem)
+    return _json(service.link_json(link), 201 if created else 200)
+
+
+async def list_links(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    links = await service.find_links(
+        _tenant(request),
+        event_id=request.query.get("event_id"),
+        calendar_id=request.query.get("calendar_id"),
+        limit=_limit(request),
+    )
+    return _json({"links": [service.link_json(ln) for ln in links]})
+
+
+async def get_link(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    link = await service.get_link(_tenant(request), request.match_info["link_id"])
+    return _json(service.link_json(link))
+
+
+async def patch_link(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    tenant = _tenant(request)
+    await service.get_link(tenant, request.match_info["link_id"])  # 404 before 422
+    body = await _body(request, "LinkPatch")
+    link = await service.update_link(tenant, request.match_info["link_id"], body)
+    return _json(service.link_json(link))
+
+
+async def delete_link(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    link = await service.revoke_link(_tenant(request), request.match_info["link_id"])
+    return _json(service.link_json(link))
+
+
+async def create_guest_invite(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    tenant = _tenant(request)
+    link = await service.get_link(tenant, request.match_info["link_id"])
+    body = await _body(request, "GuestInviteCreate", optional=True)
+    invite = await service.create_guest_invite(tenant, link.id, body)
+    return _json(service.invite_json(invite, link), 201)
+
+
+async def create_join_token(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    tenant = _tenant(request)
+    await service.get_link(tenant, request.match_info["link_id"])
+    body = await _body(request, "JoinTokenCreate")
+    token, claims, link = await service.create_join_token(
+        tenant, request.match_info["link_id"], body
+    )
+    return _json(
+        {
+            "token": token,
+            "join_url": f"{service.join_url(link)}?token={token}",
+            "expires_at": iso(claims.expires_at),
+            "role": claims.role,
+        },
+        201,
+    )
+
+
+def _user_id(request: web.Request) -> str:
+    user_id = request.match_info["user_id"]
+    if not 1 <= len(user_id) <= 256:
+        raise ApiProblem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "user_id: 1 to 256 characters",
+            errors=[{"field": "user_id", "message": "1 to 256 characters"}],
+        )
+    return user_id
+
+
+async def put_personal_room(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    user_id = _user_id(request)
+    body = await _body(request, "PersonalRoomRequest", optional=True)
+    link, created = await service.personal_room(_tenant(request), user_id, body)
+    return _json(service.link_json(link), 201 if created else 200)
+
+
+async def rotate_personal_room(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    link = await service.rotate_personal_room(_tenant(request), _user_id(request))
+    return _json(service.link_json(link))
+
+
+async def create_webhook(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    body = await _body(request, "WebhookCreate")
+    endpoint, secret = await service.add_webhook(_tenant(request), body)
+    return _json(service.webhook_json(endpoint, secret), 201)
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    eps = await service.store.list_webhook_endpoints(_tenant(request).id)
+    return _json({"webhooks": [service.webhook_json(ep) for ep in eps]})
+
+
+async def delete_webhook(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    ep = await service.disable_webhook(_tenant(request), request.match_info["webhook_id"])
+    return _json(service.webhook_json(ep))
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    undelivered = request.query.get("undelivered", "false").lower() in ("1", "true", "yes")
+    events = await service.store.list_outbox(
+        _tenant(request).id, limit=_limit(request), undelivered_only=undelivered
+    )
+    out = []
+    for ev in events:
+        attempts = await service.store.list_attempts(ev.id)
+        out.append(
+            {
+                "id": ev.id,
+                "event_id": ev.event_id,
+                "type": ev.type,
+                "endpoint_id": ev.endpoint_id,
+                "created_at": iso(ev.created_at),
+                "delivered_at": iso(ev.delivered_at),
+                "next_attempt_at": None if ev.delivered_at else iso(ev.next_attempt_at),
+                "last_error": ev.last_error,
+                "attempts": [
+                    {
+                        "attempt": a.attempt,
+                        "at": iso(a.at),
+                        "status": a.status,
+                        "error": a.error,
+                        "duration_ms": a.duration_ms,
+                    }
+                    for a in attempts
+                ],
+            }
+        )
+    return _json({"deliveries": out})
+
+
+def setup_linkapi(app: web.Application, service: LinkService) -> web.Application:
+    """Mount the API at /v1 on ``app``; returns the sub-application."""
+    cfg = service.config.linkapi
+    v1 = web.Application(middlewares=[problem_middleware, auth_middleware])
+    v1[SERVICE] = service
+    v1[LIMITER] = RateLimiter(cfg.rate_limit_per_minute)
+    v1[MAX_BODY] = cfg.max_body_bytes
+    r = v1.router
+    r.add_get("/openapi.json", openapi)
+    r.add_post("/links", create_link)
+    r.add_get("/links", list_links)
+    r.add_get("/links/{link_id}", get_link)
+    r.add_patch("/links/{link_id}", patch_link)
+    r.add_delete("/links/{link_id}", delete_link)
+    r.add_post("/links/{link_id}/guest-invites", create_guest_invite)
+    r.add_post("/links/{link_id}/join-tokens", create_join_token)
+    r.add_put("/users/{user_id}/personal-room", put_personal_room)
+    r.add_post("/users/{user_id}/personal-room/rotate", rotate_personal_room)
+    r.add_post("/webhooks", create_webhook)
+    r.add_get("/webhooks", list_webhooks)
+    r.add_get("/webhooks/deliveries", list_deliveries)
+    r.add_delete("/webhooks/{webhook_id}", delete_webhook)
+    app.add_subapp("/v1", v1)
+    return v1

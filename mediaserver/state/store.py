@@ -1,0 +1,120 @@
+"""The durable store interface. Implementations: ``sqlite.SqliteStore`` (embedded
+default; ``:memory:`` for the ``memory`` backend) and ``redis_store.RedisStore``.
+
+Every method is atomic on its own. A method that returns has made its write durable
+(an acknowledged write survives SIGKILL of the server).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .models import (
+    ApiKey,
+    DeliveryAttempt,
+    GuestInvite,
+    Link,
+    OutboxEvent,
+    Tenant,
+    WebhookEndpoint,
+)
+
+__all__ = ["ConflictError", "Store"]
+
+
+class ConflictError(Exception):
+    """A uniqueness or compare-and-set condition failed."""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # --- server secrets (e.g. the join-token signing key) ------------------------
+    async def get_or_create_secret(self, name: str, candidate: str) -> str:
+        """The stored secret ``name``; stores ``candidate`` first if there is none."""
+        ...
+
+    # --- tenants and keys ---------------------------------------------------------
+    async def create_tenant(self, tenant: Tenant) -> None:
+        """Raises ConflictError if the id exists."""
+        ...
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    async def list_tenants(self) -> list[Tenant]: ...
+    async def add_api_key(self, key: ApiKey) -> None: ...
+    async def get_api_key(self, key_id: str) -> ApiKey | None: ...
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: str, at: float) -> bool:
+        """False if there is no such key (revoking twice keeps the first time)."""
+        ...
+
+    # --- links --------------------------------------------------------------------
+    async def create_link(
+        self, link: Link, natural_key: str | None, idempotency_key: str | None
+    ) -> tuple[Link, bool]:
+        """Store ``link`` unless a link with the same ``natural_key`` (per tenant) or
+        the same ``idempotency_key`` (per tenant) exists; return (stored link, created).
+        Both keys are scoped to ``link.tenant_id``. Slugs must be unique (ConflictError).
+        """
+        ...
+
+    async def get_link(self, link_id: str) -> Link | None: ...
+
+    async def get_link_by_slug(self, slug: str) -> Link | None:
+        """The link whose ``slug`` or ``host_slug`` is ``slug`` (revoked ones too)."""
+        ...
+
+    async def find_links(
+        self,
+        tenant_id: str,
+        *,
+        event_id: str | None = None,
+        calendar_id: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Link]:
+        """A tenant's links, newest first, filtered by the given fields."""
+        ...
+
+    async def update_link(self, link: Link, expected_version: int) -> Link:
+        """Replace the link if its stored version is ``expected_version``; the stored
+        copy gets ``version = expected_version + 1``. Slug changes update the slug
+        index. Raises ConflictError on a version mismatch or a missing link."""
+        ...
+
+    # --- guest invites ------------------------------------------------------------
+    async def add_guest_invite(self, invite: GuestInvite) -> None: ...
+    async def get_guest_invite(self, token: str) -> GuestInvite | None: ...
+    async def list_guest_invites(self, link_id: str) -> list[GuestInvite]: ...
+
+    # --- webhooks -----------------------------------------------------------------
+    async def add_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None: ...
+    async def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+    async def list_webhook_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]: ...
+
+    async def disable_webhook_endpoint(self, endpoint_id: str, at: float) -> bool: ...
+
+    async def enqueue_events(self, events: list[OutboxEvent]) -> list[OutboxEvent]:
+        """Append to the outbox in order, assigning increasing ``seq``; returns them."""
+        ...
+
+    async def due_events(self, now: float, limit: int = 100) -> list[OutboxEvent]:
+        """Undelivered events with ``next_attempt_at <= now`` that are the oldest
+        undelivered event of their (endpoint_id, ordering_key): per-room order."""
+        ...
+
+    async def record_attempt(
+        self, attempt: DeliveryAttempt, delivered: bool, next_attempt_at: float, error: str | None
+    ) -> None:
+        """Log an attempt; mark delivered, or reschedule at ``next_attempt_at``."""
+        ...
+
+    async def list_outbox(
+        self, tenant_id: str, *, limit: int = 100, undelivered_only: bool = False
+    ) -> list[OutboxEvent]:
+        """A tenant's outbox events, newest first."""
+        ...
+
+    async def list_attempts(self, outbox_id: str) -> list[DeliveryAttempt]: ...
