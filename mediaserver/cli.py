@@ -142,15 +142,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--print", action="store_true", help="print the effective config")
     check.set_defaults(func=cmd_check_config)
     tenant = sub.add_parser("tenant", help="manage tenants and API keys")
-    tenant.add_argument("--config", default=default_config, help="path to config.toml")
+    config_opt = argparse.ArgumentParser(add_help=False)
+    config_opt.add_argument("--config", default=default_config, help="path to config.toml")
     tsub = tenant.add_subparsers(dest="tenant_command", required=True)
-    create = tsub.add_parser("create", help="create a tenant; prints its first API key last")
+    create = tsub.add_parser(
+        "create", parents=[config_opt], help="create a tenant; prints its first API key last"
+    )
     create.add_argument("name")
-    create_key = tsub.add_parser("create-key", help="another API key for a tenant")
+    create_key = tsub.add_parser(
+        "create-key", parents=[config_opt], help="another API key for a tenant"
+    )
     create_key.add_argument("tenant_id")
-    revoke = tsub.add_parser("revoke-key", help="revoke an API key (the key or its id)")
+    revoke = tsub.add_parser(
+        "revoke-key", parents=[config_opt], help="revoke an API key (the key or its id)"
+    )
     revoke.add_argument("key")
-    tsub.add_parser("list", help="list tenants and their keys")
+    tsub.add_parser("list", parents=[config_opt], help="list tenants and their keys")
     tenant.set_defaults(func=cmd_tenant)
     args = parser.parse_args(argv)
     return int(args.func(args))
