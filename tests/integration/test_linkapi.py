@@ -27,8 +27,20 @@ def event(eid: str = "evt-1", start: float = -5, end: float = 55, **extra):
 
 
 @pytest.fixture
-async def api_server():
-    srv = await start_server(make_config())
+async def api_server(request):
+    backend = getattr(request, "param", "memory")
+    config = make_config()
+    redis = None
+    if backend == "redis":
+        from redis_server import RedisServer
+
+        redis = RedisServer()
+        redis.start()
+        config = dataclasses.replace(
+            config,
+            state=dataclasses.replace(config.state, backend="redis", redis_url=redis.url),
+        )
+    srv = await start_server(config)
     service = srv.app[LINKS]
     tenant, key = await service.create_tenant("Acme Calendar")
     _, other_key = await service.create_tenant("Other Co")
@@ -40,6 +52,9 @@ async def api_server():
     finally:
         await api.close()
         await srv.runner.cleanup()
+        if redis is not None:
+            redis.kill()
+            redis.close()
 
 
 def slug_of(url: str) -> str:
@@ -50,6 +65,7 @@ async def count_links(srv, tenant_id: str) -> int:
     return len(await srv.app[STORE].find_links(tenant_id, limit=500))
 
 
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_calendar_life_cycle(api_server, clients):
     srv, api = api_server
     # create
