@@ -40,6 +40,7 @@ _OPTIONS_PROPS = {
     "waiting_room": {"type": "boolean"},
     "guest_policy": {"enum": ["allow", "lobby", "deny"]},
     "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "max_guests": {"type": "integer", "minimum": 0, "maximum": 1000},
     "join_before_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
     "grace_after_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
 }

@@ -46,6 +46,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "waiting_room": True,
     "guest_policy": "lobby",
     "max_participants": 0,  # 0: the server's rooms.max_participants
+    "max_guests": 0,  # 0: no separate cap on guests
     "join_before_minutes": 15,
     "grace_after_minutes": 60,
 }
@@ -191,7 +192,7 @@ class LinkService:
         self, tenant: Tenant, body: dict[str, Any], idempotency_key: str | None
     ) -> tuple[Link, bool]:
         event = dict(body["event"])
-        options = self._options(body.get("options"))
+        options = self._options(body.get("options"), {"guest_policy": tenant.guest_policy})
         conferencing = body.get("conferencing") or {}
         profile = conferencing.get("profile", "default")
         if profile == "explicit" and not conferencing.get("join_url"):
@@ -308,7 +309,7 @@ class LinkService:
             host_slug=new_slug(),
             user_id=user_id,
             event={"summary": body.get("display_name") or f"{user_id}'s room"},
-            options=self._options(body.get("options")),
+            options=self._options(body.get("options"), {"guest_policy": tenant.guest_policy}),
             created_at=now,
             updated_at=now,
         )

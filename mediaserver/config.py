@@ -356,8 +356,12 @@ class RoomsConfig(_Validated):
     max_participants: int = 16
     empty_timeout_seconds: float = 30.0
     max_publications_per_participant: int = 4
+    lobby_timeout_seconds: float = 300.0
 
     def _validate(self) -> None:
+        self._range(
+            "lobby_timeout_seconds", self.lobby_timeout_seconds, 1, 86400, "between 1 and 86400"
+        )
         self._range("max_participants", self.max_participants, 1, 1000, "between 1 and 1000")
         self._range("empty_timeout_seconds", self.empty_timeout_seconds, 0, None, ">= 0")
         self._range(

@@ -128,6 +128,27 @@ class Metrics:
         self.websockets = Gauge(
             "mediaserver_websocket_connections", "Open signalling connections", registry=r
         )
+        self.knocks = Counter(
+            "mediaserver_lobby_knocks_total", "Guests who entered a waiting room", registry=r
+        )
+        self.admits = Counter(
+            "mediaserver_lobby_admits_total", "Knocks admitted by a host", registry=r
+        )
+        self.refusals = Counter(
+            "mediaserver_lobby_refusals_total", "Knocks refused by a host", registry=r
+        )
+        self.lobby_timeouts = Counter(
+            "mediaserver_lobby_timeouts_total", "Knocks that waited too long", registry=r
+        )
+        self.lobby_wait = Histogram(
+            "mediaserver_lobby_wait_seconds",
+            "Time from knock to admission, refusal or timeout",
+            buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.removals = Counter(
+            "mediaserver_participants_removed_total", "Participants removed by a host", registry=r
+        )
         self.codec_instances = Counter(
             "mediaserver_codec_instances_total",
             "Encoders/decoders the server created (must stay 0: the SFU never transcodes)",

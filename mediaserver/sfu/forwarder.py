@@ -319,7 +319,7 @@ class OutputStream:
 class ForwardingTrack:
     """One publication's media: reads each inbound packet once, writes it per output."""
 
-    __slots__ = ("codec", "ext_ids", "muted", "outputs", "video")
+    __slots__ = ("codec", "ext_ids", "level", "muted", "outputs", "video")
 
     def __init__(self, codec: str, *, video: bool, ext_ids: InboundExtIds) -> None:
         self.codec = codec
@@ -327,6 +327,8 @@ class ForwardingTrack:
         self.ext_ids = ext_ids
         self.outputs: list[OutputStream] = []
         self.muted = False
+        #: RFC 6464 level (0 loudest .. 127 silence) of the last packet, -1 if absent.
+        self.level = -1
 
     def route(self, data: bytes, now: float) -> tuple[list[tuple[OutputStream, bytes]], bool]:
         """Rewrite ``data`` for every active output.
@@ -370,6 +372,7 @@ class ForwardingTrack:
         elif off > n:
             raise ValueError("RTP CSRC list longer than packet")
         payload = data[off:]
+        self.level = (audio_level[0] & 0x7F) if audio_level else -1
         keyframe = self.video and is_keyframe_start(self.codec, payload)
         out: list[tuple[OutputStream, bytes]] = []
         if self.muted:

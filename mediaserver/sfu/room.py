@@ -42,6 +42,10 @@ __all__ = [
 
 SendMessage = Callable[[dict[str, Any]], Awaitable[None]]
 TICK_SECONDS = 0.05
+#: RFC 6464 levels at or below this (-dBov) count as speech.
+SPEAKING_LEVEL = 50
+SPEAKER_INTERVAL = 0.5
+STATS_INTERVAL = 2.0
 REPORT_INTERVAL = 1.0
 KEYFRAME_RETRY_SECONDS = 0.5
 _seq_ts = struct.Struct("!HI")
@@ -99,6 +103,7 @@ class Publication:
         self.rtx_sent = 0
         self.last_keyframe_retry = 0.0
         self.last_remb_sent: int | None = None
+        self._last_level_ts: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -136,6 +141,9 @@ class Publication:
             out, _ = self.forwarding.route(data, now)
         except ValueError:
             return
+        level = self.forwarding.level
+        if level >= 0:
+            self._account_speech(ts, level)
         for output, pkt in out:
             drop = output.drop_filter
             if drop is not None and drop(seq):
@@ -144,6 +152,19 @@ class Publication:
             if sink is not None and await sink(pkt):
                 self.forwarded_packets += 1
                 self.forwarded_octets += len(pkt)
+
+    def _account_speech(self, ts: int, level: int) -> None:
+        """Speaking time from the RFC 6464 audio level (no decoding)."""
+        last = self._last_level_ts
+        self._last_level_ts = ts
+        if last is None:
+            return
+        delta = ((ts - last) & 0xFFFFFFFF) / self.track.clock_rate
+        if delta <= 0 or delta > 0.2:  # reordering or a gap: count nothing
+            return
+        if level <= SPEAKING_LEVEL and not self.muted:
+            self.participant.speaking_seconds += delta
+            self.participant.recent_speech += delta
 
     async def on_rtx(self, data: bytes, now: float) -> None:
         """A retransmission from the publisher (answer to our NACK): unwrap, forward."""
@@ -309,6 +330,11 @@ class Participant:
         self.role = "guest"  # host | member | guest
         self.user_id: str | None = None
         self.invite_id: str | None = None
+        self.bar_key = ""  # identity barred if a host removes this participant
+        self.locked_kinds: set[str] = set()  # kinds a host muted and locked
+        self.disconnect: Callable[[], Awaitable[None]] | None = None
+        self.speaking_seconds = 0.0
+        self.recent_speech = 0.0
         self.room = room
         self.send = send
         self.metrics = room.manager.metrics
@@ -635,8 +661,20 @@ class Room:
         self.link_id: str | None = None
         self.tenant_id: str | None = None
         self.max_participants = 0  # 0: rooms.max_participants
+        self.max_guests = 0  # 0: no separate cap on guests
+        self.guest_policy = "allow"  # rooms joined by id admit everyone
+        self.locked = False
+        self.barred: set[str] = set()
         self.started = False
         self.opened_at = time.time()
+        self.attendance: dict[str, dict[str, Any]] = {}
+        self.active_speaker: str | None = None
+        self._last_speaker = 0.0
+        self._last_stats = 0.0
+        self._stats_sent: dict[str, float] = {}
+        from ..lobby.lobby import Lobby
+
+        self.lobby = Lobby(self, manager.config.rooms.lobby_timeout_seconds)
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -655,6 +693,7 @@ class Room:
         user_id: str | None = None,
         invite_id: str | None = None,
         invite_limit: int = 0,
+        bar_key: str = "",
     ) -> Participant:
         if self.closed:
             raise JoinRefused("bad_state", "room is closing")
@@ -671,6 +710,7 @@ class Room:
         participant.role = role
         participant.user_id = user_id
         participant.invite_id = invite_id
+        participant.bar_key = bar_key
         others = [p.describe() for p in self.participants.values()]
         first = not self.participants and not self.started
         self.participants[participant.id] = participant
@@ -684,9 +724,28 @@ class Room:
                 "role": role,
                 "participants": others,
                 "ice_servers": self.manager.ice_servers_for_clients,
+                "guest_policy": self.guest_policy,
+                "locked": self.locked,
+                "active_speaker": self.active_speaker,
+                **(
+                    {"lobby": [k.describe() for k in self.lobby.knocks.values()]}
+                    if role == "host"
+                    else {}
+                ),
                 "ref": ref,
             }
         )
+        self.attendance[participant.id] = {
+            "participant_id": participant.id,
+            "name": name,
+            "role": role,
+            "user_id": user_id,
+            "joined_at": time.time(),
+            "left_at": None,
+            "speaking_seconds": 0.0,
+        }
+        if role == "host":
+            await self.lobby.host_arrived(participant)
         await self.broadcast(
             {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant.id,
@@ -728,6 +787,10 @@ class Room:
         await participant.close()
         for other in self.participants.values():
             other.request_renegotiation()
+        record = self.attendance.get(participant.id)
+        if record is not None:
+            record["left_at"] = time.time()
+            record["speaking_seconds"] = round(participant.speaking_seconds, 2)
         if not self.participants:
             self.empty_since = asyncio.get_running_loop().time()
         participant.log.info("participant left", reason=reason)
@@ -752,9 +815,16 @@ class Room:
         while not self.closed:
             await asyncio.sleep(TICK_SECONDS)
             now = loop.time()
-            if self.empty_since is not None and now - self.empty_since >= timeout:
+            if (
+                self.empty_since is not None
+                and not self.lobby.knocks
+                and now - self.empty_since >= timeout
+            ):
                 await self.manager.close_room(self, "empty")
                 return
+            if now - self._last_speaker >= SPEAKER_INTERVAL:
+                self._last_speaker = now
+                await self._speakers(now)
             report_due = now - self._last_report >= REPORT_INTERVAL
             if report_due:
                 self._last_report = now
@@ -766,10 +836,45 @@ class Room:
                 for pub in p.publications.values():
                     pub.flush_metrics(metrics)
 
+    async def _speakers(self, now: float) -> None:
+        """Active-speaker signal and speaking-time statistics, to admitted people only."""
+        loudest = max(self.participants.values(), key=lambda p: p.recent_speech, default=None)
+        speaker = loudest.id if loudest is not None and loudest.recent_speech >= 0.15 else None
+        for p in self.participants.values():
+            p.recent_speech *= 0.5
+        if speaker != self.active_speaker and (speaker is not None or self.active_speaker):
+            self.active_speaker = speaker
+            await self.broadcast({"type": "active_speaker", "participant_id": speaker})
+        if now - self._last_stats >= STATS_INTERVAL:
+            self._last_stats = now
+            stats = {p.id: round(p.speaking_seconds, 2) for p in self.participants.values()}
+            if stats and stats != self._stats_sent:
+                self._stats_sent = stats
+                await self.broadcast({"type": "speaking_stats", "speaking_seconds": stats})
+
+    def report(self, reason: str) -> dict[str, Any]:
+        """Attendance and speaking time of this meeting."""
+        now = time.time()
+        for p in self.participants.values():
+            record = self.attendance.get(p.id)
+            if record is not None:
+                record["speaking_seconds"] = round(p.speaking_seconds, 2)
+        return {
+            "room_id": self.id,
+            "link_id": self.link_id,
+            "started_at": self.opened_at,
+            "finished_at": now,
+            "reason": reason,
+            "participants": [
+                {**r, "left_at": r["left_at"] or now} for r in self.attendance.values()
+            ],
+        }
+
     async def close(self, reason: str) -> None:
         if self.closed:
             return
         self.closed = True
+        await self.lobby.close(reason)
         for p in list(self.participants.values()):
             with contextlib.suppress(Exception):
                 await p.send({"type": "room_closed", "reason": reason})
@@ -778,10 +883,15 @@ class Room:
             self._ticker.cancel()
         self.log.info("room closed", reason=reason)
         if self.started:
+            report = self.report(reason)
             self.manager.emit(
                 self,
                 "room.finished",
-                {"reason": reason, "duration_seconds": round(time.time() - self.opened_at, 3)},
+                {
+                    "reason": reason,
+                    "duration_seconds": round(time.time() - self.opened_at, 3),
+                    "report": report,
+                },
             )
 
 

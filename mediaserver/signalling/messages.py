@@ -14,17 +14,27 @@ from typing import Any, ClassVar
 
 __all__ = [
     "CLIENT_MESSAGES",
+    "HOST_MESSAGES",
     "PROTOCOL_VERSION",
+    "Admit",
+    "AdmitAll",
+    "EndMeeting",
     "ErrorCode",
     "Hello",
     "IceCandidate",
     "Join",
     "Leave",
+    "LockRoom",
     "Mute",
+    "MuteAll",
     "Ping",
     "ProtocolError",
     "Publish",
+    "Refuse",
+    "RemoveParticipant",
+    "SetGuestPolicy",
     "SubscribeAnswer",
+    "UnlockMedia",
     "decode",
     "error",
     "parse",
@@ -59,6 +69,9 @@ class ErrorCode:
     ROOM_FULL = "room_full"
     TOO_MANY_PUBLICATIONS = "too_many_publications"
     JOIN_TIMEOUT = "join_timeout"
+    NOT_ADMITTED = "not_admitted"
+    FORBIDDEN = "forbidden"
+    LOCKED_BY_HOST = "locked_by_host"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal_error"
 
@@ -230,9 +243,132 @@ class Ping(ClientMessage):
     TYPE: ClassVar[str] = "ping"
 
 
+@dataclass(frozen=True, slots=True)
+class Admit(ClientMessage):
+    """Host: let one waiting guest in."""
+
+    TYPE: ClassVar[str] = "admit"
+    knock_id: str = ""
+
+    def validate(self) -> None:
+        _check_str("knock_id", self.knock_id, max_len=64)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitAll(ClientMessage):
+    """Host: let every waiting guest in."""
+
+    TYPE: ClassVar[str] = "admit_all"
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse(ClientMessage):
+    """Host: turn a waiting guest away (the message is shown to them)."""
+
+    TYPE: ClassVar[str] = "refuse"
+    knock_id: str = ""
+    message: str = ""
+
+    def validate(self) -> None:
+        _check_str("knock_id", self.knock_id, max_len=64)
+        _check_str("message", self.message, max_len=500, allow_empty=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SetGuestPolicy(ClientMessage):
+    """Host: change the guest policy live (allow | lobby | deny)."""
+
+    TYPE: ClassVar[str] = "set_guest_policy"
+    policy: str = ""
+
+    def validate(self) -> None:
+        if self.policy not in ("allow", "lobby", "deny"):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "policy: expected allow, lobby or deny")
+
+
+@dataclass(frozen=True, slots=True)
+class MuteAll(ClientMessage):
+    """Host: stop every microphone (kind audio) or camera (kind video) but their own."""
+
+    TYPE: ClassVar[str] = "mute_all"
+    kind: str = ""
+    lock: bool = False
+
+    def validate(self) -> None:
+        if self.kind not in ("audio", "video"):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "kind: expected audio or video")
+        if not isinstance(self.lock, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "lock: expected boolean")
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockMedia(ClientMessage):
+    """Host: let participants turn ``kind`` back on themselves."""
+
+    TYPE: ClassVar[str] = "unlock_media"
+    kind: str = ""
+
+    def validate(self) -> None:
+        if self.kind not in ("audio", "video"):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "kind: expected audio or video")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveParticipant(ClientMessage):
+    """Host: remove a participant; they cannot come back to this meeting."""
+
+    TYPE: ClassVar[str] = "remove_participant"
+    participant_id: str = ""
+
+    def validate(self) -> None:
+        _check_str("participant_id", self.participant_id, max_len=64)
+
+
+@dataclass(frozen=True, slots=True)
+class LockRoom(ClientMessage):
+    """Host: lock (no new guests or knocks) or unlock the room."""
+
+    TYPE: ClassVar[str] = "lock_room"
+    locked: bool = True
+
+    def validate(self) -> None:
+        if not isinstance(self.locked, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "locked: expected boolean")
+
+
+@dataclass(frozen=True, slots=True)
+class EndMeeting(ClientMessage):
+    """Host: end the meeting for everyone."""
+
+    TYPE: ClassVar[str] = "end_meeting"
+
+
+HOST_MESSAGES = (
+    Admit,
+    AdmitAll,
+    Refuse,
+    SetGuestPolicy,
+    MuteAll,
+    UnlockMedia,
+    RemoveParticipant,
+    LockRoom,
+    EndMeeting,
+)
+
+
 CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
     cls.TYPE: cls
-    for cls in (Hello, Join, Publish, SubscribeAnswer, IceCandidate, Mute, Leave, Ping)
+    for cls in (
+        Hello,
+        Join,
+        Publish,
+        SubscribeAnswer,
+        IceCandidate,
+        Mute,
+        Leave,
+        Ping,
+        *HOST_MESSAGES,
+    )
 }
 _REQUIRED: dict[str, frozenset[str]] = {
     "hello": frozenset({"version"}),
@@ -243,6 +379,15 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "mute": frozenset({"publication_id", "muted"}),
     "leave": frozenset(),
     "ping": frozenset(),
+    "admit": frozenset({"knock_id"}),
+    "admit_all": frozenset(),
+    "refuse": frozenset({"knock_id"}),
+    "set_guest_policy": frozenset({"policy"}),
+    "mute_all": frozenset({"kind"}),
+    "unlock_media": frozenset({"kind"}),
+    "remove_participant": frozenset({"participant_id"}),
+    "lock_room": frozenset({"locked"}),
+    "end_meeting": frozenset(),
 }
 
 

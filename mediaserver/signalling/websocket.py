@@ -33,7 +33,19 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             await ws.send_str(json.dumps(message, separators=(",", ":")))
 
     links: Any = request.app.get(LINKS)
-    session = SignallingSession(manager, send, max_message_bytes=limit, links=links)
+
+    async def disconnect() -> None:
+        if not ws.closed:
+            await ws.close(code=1000, message=b"closed by server")
+
+    session = SignallingSession(
+        manager,
+        send,
+        max_message_bytes=limit,
+        links=links,
+        disconnect=disconnect,
+        peer=request.remote or "",
+    )
     sessions = request.app[SESSIONS]
     sessions.add(ws)
     metrics = request.app[METRICS]

@@ -87,6 +87,8 @@ KEY_DUE = "{p}due"  # zset: the head event id of each non-empty queue, score nex
 KEY_TENANT_OUTBOX = "{p}outbox_all:{tenant_id}"  # zset: event id, score seq
 KEY_TENANT_PENDING = "{p}outbox_pending:{tenant_id}"  # zset: undelivered event id, score seq
 KEY_ATTEMPTS = "{p}attempts:{outbox_id}"  # list: JSON of DeliveryAttempt, oldest first
+KEY_REPORT = "{p}report:{id}"  # string: JSON of a meeting report (the dict as given)
+KEY_LINK_REPORTS = "{p}reports:{link_id}"  # zset: report id, score finished_at
 
 _KEYS = {name: value for name, value in globals().items() if name.startswith("KEY_")}
 
@@ -374,7 +376,7 @@ class RedisStore:
         self,
         key: str,
         member: str,
-        record: Any,
+        body: str,
         *,
         unique: Sequence[tuple[str, str]] = (),
         index: Sequence[tuple[str, float]] = (),
@@ -385,7 +387,7 @@ class RedisStore:
             "unique": [list(u) for u in unique],
             "index": [[zset, _score(score)] for zset, score in index],
         }
-        result = await self._script("insert", json.dumps(spec), _dumps(record))
+        result = await self._script("insert", json.dumps(spec), body)
         if result[0] == "conflict":
             raise ConflictError(result[1])
 
@@ -393,9 +395,10 @@ class RedisStore:
         raw = await self._r.get(key)
         return None if raw is None else _load(cls, str(raw))
 
-    async def _list(
-        self, cls: type[T], zset: str, record_template: str, *, newest_first: bool, limit: int
-    ) -> list[T]:
+    async def _list_raw(
+        self, zset: str, record_template: str, *, newest_first: bool, limit: int
+    ) -> list[str]:
+        """The JSON of the records indexed by ``zset``, in score order (``limit`` -1: all)."""
         if limit == 0:
             return []
         rows = await self._script(
@@ -405,6 +408,12 @@ class RedisStore:
             "1" if newest_first else "0",
             str(limit),
         )
+        return [str(row) for row in rows]
+
+    async def _list(
+        self, cls: type[T], zset: str, record_template: str, *, newest_first: bool, limit: int
+    ) -> list[T]:
+        rows = await self._list_raw(zset, record_template, newest_first=newest_first, limit=limit)
         return [_load(cls, row) for row in rows]
 
     async def _set_once(self, key: str, cls: type[Any], field: str, at: float) -> bool:
@@ -436,7 +445,7 @@ class RedisStore:
         await self._insert(
             self._key(KEY_TENANT, id=tenant.id),
             tenant.id,
-            tenant,
+            _dumps(tenant),
             index=[(self._key(KEY_TENANTS), tenant.created_at)],
         )
 
@@ -452,7 +461,7 @@ class RedisStore:
         await self._insert(
             self._key(KEY_API_KEY, id=key.id),
             key.id,
-            key,
+            _dumps(key),
             index=[(self._key(KEY_TENANT_API_KEYS, tenant_id=key.tenant_id), key.created_at)],
         )
 
@@ -540,7 +549,7 @@ class RedisStore:
         await self._insert(
             self._key(KEY_INVITE, token=invite.token),
             invite.token,
-            invite,
+            _dumps(invite),
             unique=[(self._key(KEY_INVITE_IDS), invite.id)],
             index=[(self._key(KEY_LINK_INVITES, link_id=invite.link_id), invite.created_at)],
         )
@@ -562,7 +571,7 @@ class RedisStore:
         await self._insert(
             self._key(KEY_WEBHOOK, id=endpoint.id),
             endpoint.id,
-            endpoint,
+            _dumps(endpoint),
             index=[
                 (self._key(KEY_TENANT_WEBHOOKS, tenant_id=endpoint.tenant_id), endpoint.created_at)
             ],
@@ -699,3 +708,33 @@ class RedisStore:
     async def list_attempts(self, outbox_id: str) -> list[DeliveryAttempt]:
         rows = await self._r.lrange(self._key(KEY_ATTEMPTS, outbox_id=outbox_id), 0, -1)
         return [_load(DeliveryAttempt, str(row)) for row in rows]
+
+    # --- meeting reports ----------------------------------------------------------
+    async def add_meeting_report(
+        self,
+        report_id: str,
+        link_id: str,
+        tenant_id: str,
+        finished_at: float,
+        report: dict[str, Any],
+    ) -> None:
+        """Store a finished meeting's report; ConflictError if ``report_id`` exists. The
+        JSON is written verbatim (never decoded by Lua), so its numbers round-trip."""
+        await self._insert(
+            self._key(KEY_REPORT, id=report_id),
+            report_id,
+            json.dumps(report, separators=(",", ":")),
+            index=[(self._key(KEY_LINK_REPORTS, link_id=link_id), finished_at)],
+        )
+
+    async def list_meeting_reports(self, link_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The link's reports, newest ``finished_at`` first (ties: larger id first)."""
+        if limit <= 0:
+            return []
+        rows = await self._list_raw(
+            self._key(KEY_LINK_REPORTS, link_id=link_id),
+            KEY_REPORT,
+            newest_first=True,
+            limit=limit,
+        )
+        return [json.loads(row) for row in rows]

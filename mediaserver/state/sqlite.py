@@ -129,6 +129,17 @@ _MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id, n)",
     ],
+    # 1 -> 2: meeting reports (``data`` is the report dict's JSON, as given).
+    [
+        """CREATE TABLE meeting_reports (
+            id TEXT PRIMARY KEY,
+            link_id TEXT NOT NULL,
+            tenant_id TEXT NOT NULL,
+            finished_at REAL NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX meeting_reports_by_link ON meeting_reports (link_id, finished_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -601,3 +612,34 @@ class SqliteStore:
             "SELECT data FROM delivery_attempts WHERE outbox_id = ? ORDER BY n",
             outbox_id,
         )
+
+    # --- meeting reports ----------------------------------------------------------
+    async def add_meeting_report(
+        self,
+        report_id: str,
+        link_id: str,
+        tenant_id: str,
+        finished_at: float,
+        report: dict[str, Any],
+    ) -> None:
+        data = json.dumps(report, separators=(",", ":"))
+        await self._tx(
+            lambda conn: conn.execute(
+                "INSERT INTO meeting_reports (id, link_id, tenant_id, finished_at, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (report_id, link_id, tenant_id, finished_at, data),
+            )
+        )
+
+    async def list_meeting_reports(self, link_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The link's reports, newest ``finished_at`` first (ties: larger id first)."""
+
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT data FROM meeting_reports WHERE link_id = ?"
+                " ORDER BY finished_at DESC, id DESC LIMIT ?",
+                (link_id, max(0, limit)),
+            ).fetchall()
+            return [json.loads(row[0]) for row in rows]
+
+        return await self._call(run)

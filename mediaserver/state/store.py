@@ -7,7 +7,7 @@ Every method is atomic on its own. A method that returns has made its write dura
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .models import (
     ApiKey,
@@ -118,3 +118,20 @@ class Store(Protocol):
         ...
 
     async def list_attempts(self, outbox_id: str) -> list[DeliveryAttempt]: ...
+
+    # --- meeting reports (attendance and speaking time, written when a room ends) --
+    async def add_meeting_report(
+        self,
+        report_id: str,
+        link_id: str,
+        tenant_id: str,
+        finished_at: float,
+        report: dict[str, Any],
+    ) -> None:
+        """Store a finished meeting's report (JSON-compatible dict). Raises
+        ConflictError if ``report_id`` exists."""
+        ...
+
+    async def list_meeting_reports(self, link_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The link's reports, newest ``finished_at`` first (the dicts as stored)."""
+        ...

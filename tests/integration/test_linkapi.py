@@ -131,9 +131,19 @@ async def test_calendar_life_cycle(api_server, clients):
     joined = await member.request({"type": "join", "link": slug, "token": member_tok["token"]})
     assert joined["role"] == "member"
     invite_token = invite["url"].split("invite=", 1)[1]
-    joined = await guest.request({"type": "join", "link": slug, "invite": invite_token})
-    assert joined["role"] == "guest"
-    joined = await named.request({"type": "join", "link": slug, "name": "Gail"})
+    # guests wait in the lobby (the tenant default policy) until the host admits them
+    waiting = await guest.request({"type": "join", "link": slug, "invite": invite_token})
+    assert waiting["type"] == "lobby" and waiting["host_present"] is True
+    waiting = await named.request({"type": "join", "link": slug, "name": "Gail"})
+    assert waiting["type"] == "lobby"
+    await host.request({"type": "admit_all"})
+    for g in (guest, named):
+        joined = (
+            await g.wait_message("joined")
+            if not any(e["type"] == "joined" for e in g.events)
+            else next(e for e in g.events if e["type"] == "joined")
+        )
+        assert joined["role"] == "guest"
     room = srv.rooms.rooms[link["id"]]
     names = {p.name: p.role for p in room.participants.values()}
     assert names == {"Hana": "host", "Max": "member", "Guest": "guest", "Gail": "guest"}
@@ -368,8 +378,9 @@ async def test_revoked_key_stops_mints_but_links_keep_working(api_server, client
     c = srv.client("x")
     clients.append(c)
     await c.connect()
-    joined = await c.request({"type": "join", "link": slug_of(link["join_url"]), "name": "Ann"})
-    assert joined["room"] == link["id"]
+    reply = await c.request({"type": "join", "link": slug_of(link["join_url"]), "name": "Ann"})
+    assert reply["type"] == "lobby"  # the link works: Ann waits for a host
+    assert len(srv.rooms.rooms[link["id"]].lobby.knocks) == 1
 
 
 async def test_rate_limit():

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import math
 import os
 import signal
+import sqlite3
 import sys
 import textwrap
 import uuid
@@ -34,6 +36,7 @@ from mediaserver.state import (
     WebhookEndpoint,
     create_store,
 )
+from mediaserver.state import sqlite as sqlite_module
 
 StoreFactory = Callable[[], Store]
 
@@ -637,6 +640,105 @@ async def test_list_outbox(store: Store) -> None:
     assert pending[0] == mine[4]  # payload (with its empty list and dict) round-trips
 
 
+# --- meeting reports -----------------------------------------------------------------
+def make_report(**kw: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "room": "lnk_r",
+        "participants": [
+            {"name": "Ada", "joined": 1.5, "speaking_s": 12.25, "tags": ["host", None]},
+            {"name": "Bob", "joined": 2.0, "speaking_s": 0, "tags": []},
+        ],
+        "totals": {"speaking_s": 12.25, "by_minute": [[0, 1.0], [1, 0.5]], "empty": {}},
+        "ok": True,
+        "note": None,
+    }
+    report.update(kw)
+    return report
+
+
+async def test_meeting_report_round_trip(store: Store) -> None:
+    report = make_report()
+    await store.add_meeting_report("rep_1", "lnk_r", "tn_a", 100.0, report)
+    assert await store.list_meeting_reports("lnk_r") == [report]
+    assert await store.list_meeting_reports("lnk_none") == []
+
+
+async def test_meeting_reports_newest_first_and_limit(store: Store) -> None:
+    for i, finished_at in enumerate([30.0, 10.0, 50.0, 20.0, 40.0]):
+        await store.add_meeting_report(
+            f"rep_{i}", "lnk_r", "tn_a", finished_at, make_report(finished=finished_at)
+        )
+    listed = await store.list_meeting_reports("lnk_r")
+    assert [r["finished"] for r in listed] == [50.0, 40.0, 30.0, 20.0, 10.0]
+    limited = await store.list_meeting_reports("lnk_r", limit=2)
+    assert [r["finished"] for r in limited] == [50.0, 40.0]
+    assert await store.list_meeting_reports("lnk_r", limit=0) == []
+    assert len(await store.list_meeting_reports("lnk_r", limit=100)) == 5
+    # The default limit is 20.
+    for i in range(25):
+        await store.add_meeting_report(f"rep_more_{i}", "lnk_r", "tn_a", 100.0 + i, {"i": i})
+    default = await store.list_meeting_reports("lnk_r")
+    assert [r["i"] for r in default] == list(range(24, 4, -1))
+
+
+async def test_meeting_reports_are_per_link(store: Store) -> None:
+    await store.add_meeting_report("rep_a", "lnk_a", "tn_a", 1.0, {"link": "a"})
+    await store.add_meeting_report("rep_b", "lnk_b", "tn_a", 2.0, {"link": "b"})
+    await store.add_meeting_report("rep_c", "lnk_c", "tn_b", 3.0, {"link": "c"})
+    assert await store.list_meeting_reports("lnk_a") == [{"link": "a"}]
+    assert await store.list_meeting_reports("lnk_b") == [{"link": "b"}]
+    assert await store.list_meeting_reports("lnk_c") == [{"link": "c"}]
+
+
+async def test_duplicate_meeting_report_id_conflicts(store: Store) -> None:
+    await store.add_meeting_report("rep_dup", "lnk_a", "tn_a", 1.0, {"v": 1})
+    with pytest.raises(ConflictError):
+        await store.add_meeting_report("rep_dup", "lnk_a", "tn_a", 2.0, {"v": 2})
+    with pytest.raises(ConflictError):  # ids are global, not per link
+        await store.add_meeting_report("rep_dup", "lnk_b", "tn_b", 3.0, {"v": 3})
+    assert await store.list_meeting_reports("lnk_a") == [{"v": 1}]
+    assert await store.list_meeting_reports("lnk_b") == []
+
+
+async def test_meeting_report_numbers_are_exact(store: Store) -> None:
+    t = 1_712_345_678.123456
+    later = math.nextafter(t, math.inf)  # one ulp apart: only exact scores order these
+    earlier = math.nextafter(t, -math.inf)
+    numbers = {
+        "t": t,
+        "tiny": 5e-324,
+        "third": 1 / 3,
+        "sum": 0.1 + 0.2,
+        "big_int": 2**53 + 1,  # not representable as a double (Lua would round it)
+        "huge_int": 10**20,
+        "neg": -0.5,
+        "int": 7,
+        "float_int": 7.0,
+    }
+    await store.add_meeting_report("rep_mid", "lnk_r", "tn_a", t, {"at": t, **numbers})
+    await store.add_meeting_report("rep_late", "lnk_r", "tn_a", later, {"at": later})
+    await store.add_meeting_report("rep_early", "lnk_r", "tn_a", earlier, {"at": earlier})
+    late, mid, early = await store.list_meeting_reports("lnk_r")
+    assert late == {"at": later} and early == {"at": earlier}
+    assert mid == {"at": t, **numbers}
+    for name, value in numbers.items():
+        assert type(mid[name]) is type(value) and mid[name] == value, name
+
+
+async def test_meeting_report_nested_values_preserved(store: Store) -> None:
+    report: dict[str, Any] = {
+        "a": {"b": {"c": [1, [2, [3, {"d": []}]], {}]}},
+        "unicode": "naïve ☃ \u2028",
+        "list_of_dicts": [{"x": None}, {"y": False}, {"z": ""}],
+        "empty_list": [],
+        "empty_dict": {},
+    }
+    await store.add_meeting_report("rep_nested", "lnk_n", "tn_a", 5.0, report)
+    (stored,) = await store.list_meeting_reports("lnk_n")
+    assert stored == report
+    assert stored["empty_list"] == [] and stored["empty_dict"] == {}
+
+
 # --- factory -------------------------------------------------------------------------
 def test_create_store(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
@@ -659,6 +761,72 @@ async def test_memory_store_works() -> None:
         assert await store.get_link_by_slug(link.host_slug) == link
     finally:
         await store.close()
+
+
+# --- sqlite schema migration ---------------------------------------------------------
+async def test_sqlite_migrates_a_version_1_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "old.sqlite3")
+    # The previous code: only the first migration, schema version 1.
+    with monkeypatch.context() as m:
+        m.setattr(sqlite_module, "_MIGRATIONS", sqlite_module._MIGRATIONS[:1])
+        m.setattr(sqlite_module, "SCHEMA_VERSION", 1)
+        old = SqliteStore(path)
+        await old.open()
+        link = make_link()
+        tenant = Tenant(id="tn_a", name="A", created_at=1.0)
+        await old.create_tenant(tenant)
+        await old.create_link(link, "nk-old", None)
+        (event,) = await old.enqueue_events([make_event()])
+        await old.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "meeting_reports" not in tables
+    conn.close()
+
+    assert sqlite_module.SCHEMA_VERSION == 2
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.get_tenant("tn_a") == tenant
+        assert await store.get_link(link.id) == link
+        assert await store.get_link_by_slug(link.host_slug) == link
+        assert await store.create_link(make_link(), "nk-old", None) == (link, False)
+        assert await store.list_outbox("tn_a") == [event]
+        await store.add_meeting_report("rep_1", link.id, "tn_a", 2.5, make_report())
+        await store.add_meeting_report("rep_2", link.id, "tn_a", 3.5, {"n": 2})
+        assert await store.list_meeting_reports(link.id) == [{"n": 2}, make_report()]
+        with pytest.raises(ConflictError):
+            await store.add_meeting_report("rep_1", link.id, "tn_a", 4.0, {})
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "meeting_reports_by_link" in indexes
+    conn.close()
+
+    # Reopening an up-to-date database migrates nothing and keeps the reports.
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert len(await store.list_meeting_reports(link.id)) == 2
+    finally:
+        await store.close()
+
+
+async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = str(tmp_path / "new.sqlite3")
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (sqlite_module.SCHEMA_VERSION + 1,))
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        await SqliteStore(path).open()
 
 
 # --- durability ----------------------------------------------------------------------

@@ -10,16 +10,25 @@ import pytest
 from mediaserver.signalling import messages as m
 from mediaserver.signalling.messages import (
     CLIENT_MESSAGES,
+    Admit,
+    AdmitAll,
+    EndMeeting,
     ErrorCode,
     Hello,
     IceCandidate,
     Join,
     Leave,
+    LockRoom,
     Mute,
+    MuteAll,
     Ping,
     ProtocolError,
     Publish,
+    Refuse,
+    RemoveParticipant,
+    SetGuestPolicy,
     SubscribeAnswer,
+    UnlockMedia,
     decode,
     error,
     parse,
@@ -42,6 +51,15 @@ VALID: dict[str, dict[str, Any]] = {
     "mute": {"type": "mute", "publication_id": "PU1234", "muted": True},
     "leave": {"type": "leave"},
     "ping": {"type": "ping"},
+    "admit": {"type": "admit", "knock_id": "KN_1"},
+    "admit_all": {"type": "admit_all"},
+    "refuse": {"type": "refuse", "knock_id": "KN_1", "message": "not today"},
+    "set_guest_policy": {"type": "set_guest_policy", "policy": "deny"},
+    "mute_all": {"type": "mute_all", "kind": "audio", "lock": True},
+    "unlock_media": {"type": "unlock_media", "kind": "video"},
+    "remove_participant": {"type": "remove_participant", "participant_id": "PA_1"},
+    "lock_room": {"type": "lock_room", "locked": True},
+    "end_meeting": {"type": "end_meeting"},
 }
 CLASSES = {
     "hello": Hello,
@@ -52,6 +70,15 @@ CLASSES = {
     "mute": Mute,
     "leave": Leave,
     "ping": Ping,
+    "admit": Admit,
+    "admit_all": AdmitAll,
+    "refuse": Refuse,
+    "set_guest_policy": SetGuestPolicy,
+    "mute_all": MuteAll,
+    "unlock_media": UnlockMedia,
+    "remove_participant": RemoveParticipant,
+    "lock_room": LockRoom,
+    "end_meeting": EndMeeting,
 }
 REQUIRED = {
     "hello": ["version"],
@@ -62,6 +89,15 @@ REQUIRED = {
     "mute": ["publication_id", "muted"],
     "leave": [],
     "ping": [],
+    "admit": ["knock_id"],
+    "admit_all": [],
+    "refuse": ["knock_id"],
+    "set_guest_policy": ["policy"],
+    "mute_all": ["kind"],
+    "unlock_media": ["kind"],
+    "remove_participant": ["participant_id"],
+    "lock_room": ["locked"],
+    "end_meeting": [],
 }
 
 
@@ -480,3 +516,20 @@ def test_join_needs_exactly_one_of_room_or_link() -> None:
     assert parse({"type": "join", "link": "abc_DEF-1"}).link == "abc_DEF-1"  # type: ignore[attr-defined]
     msg = parse({"type": "join", "link": "abc", "token": "mjt1.x.y", "name": "Ada"})
     assert msg.token == "mjt1.x.y"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        ({"type": "set_guest_policy", "policy": "maybe"}, "policy"),
+        ({"type": "mute_all", "kind": "screen"}, "kind"),
+        ({"type": "mute_all", "kind": "audio", "lock": "yes"}, "lock"),
+        ({"type": "unlock_media", "kind": 1}, "kind"),
+        ({"type": "lock_room", "locked": 1}, "locked"),
+        ({"type": "admit", "knock_id": ""}, "knock_id"),
+        ({"type": "refuse", "knock_id": "k", "message": "m" * 501}, "message"),
+        ({"type": "remove_participant", "participant_id": 5}, "participant_id"),
+    ],
+)
+def test_host_message_fields(obj: dict[str, Any], field: str) -> None:
+    fails(obj, ErrorCode.INVALID_FIELD, field)

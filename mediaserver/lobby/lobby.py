@@ -1,0 +1,199 @@
+"""The waiting room of one room: knocks, admission, refusal, timeouts.
+
+A knocking connection is not a participant: it receives only its own lobby status and
+nothing about the room (participants, SDP, media, statistics) until a host admits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..telemetry import get_logger
+
+if TYPE_CHECKING:
+    from ..sfu.room import Participant, Room
+
+__all__ = ["Knock", "Lobby"]
+
+SendMessage = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Knock:
+    """A guest waiting for a host's decision."""
+
+    name: str
+    send: SendMessage
+    #: Called with the new participant when a host admits the knock.
+    on_admitted: Callable[[Participant], None]
+    #: Closes the knocker's connection (after a refusal or timeout).
+    disconnect: Callable[[], Awaitable[None]]
+    user_id: str | None = None
+    invite_id: str | None = None
+    invite_limit: int = 0
+    bar_key: str = ""
+    id: str = field(default_factory=lambda: f"KN_{secrets.token_urlsafe(9)}")
+    created: float = field(default_factory=time.monotonic)
+    timer: asyncio.Task[None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "waiting_seconds": self.waited()}
+
+    def waited(self) -> float:
+        return round(time.monotonic() - self.created, 3)
+
+
+class Lobby:
+    def __init__(self, room: Room, timeout: float) -> None:
+        self.room = room
+        self.timeout = timeout
+        self.knocks: dict[str, Knock] = {}
+        self.metrics = room.manager.metrics
+        self.log = get_logger(room=room.id, component="lobby")
+
+    def hosts(self) -> list[Participant]:
+        return [p for p in self.room.participants.values() if p.role == "host" and not p.closed]
+
+    async def _to_hosts(self, message: dict[str, Any]) -> None:
+        for host in self.hosts():
+            with contextlib.suppress(Exception):
+                await host.send(message)
+
+    async def knock(self, knock: Knock, ref: str | int | None) -> Knock:
+        self.knocks[knock.id] = knock
+        self.metrics.knocks.inc()
+        knock.timer = asyncio.ensure_future(self._expire(knock))
+        await knock.send(
+            {
+                "type": "lobby",
+                "status": "waiting",
+                "knock_id": knock.id,
+                "host_present": bool(self.hosts()),
+                "timeout_seconds": self.timeout,
+                "ref": ref,
+            }
+        )
+        await self._to_hosts({"type": "knock", "knock": knock.describe()})
+        self.log.info("knock", knock=knock.id, host_present=bool(self.hosts()))
+        return knock
+
+    async def _expire(self, knock: Knock) -> None:
+        await asyncio.sleep(self.timeout)
+        if self.knocks.pop(knock.id, None) is None:
+            return
+        self.metrics.lobby_timeouts.inc()
+        self.metrics.lobby_wait.observe(knock.waited())
+        with contextlib.suppress(Exception):
+            await knock.send(
+                {
+                    "type": "error",
+                    "code": "lobby_timeout",
+                    "message": "nobody admitted you in time"
+                    + ("" if self.hosts() else " (no host joined)"),
+                }
+            )
+        await self._to_hosts({"type": "knock_withdrawn", "knock_id": knock.id, "reason": "timeout"})
+        await knock.disconnect()
+
+    async def host_arrived(self, host: Participant) -> None:
+        """A host joined: it needs no list (``joined.lobby`` has it); tell the waiting."""
+        for knock in list(self.knocks.values()):
+            with contextlib.suppress(Exception):
+                await knock.send(
+                    {
+                        "type": "lobby",
+                        "status": "waiting",
+                        "knock_id": knock.id,
+                        "host_present": True,
+                        "timeout_seconds": self.timeout,
+                    }
+                )
+
+    async def admit(self, knock_id: str) -> Participant | None:
+        knock = self.knocks.pop(knock_id, None)
+        if knock is None:
+            return None
+        if knock.timer is not None:
+            knock.timer.cancel()
+        from ..sfu.room import JoinRefused
+
+        try:
+            participant = await self.room.join(
+                knock.name,
+                knock.send,
+                None,
+                role="guest",
+                user_id=knock.user_id,
+                invite_id=knock.invite_id,
+                invite_limit=knock.invite_limit,
+                bar_key=knock.bar_key,
+            )
+        except JoinRefused as exc:  # e.g. the room filled up meanwhile
+            with contextlib.suppress(Exception):
+                await knock.send({"type": "error", "code": exc.code, "message": exc.message})
+            await knock.disconnect()
+            await self._to_hosts(
+                {"type": "knock_withdrawn", "knock_id": knock.id, "reason": exc.code}
+            )
+            return None
+        self.metrics.admits.inc()
+        self.metrics.lobby_wait.observe(knock.waited())
+        knock.on_admitted(participant)
+        await self._to_hosts(
+            {
+                "type": "knock_resolved",
+                "knock_id": knock.id,
+                "outcome": "admitted",
+                "participant_id": participant.id,
+            }
+        )
+        return participant
+
+    async def admit_all(self) -> list[Participant]:
+        admitted = []
+        for knock_id in list(self.knocks):
+            p = await self.admit(knock_id)
+            if p is not None:
+                admitted.append(p)
+        return admitted
+
+    async def refuse(self, knock_id: str, message: str = "", code: str = "refused") -> bool:
+        knock = self.knocks.pop(knock_id, None)
+        if knock is None:
+            return False
+        if knock.timer is not None:
+            knock.timer.cancel()
+        self.metrics.refusals.inc()
+        self.metrics.lobby_wait.observe(knock.waited())
+        with contextlib.suppress(Exception):
+            await knock.send(
+                {
+                    "type": "refused",
+                    "code": code,
+                    "message": message or "the host did not let you in",
+                }
+            )
+        await knock.disconnect()
+        await self._to_hosts({"type": "knock_resolved", "knock_id": knock.id, "outcome": "refused"})
+        return True
+
+    async def refuse_all(self, message: str, code: str = "refused") -> None:
+        for knock_id in list(self.knocks):
+            await self.refuse(knock_id, message, code)
+
+    async def withdraw(self, knock: Knock) -> None:
+        """The knocker left (or its connection dropped)."""
+        if self.knocks.pop(knock.id, None) is None:
+            return
+        if knock.timer is not None:
+            knock.timer.cancel()
+        await self._to_hosts({"type": "knock_withdrawn", "knock_id": knock.id, "reason": "left"})
+
+    async def close(self, reason: str) -> None:
+        await self.refuse_all("the meeting ended", code=reason)

@@ -1,0 +1,92 @@
+"""Host moderation of a room (the caller checks that the requester is a host)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from .policy import GUEST_POLICIES
+
+if TYPE_CHECKING:
+    from ..sfu.room import Participant, Room
+
+__all__ = [
+    "end_meeting",
+    "lock_room",
+    "mute_all",
+    "remove_participant",
+    "set_guest_policy",
+    "unlock_media",
+]
+
+
+async def mute_all(room: Room, by: Participant, kind: str, *, lock: bool) -> int:
+    """Stop forwarding every ``kind`` publication of everyone but ``by``; tell their
+    publishers. With ``lock`` they cannot turn it back on until unlocked."""
+    count = 0
+    for p in list(room.participants.values()):
+        if p is by:
+            continue
+        if lock:
+            p.locked_kinds.add(kind)
+        for pub in p.publications.values():
+            if pub.kind != kind or pub.muted:
+                continue
+            pub.set_muted(True)
+            count += 1
+            await room.broadcast(
+                {
+                    "type": "publication_muted",
+                    "participant_id": p.id,
+                    "publication_id": pub.id,
+                    "muted": True,
+                    "by": by.id,
+                }
+            )
+        with contextlib.suppress(Exception):
+            await p.send(
+                {"type": "moderated", "action": "muted", "kind": kind, "locked": lock, "by": by.id}
+            )
+    return count
+
+
+async def unlock_media(room: Room, by: Participant, kind: str) -> None:
+    for p in list(room.participants.values()):
+        if kind in p.locked_kinds:
+            p.locked_kinds.discard(kind)
+            with contextlib.suppress(Exception):
+                await p.send({"type": "moderated", "action": "unlocked", "kind": kind, "by": by.id})
+
+
+async def remove_participant(room: Room, by: Participant, target: Participant) -> None:
+    """Remove ``target`` and bar it for the rest of this meeting."""
+    if target.bar_key:
+        room.barred.add(target.bar_key)
+    room.manager.metrics.removals.inc()
+    with contextlib.suppress(Exception):
+        await target.send(
+            {"type": "removed", "by": by.id, "message": "a host removed you from the meeting"}
+        )
+    await room.leave(target, "removed")
+    if target.disconnect is not None:
+        await target.disconnect()
+
+
+async def lock_room(room: Room, by: Participant, locked: bool) -> None:
+    room.locked = locked
+    await room.broadcast({"type": "room_locked", "locked": locked, "by": by.id})
+
+
+async def set_guest_policy(room: Room, by: Participant, policy: str) -> None:
+    """Change the guest policy live: "allow" admits everyone waiting, "deny" refuses them."""
+    assert policy in GUEST_POLICIES
+    room.guest_policy = policy
+    await room.broadcast({"type": "guest_policy", "policy": policy, "by": by.id})
+    if policy == "allow":
+        await room.lobby.admit_all()
+    elif policy == "deny":
+        await room.lobby.refuse_all("this meeting no longer admits guests", "guests_denied")
+
+
+async def end_meeting(room: Room, by: Participant) -> None:
+    await room.manager.close_room(room, "ended_by_host")
