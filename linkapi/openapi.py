@@ -300,6 +300,50 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "MeetingReport": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["room_id", "link_id", "started_at", "finished_at", "reason", "participants"],
+        "properties": {
+            "room_id": {"type": "string"},
+            "link_id": {"type": "string"},
+            "started_at": _DATETIME,
+            "finished_at": _DATETIME,
+            "reason": {"type": "string"},
+            "participants": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "participant_id",
+                        "name",
+                        "role",
+                        "user_id",
+                        "joined_at",
+                        "left_at",
+                        "speaking_seconds",
+                    ],
+                    "properties": {
+                        "participant_id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "role": {"enum": ["host", "member", "guest"]},
+                        "user_id": {"type": ["string", "null"]},
+                        "joined_at": _DATETIME,
+                        "left_at": _DATETIME,
+                        "speaking_seconds": {"type": "number", "minimum": 0},
+                    },
+                },
+            },
+        },
+    },
+    "ReportList": {
+        "type": "object",
+        "required": ["reports"],
+        "properties": {
+            "reports": {"type": "array", "items": {"$ref": "#/components/schemas/MeetingReport"}}
+        },
+    },
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status"],
@@ -408,6 +452,14 @@ OPENAPI: dict[str, Any] = {
                 "summary": "A short-lived signed token for a signed-in user",
                 "requestBody": _body("JoinTokenCreate"),
                 "responses": {"201": _ok("JoinToken", "Created"), **_ERRORS},
+            },
+        },
+        "/v1/links/{link_id}/report": {
+            "parameters": _LINK_ID,
+            "get": {
+                "summary": "Attendance and speaking time of the link's finished meetings",
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": _ok("ReportList"), **_ERRORS},
             },
         },
         "/v1/users/{user_id}/personal-room": {

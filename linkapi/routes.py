@@ -188,6 +188,13 @@ async def create_join_token(request: web.Request) -> web.Response:
     )
 
 
+async def get_reports(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    link = await service.get_link(_tenant(request), request.match_info["link_id"])
+    reports = await service.store.list_meeting_reports(link.id, limit=_limit(request))
+    return _json({"reports": [service.report_json(r) for r in reports]})
+
+
 def _user_id(request: web.Request) -> str:
     user_id = request.match_info["user_id"]
     if not 1 <= len(user_id) <= 256:
@@ -284,6 +291,7 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r.add_delete("/links/{link_id}", delete_link)
     r.add_post("/links/{link_id}/guest-invites", create_guest_invite)
     r.add_post("/links/{link_id}/join-tokens", create_join_token)
+    r.add_get("/links/{link_id}/report", get_reports)
     r.add_put("/users/{user_id}/personal-room", put_personal_room)
     r.add_post("/users/{user_id}/personal-room/rotate", rotate_personal_room)
     r.add_post("/webhooks", create_webhook)

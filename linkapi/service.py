@@ -549,6 +549,29 @@ class LinkService:
         }
 
     @staticmethod
+    def report_json(report: dict[str, Any]) -> dict[str, Any]:
+        """A stored meeting report with RFC 3339 times."""
+        return {
+            "room_id": report["room_id"],
+            "link_id": report["link_id"],
+            "started_at": iso(report["started_at"]),
+            "finished_at": iso(report["finished_at"]),
+            "reason": report["reason"],
+            "participants": [
+                {
+                    "participant_id": p["participant_id"],
+                    "name": p["name"],
+                    "role": p["role"],
+                    "user_id": p["user_id"],
+                    "joined_at": iso(p["joined_at"]),
+                    "left_at": iso(p["left_at"]),
+                    "speaking_seconds": p["speaking_seconds"],
+                }
+                for p in report["participants"]
+            ],
+        }
+
+    @staticmethod
     def webhook_json(ep: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": ep.id,

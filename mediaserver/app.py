@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -85,6 +86,15 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             tenant_id, etype, link_id, data = await queue.get()
             try:
+                report = data.get("report") if etype == "room.finished" else None
+                if report is not None:
+                    await app[STORE].add_meeting_report(
+                        f"mr_{secrets.token_urlsafe(12)}",
+                        link_id,
+                        tenant_id,
+                        float(report["finished_at"]),
+                        report,
+                    )
                 await service.emit(tenant_id, etype, link_id, data)
             except Exception:
                 log.exception("could not store a room event", event_type=etype, link=link_id)

@@ -34,9 +34,10 @@ class ColourTrack(VideoStreamTrack):
 class ToneTrack(AudioStreamTrack):
     """A sine tone (20 ms frames, 48 kHz mono)."""
 
-    def __init__(self, freq: float = 440.0):
+    def __init__(self, freq: float = 440.0, amplitude: int = 8000):
         super().__init__()
         self._freq = freq
+        self._amplitude = amplitude
         self._n = 0
         self._start: float | None = None
 
@@ -48,7 +49,7 @@ class ToneTrack(AudioStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         t = (np.arange(samples) + self._n * samples) / 48000
-        data = (np.sin(2 * math.pi * self._freq * t) * 8000).astype(np.int16)
+        data = (np.sin(2 * math.pi * self._freq * t) * self._amplitude).astype(np.int16)
         frame = AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = 48000
         frame.pts = self._n * samples
