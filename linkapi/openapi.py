@@ -127,7 +127,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["user_id", "name", "role"],
         "properties": {
             "user_id": _ID,
-            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]+$",
+            },
             "role": {"enum": ["host", "member"]},
             "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
         },
@@ -553,6 +558,9 @@ def schema_errors(schema_name: str, instance: Any) -> list[dict[str, str]]:
         if err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else err.message
             out.append({"field": f"{path}.{missing}" if path else missing, "message": "required"})
+            continue
+        if err.validator == "pattern" and path.endswith("name"):
+            out.append({"field": path, "message": "control characters are not allowed"})
             continue
         out.append({"field": path or "(body)", "message": err.message[:300]})
     return out

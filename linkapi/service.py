@@ -120,8 +120,12 @@ class LinkService:
 
     # --- tenants and keys (CLI) ------------------------------------------------------
 
-    async def create_tenant(self, name: str) -> tuple[Tenant, str]:
-        tenant = Tenant(id=new_id("tn"), name=name, created_at=self.clock())
+    async def create_tenant(self, name: str, guest_policy: str = "lobby") -> tuple[Tenant, str]:
+        if guest_policy not in ("allow", "lobby", "deny"):
+            raise ValueError(f"guest policy must be allow, lobby or deny, not {guest_policy!r}")
+        tenant = Tenant(
+            id=new_id("tn"), name=name, created_at=self.clock(), guest_policy=guest_policy
+        )
         await self.store.create_tenant(tenant)
         key = await self.create_api_key(tenant.id)
         return tenant, key

@@ -95,7 +95,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         try:
             service = LinkService(store, config)
             if args.tenant_command == "create":
-                tenant, key = await service.create_tenant(args.name)
+                tenant, key = await service.create_tenant(args.name, args.guest_policy)
                 print(f"tenant {tenant.id} ({tenant.name}) created")
                 print("API key (shown once; store it now):")
                 print(key)
@@ -149,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "create", parents=[config_opt], help="create a tenant; prints its first API key last"
     )
     create.add_argument("name")
+    create.add_argument(
+        "--guest-policy",
+        choices=["allow", "lobby", "deny"],
+        default="lobby",
+        help="the tenant's default guest policy for new links (default: lobby)",
+    )
     create_key = tsub.add_parser(
         "create-key", parents=[config_opt], help="another API key for a tenant"
     )
