@@ -33,8 +33,8 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediaserver tests
-	$(BIN)/ruff format --check mediaserver tests
+	$(BIN)/ruff check mediaserver linkapi tests
+	$(BIN)/ruff format --check mediaserver linkapi tests
 	$(BIN)/mypy
 
 clean:

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mediaserver.telemetry import get_logger
+
 __all__ = ["ApiProblem", "problem_middleware", "problem_response"]
 
 PROBLEM_BASE = "https://mediaserver.dev/problems/"
@@ -81,12 +83,22 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind, title = _STATUS_KIND.get(exc.status, ("http-error", exc.reason))
-        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
+        return _http_problem(request, exc)
+    except Exception:
+        get_logger().exception("link API request failed", path=request.path)
         return problem_response(
-            ApiProblem(exc.status, kind, title, detail, headers=_keep_headers(exc)),
+            ApiProblem(500, "internal-error", "Internal error", "the request failed; retry later"),
             request.path,
         )
+
+
+def _http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
+    kind, title = _STATUS_KIND.get(exc.status, ("http-error", exc.reason))
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
+    return problem_response(
+        ApiProblem(exc.status, kind, title, detail, headers=_keep_headers(exc)),
+        request.path,
+    )
 
 
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:

@@ -9,7 +9,7 @@ __all__ = ["RateLimiter"]
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, *, clock: object = None) -> None:
+    def __init__(self, per_minute: int) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -37,8 +37,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     service = request.app[SERVICE]
-    tenant = await service.authenticate(request.headers.get("Authorization"))
-    retry = request.app[LIMITER].check(tenant.id)
+    tenant, key_id = await service.authenticate(request.headers.get("Authorization"))
+    retry = request.app[LIMITER].check(key_id)
     if retry:
         raise ApiProblem(
             429,

@@ -144,7 +144,9 @@ class LinkService:
         )
         return full
 
-    async def authenticate(self, authorization: str | None) -> Tenant:
+    async def authenticate(self, authorization: str | None) -> tuple[Tenant, str]:
+        """The tenant and the API key id of a request, or a 401 problem."""
+
         def unauthorized(detail: str) -> ApiProblem:
             return ApiProblem(
                 401,
@@ -170,7 +172,7 @@ class LinkService:
         tenant = await self.store.get_tenant(key.tenant_id)
         if tenant is None:
             raise unauthorized("unknown tenant")
-        return tenant
+        return tenant, key.id
 
     # --- links -----------------------------------------------------------------------
 
@@ -228,6 +230,18 @@ class LinkService:
             event.get("calendar_id") or "", event["id"], event.get("recurrence_id") or ""
         )
         stored, created = await self.store.create_link(link, natural, idempotency_key)
+        same_event = (stored.calendar_id, stored.event_id, stored.recurrence_id) == (
+            link.calendar_id,
+            link.event_id,
+            link.recurrence_id,
+        )
+        if not created and not same_event:
+            raise ApiProblem(
+                409,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used for another event",
+            )
         if created:
             await self.emit(
                 stored.tenant_id, "link.created", stored.id, {"link": self.link_json(stored)}
@@ -335,6 +349,9 @@ class LinkService:
                     },
                 ),
             )
+            await self.emit(
+                stored.tenant_id, "link.updated", stored.id, {"link": self.link_json(stored)}
+            )
         return stored, created
 
     async def rotate_personal_room(self, tenant: Tenant, user_id: str) -> Link:
@@ -382,7 +399,7 @@ class LinkService:
             user_id=body["user_id"],
             name=body["name"],
             role=body["role"],
-            expires_at=self.clock() + ttl,
+            expires_at=float(int(self.clock() + ttl)),
             token_id=secrets.token_urlsafe(9),
         )
         return sign_join_token(self._token_secret, claims), claims, link

@@ -135,13 +135,15 @@ class WebhookDispatcher:
 
     async def _run(self) -> None:
         while True:
+            # clear before the pass: wake-ups during it (a delivery moved a queue on,
+            # a new event) start the next pass at once
+            self._wake.clear()
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.log.exception("webhook dispatch failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

@@ -117,6 +117,7 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
     manager.on_event = on_room_event
     service.on_revoked = on_revoked
     yield
+    await manager.shutdown()  # rooms still open now still report (room.finished, ...)
     manager.on_event = None
     try:
         await asyncio.wait_for(queue.join(), 5.0)

@@ -91,6 +91,11 @@ def cmd_tenant(args: argparse.Namespace) -> int:
             sqlite_path=config.state.effective_sqlite_path,
             redis_url=config.state.redis_url,
         )
+        if config.state.backend == "memory":
+            print(
+                "warning: state.backend is 'memory': nothing is kept after this command",
+                file=sys.stderr,
+            )
         await store.open()
         try:
             service = LinkService(store, config)

@@ -116,7 +116,7 @@ class OutboxEvent:
     """One event for one endpoint. Events with the same ``ordering_key`` for the same
     endpoint are delivered strictly in ``seq`` order."""
 
-    id: str  # "evt_..." unique per (event, endpoint)
+    id: str  # "ob_..." unique per (event, endpoint)
     event_id: str  # the event's id, the same for every endpoint it goes to
     tenant_id: str
     endpoint_id: str

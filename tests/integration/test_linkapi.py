@@ -364,7 +364,7 @@ async def test_idempotency_key(api_server):
     _, api = api_server
     headers = {"Idempotency-Key": "req-42"}
     s1, a, _ = await api.post("/v1/links", {"event": event("e1")}, headers=headers)
-    s2, b, _ = await api.post("/v1/links", {"event": event("e2")}, headers=headers)
+    s2, b, _ = await api.post("/v1/links", {"event": event("e1")}, headers=headers)  # a retry
     assert (s1, s2) == (201, 200) and a["id"] == b["id"]
 
 
@@ -409,3 +409,14 @@ async def test_openapi_document_is_served(api_server):
         doc = await resp.json()
     assert doc["openapi"].startswith("3.1") and "/v1/links" in doc["paths"]
     await asyncio.sleep(0)
+
+
+async def test_idempotency_key_reused_for_another_event_is_a_conflict(api_server):
+    _, api = api_server
+    headers = {"Idempotency-Key": "k-1"}
+    code, _, _ = await api.post("/v1/links", {"event": event("one")}, headers=headers)
+    assert code == 201
+    code, body, _ = await api.post(
+        "/v1/links", {"event": event("two", calendar_id="c")}, headers=headers
+    )
+    assert code == 409 and body["type"].endswith("idempotency-key-reused")
