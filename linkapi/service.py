@@ -393,6 +393,10 @@ class LinkService:
             raise ApiProblem(409, "link-revoked", "Link revoked", "the link was revoked")
         if link.profile != "default":
             raise ApiProblem(409, "not-hosted", "Not hosted here", "explicit links have no room")
+        name = str(body["name"]).strip()
+        if not name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+            raise _invalid("name", "must be a display name without control characters")
+        body = {**body, "name": name}
         ttl = float(body.get("ttl_seconds", self.config.linkapi.join_token_ttl_seconds))
         claims = JoinClaims(
             link_id=link.id,

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,32 @@ async def healthz(request: web.Request) -> web.Response:
             "state_backend": request.app[CONFIG].state.backend,
         },
         status=200 if manager.accepting else 503,
+    )
+
+
+WEB_DIR = Path(__file__).parent / "web"
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # the slug in the URL is a secret: never send it to other sites
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+}
+
+
+async def join_page(request: web.Request) -> web.Response:
+    """The browser join page; the slug, token and invite are read by the page itself."""
+    return web.Response(
+        body=(WEB_DIR / "index.html").read_bytes(),
+        content_type="text/html",
+        charset="utf-8",
+        headers=PAGE_HEADERS,
     )
 
 
@@ -85,9 +112,9 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
     async def writer() -> None:
         while True:
             tenant_id, etype, link_id, data = await queue.get()
-            try:
-                report = data.get("report") if etype == "room.finished" else None
-                if report is not None:
+            report = data.get("report") if etype == "room.finished" else None
+            if report is not None:
+                try:
                     await app[STORE].add_meeting_report(
                         f"mr_{secrets.token_urlsafe(12)}",
                         link_id,
@@ -95,6 +122,9 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
                         float(report["finished_at"]),
                         report,
                     )
+                except Exception:
+                    log.exception("could not store a meeting report", link=link_id)
+            try:
                 await service.emit(tenant_id, etype, link_id, data)
             except Exception:
                 log.exception("could not store a room event", event_type=etype, link=link_id)
@@ -171,4 +201,6 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     if config.metrics.enabled:
         app.router.add_get(config.metrics.path, metrics_handler)
     app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/j/{slug}", join_page)
+    app.router.add_static("/static/", WEB_DIR, append_version=False)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -60,3 +61,15 @@ async def start_server(config: Config) -> Server:
     if LINKS in app:  # links point at wherever this test server listens
         app[LINKS].public_url = server.http_url
     return server
+
+
+def at(minutes: float) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+
+def event(eid: str = "evt-1", start: float = -5, end: float = 55, **extra):
+    return {"id": eid, "summary": "Weekly sync", "start": at(start), "end": at(end), **extra}
+
+
+def slug_of(url: str) -> str:
+    return url.split("/j/", 1)[1].split("?", 1)[0]

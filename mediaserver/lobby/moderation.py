@@ -24,10 +24,12 @@ async def mute_all(room: Room, by: Participant, kind: str, *, lock: bool) -> int
     """Stop forwarding every ``kind`` publication of everyone but ``by``; tell their
     publishers. With ``lock`` they cannot turn it back on until unlocked."""
     count = 0
+    if lock:
+        room.media_locks.add(kind)  # also for people who join or publish later
     for p in list(room.participants.values()):
         if p is by:
             continue
-        if lock:
+        if lock and p.role != "host":
             p.locked_kinds.add(kind)
         for pub in p.publications.values():
             if pub.kind != kind or pub.muted:
@@ -51,6 +53,7 @@ async def mute_all(room: Room, by: Participant, kind: str, *, lock: bool) -> int
 
 
 async def unlock_media(room: Room, by: Participant, kind: str) -> None:
+    room.media_locks.discard(kind)
     for p in list(room.participants.values()):
         if kind in p.locked_kinds:
             p.locked_kinds.discard(kind)

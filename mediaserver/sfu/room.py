@@ -412,6 +412,8 @@ class Participant:
             if track.mid in known or "recv" not in track.direction:
                 continue
             pub = Publication(self, track)
+            if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
+                pub.set_muted(True)
             if track.ssrc:
                 pub.bind_ssrc(track.ssrc)
                 self.publisher.routes[track.ssrc] = pub.on_rtp
@@ -663,7 +665,10 @@ class Room:
         self.max_participants = 0  # 0: rooms.max_participants
         self.max_guests = 0  # 0: no separate cap on guests
         self.guest_policy = "allow"  # rooms joined by id admit everyone
+        self.share_url: str | None = None  # the guest join URL of a link's room
+        self.title = ""  # the event summary of a link's room
         self.locked = False
+        self.media_locks: set[str] = set()  # kinds a host muted and locked for everyone
         self.barred: set[str] = set()
         self.started = False
         self.opened_at = time.time()
@@ -700,6 +705,12 @@ class Room:
         limit = self.max_participants or self.manager.config.rooms.max_participants
         if len(self.participants) >= limit:
             raise JoinRefused("room_full", f"room is full ({limit} participants)")
+        if role == "guest" and self.max_guests:
+            guests = sum(1 for p in self.participants.values() if p.role == "guest")
+            if guests >= self.max_guests:
+                raise JoinRefused(
+                    "guests_full", f"this meeting admits at most {self.max_guests} guests"
+                )
         if invite_id is not None:
             via = sum(1 for p in self.participants.values() if p.invite_id == invite_id)
             if via >= invite_limit:
@@ -711,8 +722,10 @@ class Room:
         participant.user_id = user_id
         participant.invite_id = invite_id
         participant.bar_key = bar_key
+        if role != "host":
+            participant.locked_kinds = set(self.media_locks)
         others = [p.describe() for p in self.participants.values()]
-        first = not self.participants and not self.started
+        first = not self.started
         self.participants[participant.id] = participant
         self.empty_since = None
         self.manager.metrics.participants.inc()
@@ -726,6 +739,8 @@ class Room:
                 "ice_servers": self.manager.ice_servers_for_clients,
                 "guest_policy": self.guest_policy,
                 "locked": self.locked,
+                "share_url": self.share_url,
+                "title": self.title,
                 "active_speaker": self.active_speaker,
                 **(
                     {"lobby": [k.describe() for k in self.lobby.knocks.values()]}
@@ -754,6 +769,7 @@ class Room:
         participant.log.info("participant joined", name_length=len(name), role=role)
         if first:
             self.started = True
+            self.opened_at = time.time()  # the meeting starts with its first participant
             self.manager.emit(self, "room.started", {})
         self.manager.emit(
             self,

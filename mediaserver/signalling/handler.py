@@ -231,6 +231,8 @@ class SignallingSession:
             room.max_participants = int(link.options.get("max_participants") or 0)
             room.max_guests = int(link.options.get("max_guests") or 0)
             room.guest_policy = effective_guest_policy(link.options)
+            room.share_url = self.links.join_url(link)
+            room.title = str(link.event.get("summary") or "")
         invite = grant.via_invite
         bar_key = self._bar_key(
             grant.user_id, f"{grant.name}:{invite.id}" if invite else grant.name
@@ -287,8 +289,9 @@ class SignallingSession:
             raise m.ProtocolError(m.ErrorCode.FORBIDDEN, f"{msg.TYPE}: only hosts may do this")
         room = host.room
         if isinstance(msg, m.Admit):
-            if await room.lobby.admit(msg.knock_id) is None:
+            if msg.knock_id not in room.lobby.knocks:
                 raise m.ProtocolError(m.ErrorCode.NOT_FOUND, f"admit: no knock {msg.knock_id!r}")
+            await room.lobby.admit(msg.knock_id)  # a failure is reported as knock_withdrawn
         elif isinstance(msg, m.AdmitAll):
             await room.lobby.admit_all()
         elif isinstance(msg, m.Refuse):

@@ -5,8 +5,6 @@ from collections.abc import AsyncIterator
 import pytest
 from server_helpers import Server, make_config, start_server
 
-from mediaserver.client.sdk import MeetingClient
-
 __all__ = ["Server", "make_config", "start_server"]
 
 
@@ -17,11 +15,3 @@ async def server() -> AsyncIterator[Server]:
         yield srv
     finally:
         await srv.runner.cleanup()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[MeetingClient]]:
-    made: list[MeetingClient] = []
-    yield made
-    for c in made:
-        await c.close()

@@ -9,8 +9,7 @@ import dataclasses
 import pytest
 from api_client import ApiClient
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
-from server_helpers import make_config, start_server
-from test_linkapi import event, slug_of
+from server_helpers import event, make_config, slug_of, start_server
 
 from mediaserver.app_keys import LINKS, STORE
 from mediaserver.client.sdk import ClientError
@@ -352,3 +351,28 @@ async def test_speaking_time_and_report(meeting):
     assert people["Quiet"]["role"] == "guest" and people["Quiet"]["speaking_seconds"] < 0.2
     assert report["reason"] == "ended_by_host"
     assert await meeting.srv.app[STORE].list_meeting_reports(meeting.link["id"])
+
+
+@pytest.mark.parametrize("meeting", [{"options": {"max_guests": 1}}], indirect=True)
+async def test_guest_cap_holds_when_admitting(meeting):
+    host, _ = await meeting.host()
+    a, _ = await meeting.guest("A")
+    b, _ = await meeting.guest("B")
+    await host.request({"type": "admit_all"})
+    assert (await _message(a, "joined"))["role"] == "guest"
+    err = await _message(b, "error:guests_full")
+    assert "at most 1" in err["message"]
+    assert sorted(p.name for p in meeting.room.participants.values()) == ["A", "Hana"]
+
+
+@pytest.mark.parametrize("meeting", [{"options": {"guest_policy": "allow"}}], indirect=True)
+async def test_media_lock_covers_later_publications_and_joiners(meeting):
+    host, _ = await meeting.host()
+    await host.request({"type": "mute_all", "kind": "audio", "lock": True})
+    late, reply = await meeting.guest("Late")
+    assert reply["type"] == "joined"
+    pubs = await late.publish([ToneTrack()])
+    assert pubs[0]["muted"] is True  # starts muted: the lock holds
+    with pytest.raises(ClientError) as err:
+        await late.request({"type": "mute", "publication_id": pubs[0]["id"], "muted": False})
+    assert err.value.code == "locked_by_host"

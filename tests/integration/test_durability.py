@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from api_client import ApiClient
-from test_linkapi import event
+from server_helpers import event
 from test_server_process import _wait_healthy, free_port
 
 pytestmark = pytest.mark.integration

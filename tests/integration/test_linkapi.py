@@ -5,25 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from api_client import ApiClient
-from server_helpers import make_config, start_server
+from server_helpers import at, event, make_config, slug_of, start_server
 
 from linkapi.secrets_ import JoinClaims, sign_join_token
 from mediaserver.app_keys import LINKS, STORE
 from mediaserver.client.sdk import ClientError
 
 pytestmark = pytest.mark.integration
-
-
-def at(minutes: float) -> str:
-    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-
-
-def event(eid: str = "evt-1", start: float = -5, end: float = 55, **extra):
-    return {"id": eid, "summary": "Weekly sync", "start": at(start), "end": at(end), **extra}
 
 
 @pytest.fixture
@@ -55,10 +46,6 @@ async def api_server(request):
         if redis is not None:
             redis.kill()
             redis.close()
-
-
-def slug_of(url: str) -> str:
-    return url.split("/j/", 1)[1].split("?", 1)[0]
 
 
 async def count_links(srv, tenant_id: str) -> int:

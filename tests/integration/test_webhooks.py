@@ -9,8 +9,7 @@ import socket
 import pytest
 from aiohttp import web
 from api_client import ApiClient
-from server_helpers import make_config, start_server
-from test_linkapi import event, slug_of
+from server_helpers import event, make_config, slug_of, start_server
 
 from linkapi.webhooks import verify_signature
 from mediaserver.app_keys import LINKS

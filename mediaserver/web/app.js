@@ -1,0 +1,682 @@
+// The join page: pre-join, waiting room, meeting, and clear messages for everything else.
+// Speaks signalling protocol v1 (docs/protocol.md) over /ws. No build step.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const slug = (location.pathname.split("/j/")[1] || "").split("/")[0];
+const token = params.get("token");
+const invite = params.get("invite");
+
+const state = {
+  phase: "prejoin", // prejoin | joining | waiting | meeting | ended
+  ws: null,
+  ids: 0,
+  pending: new Map(),
+  localStream: null,
+  audioOnly: false,
+  listenOnly: false,
+  publisher: null,
+  subscriber: null,
+  subQueue: Promise.resolve(),
+  me: null, // {id, role, name}
+  participants: new Map(), // id -> {id, name, role}
+  myPublications: [], // [{id, kind, mid}]
+  tracks: {}, // subscriber mid -> {publication_id, participant_id, kind}
+  mutedPublications: new Set(),
+  micMuted: false,
+  camOff: false,
+  locked: false,
+  activeSpeaker: null,
+  speaking: {},
+  shareUrl: location.origin + "/j/" + slug,
+  joinMessage: null,
+  reconnects: 0,
+  leaving: false,
+  previewReady: Promise.resolve(),
+};
+window.meeting = state; // inspected by the end-to-end tests
+
+// ---------------------------------------------------------------- screens
+
+function show(screen) {
+  for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== `screen-${screen}`;
+}
+
+function status(text) {
+  $("status-line").textContent = text || "";
+}
+
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.hidden = true), 4000);
+}
+
+function formatTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+const MESSAGES = {
+  link_revoked: ["This meeting was cancelled", "The organizer cancelled this meeting."],
+  link_not_found: ["Meeting not found", "Check the link in your invitation."],
+  link_not_open: ["This meeting has not started yet", (m) => `You can join from ${formatTime(m.opens_at)}.`],
+  link_ended: ["This meeting has ended", (m) => `It closed at ${formatTime(m.closes_at)}.`],
+  link_not_hosted: ["This meeting is hosted elsewhere", (m) => m.join_url ? `Join at ${m.join_url}` : ""],
+  room_full: ["The meeting is full", "Try again when someone has left."],
+  guests_full: ["The meeting is full", "No more guests can join right now."],
+  invite_full: ["This invitation is in use", "Too many people are using this guest invitation right now."],
+  refused: ["You were not let in", (m) => m.message || "The host did not let you in."],
+  guests_denied: ["Guests cannot join this meeting", "Ask the organizer for an invitation."],
+  room_locked: ["The meeting is locked", "The host has locked this meeting."],
+  lobby_timeout: ["Nobody let you in", "Nobody admitted you in time. You can try again."],
+  removed: ["You were removed from the meeting", "A host removed you from this meeting."],
+  invalid_token: ["This personal link is not valid", "It may have expired. Ask for a new link."],
+  invalid_invite: ["This invitation is not valid", "Ask the organizer for a new invitation."],
+  ended_by_host: ["The meeting has ended", "The host ended the meeting for everyone."],
+  server_shutdown: ["The meeting was interrupted", "The server is restarting. Try again in a moment."],
+  connection_failed: ["Connection lost", "We could not reconnect to the meeting."],
+  left: ["You left the meeting", "You can close this tab."],
+  shutting_down: ["The server is restarting", "Try again in a moment."],
+};
+
+function message(code, details = {}) {
+  const entry = MESSAGES[code] || ["Something went wrong", details.message || code];
+  state.phase = "ended";
+  stopMedia();
+  const [title, text] = entry;
+  $("message-heading").textContent = title;
+  $("message-text").textContent = typeof text === "function" ? text(details) : text;
+  $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open"].includes(code);
+  document.title = title;
+  status("");
+  show("message");
+  $("message-heading").focus?.();
+}
+
+// ---------------------------------------------------------------- signalling
+
+function connect() {
+  return new Promise((resolve, reject) => {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/ws`);
+    state.ws = ws;
+    ws.onopen = async () => {
+      try {
+        await request({ type: "hello", version: 1, client: "web" });
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    };
+    ws.onerror = () => reject(new Error("websocket error"));
+    ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+    ws.onclose = () => onSocketClosed(ws);
+  });
+}
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+function request(msg) {
+  const id = ++state.ids;
+  return new Promise((resolve, reject) => {
+    state.pending.set(id, { resolve, reject });
+    send({ ...msg, id });
+  });
+}
+
+class ServerError extends Error {
+  constructor(reply) {
+    super(reply.message);
+    this.code = reply.code;
+    this.reply = reply;
+  }
+}
+
+function handle(msg) {
+  if (msg.ref !== undefined && state.pending.has(msg.ref)) {
+    const p = state.pending.get(msg.ref);
+    state.pending.delete(msg.ref);
+    if (msg.type === "error") p.reject(new ServerError(msg));
+    else p.resolve(msg);
+    if (msg.type !== "joined" && msg.type !== "lobby") return;
+  }
+  const handler = HANDLERS[msg.type];
+  if (handler) handler(msg);
+}
+
+const HANDLERS = {
+  joined: (m) => enterMeeting(m).catch((e) => {
+    console.error("could not start the meeting", e);
+    toast("Your camera and microphone could not be connected.");
+  }),
+  lobby: (m) => {
+    state.phase = "waiting";
+    show("waiting");
+    $("waiting-status").textContent = m.host_present
+      ? "The host has been told you are here."
+      : "Waiting for the host to join…";
+    status("In the waiting room");
+  },
+  refused: (m) => message("refused", m),
+  removed: (m) => message("removed", m),
+  room_closed: (m) => {
+    // a restarting server: keep the meeting screen and reconnect when the socket drops
+    if (m.reason === "server_shutdown") {
+      status("The server is restarting. Reconnecting…");
+      return;
+    }
+    message(m.reason in MESSAGES ? m.reason : "ended_by_host", m);
+  },
+  error: (m) => {
+    if (["lobby_timeout", "join_timeout"].includes(m.code)) message(m.code === "join_timeout" ? "connection_failed" : "lobby_timeout", m);
+    else if (m.code === "locked_by_host") toast("The host has locked this. You cannot turn it back on.");
+    else console.warn("server error", m);
+  },
+  participant_joined: (m) => {
+    state.participants.set(m.participant.id, m.participant);
+    renderPeople();
+    ensureTile(m.participant.id);
+  },
+  participant_left: (m) => {
+    state.participants.delete(m.participant_id);
+    removeTile(m.participant_id);
+    renderPeople();
+  },
+  subscribe_offer: (m) => {
+    state.subQueue = state.subQueue.then(() => onSubscribeOffer(m)).catch((e) => console.error(e));
+  },
+  publication_muted: (m) => {
+    if (m.muted) state.mutedPublications.add(m.publication_id);
+    else state.mutedPublications.delete(m.publication_id);
+    const mine = state.myPublications.find((p) => p.id === m.publication_id);
+    if (mine && m.by) setLocalMuted(mine.kind, m.muted, false);
+    updateTileBadges();
+  },
+  moderated: (m) => {
+    if (m.action === "muted") {
+      toast(`A host turned off your ${m.kind === "audio" ? "microphone" : "camera"}${m.locked ? " and locked it" : ""}.`);
+      setLocalMuted(m.kind, true, false);
+    } else if (m.action === "unlocked") {
+      toast(`You can turn your ${m.kind === "audio" ? "microphone" : "camera"} back on.`);
+    }
+  },
+  active_speaker: (m) => {
+    state.activeSpeaker = m.participant_id;
+    for (const tile of document.querySelectorAll(".tile")) {
+      tile.classList.toggle("speaking", tile.dataset.participant === m.participant_id);
+    }
+  },
+  speaking_stats: (m) => {
+    state.speaking = m.speaking_seconds;
+    renderSpeaking();
+  },
+  knock: (m) => addKnock(m.knock),
+  knock_resolved: (m) => removeKnock(m.knock_id),
+  knock_withdrawn: (m) => removeKnock(m.knock_id),
+  room_locked: (m) => {
+    state.locked = m.locked;
+    const b = $("lock-room");
+    b.textContent = m.locked ? "Unlock meeting" : "Lock meeting";
+    b.setAttribute("aria-pressed", String(m.locked));
+    toast(m.locked ? "The meeting is locked." : "The meeting is unlocked.");
+  },
+  guest_policy: (m) => toast(`Guest policy: ${m.policy}`),
+};
+
+function onSocketClosed(ws) {
+  if (ws !== state.ws) return;
+  for (const p of state.pending.values()) p.reject(new Error("connection closed"));
+  state.pending.clear();
+  if (state.leaving || state.phase === "ended" || state.phase === "prejoin") return;
+  reconnect();
+}
+
+async function reconnect() {
+  const wasWaiting = state.phase === "waiting";
+  state.phase = "reconnecting";
+  closePeers();
+  const delays = [500, 1000, 2000, 4000];
+  for (let attempt = 1; attempt <= delays.length; attempt++) {
+    status(`Connection lost. Reconnecting (attempt ${attempt} of ${delays.length})…`);
+    toast("Connection lost. Reconnecting…");
+    await new Promise((r) => setTimeout(r, delays[attempt - 1]));
+    try {
+      await connect();
+      await join();
+      status(wasWaiting ? "In the waiting room" : "Reconnected");
+      return;
+    } catch (e) {
+      if (e instanceof ServerError) {
+        message(e.code, e.reply);
+        return;
+      }
+    }
+  }
+  message("connection_failed");
+}
+
+// ---------------------------------------------------------------- pre-join
+
+async function startPreview(cameraId, micId) {
+  stopMedia();
+  const note = $("media-note");
+  note.hidden = true;
+  const audio = micId ? { deviceId: { exact: micId } } : true;
+  const video = cameraId ? { deviceId: { exact: cameraId } } : { width: 640, height: 360 };
+  state.audioOnly = state.listenOnly = false;
+  try {
+    state.localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
+  } catch (e) {
+    try {
+      state.localStream = await navigator.mediaDevices.getUserMedia({ audio });
+      state.audioOnly = true;
+      note.textContent = "No camera available (or permission refused): you will join with audio only.";
+      note.hidden = false;
+    } catch (e2) {
+      state.localStream = null;
+      state.listenOnly = true;
+      note.textContent = "No microphone or camera available (or permission refused): you will join listen-only.";
+      note.hidden = false;
+    }
+  }
+  $("preview").srcObject = state.localStream;
+  await fillDevices();
+}
+
+async function fillDevices() {
+  let devices = [];
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch (e) {
+    /* no devices */
+  }
+  for (const [kind, select] of [["videoinput", $("camera-select")], ["audioinput", $("mic-select")]]) {
+    const current = select.value;
+    select.replaceChildren();
+    const list = devices.filter((d) => d.kind === kind);
+    if (!list.length) {
+      select.append(new Option("None available", ""));
+      select.disabled = true;
+      continue;
+    }
+    select.disabled = false;
+    list.forEach((d, i) => select.append(new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId)));
+    if (current) select.value = current;
+  }
+}
+
+function tokenName() {
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return payload.name;
+  } catch (e) {
+    return null;
+  }
+}
+
+function setupPrejoin() {
+  show("prejoin");
+  if (token || invite) {
+    $("name-row").hidden = true;
+    const line = $("identity-line");
+    line.textContent = token ? `You will join as ${tokenName() || "yourself"}.` : "You will join as Guest.";
+    line.hidden = false;
+  } else {
+    $("name-input").value = localStorage.getItem("mediaserver.name") || "";
+  }
+  const restart = () => {
+    state.previewReady = startPreview($("camera-select").value, $("mic-select").value);
+  };
+  $("camera-select").addEventListener("change", restart);
+  $("mic-select").addEventListener("change", restart);
+  $("join-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("name-input").value.trim();
+    const err = $("name-error");
+    err.hidden = true;
+    if (!token && !invite && !name) {
+      err.textContent = "Please enter your name.";
+      err.hidden = false;
+      $("name-input").focus();
+      return;
+    }
+    if (name) localStorage.setItem("mediaserver.name", name);
+    state.joinMessage = { type: "join", link: slug };
+    if (token) state.joinMessage.token = token;
+    else if (invite) state.joinMessage.invite = invite;
+    else state.joinMessage.name = name;
+    $("join-button").disabled = true;
+    status("Joining…");
+    try {
+      await connect();
+      await join();
+    } catch (e) {
+      $("join-button").disabled = false;
+      if (e instanceof ServerError) {
+        if (e.code === "invalid_field" && /name/.test(e.message)) {
+          err.textContent = "That name cannot be used. Please use letters, digits and spaces.";
+          err.hidden = false;
+          status("");
+        } else message(e.code, e.reply);
+      } else message("connection_failed");
+    }
+  });
+  state.previewReady = startPreview();
+}
+
+async function join() {
+  state.phase = "joining";
+  const reply = await request(state.joinMessage);
+  return reply; // "joined" and "lobby" are also handled by HANDLERS
+}
+
+// ---------------------------------------------------------------- meeting
+
+async function enterMeeting(m) {
+  state.phase = "meeting";
+  state.me = { id: m.participant_id, role: m.role };
+  state.iceServers = (m.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
+  state.participants.clear();
+  for (const p of m.participants) state.participants.set(p.id, p);
+  if (m.share_url) state.shareUrl = m.share_url;
+  if (m.title) {
+    $("meeting-title").textContent = m.title;
+  }
+  $("grid").replaceChildren();
+  ensureTile(state.me.id, true);
+  for (const p of m.participants) ensureTile(p.id);
+  renderPeople();
+  $("host-panel").hidden = m.role !== "host";
+  state.locked = !!m.locked;
+  $("lock-room").textContent = state.locked ? "Unlock meeting" : "Lock meeting";
+  for (const k of m.lobby || []) addKnock(k);
+  show("meeting");
+  status(m.role === "host" ? "You are a host" : "");
+  document.title = m.title || "Meeting";
+  await publish();
+}
+
+function stopMedia() {
+  if (state.localStream) for (const t of state.localStream.getTracks()) t.stop();
+  state.localStream = null;
+  closePeers();
+}
+
+function closePeers() {
+  for (const pc of [state.publisher, state.subscriber]) if (pc) pc.close();
+  state.publisher = state.subscriber = null;
+  state.subQueue = Promise.resolve();
+}
+
+function iceGathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(resolve, 5000);
+  });
+}
+
+async function publish() {
+  await state.previewReady; // the camera/microphone may still be starting
+  if (!state.localStream || !state.localStream.getTracks().length) return;
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
+  state.publisher = pc;
+  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc);
+  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  state.myPublications = reply.publications;
+  const tile = ensureTile(state.me.id, true);
+  const videoTracks = state.localStream.getVideoTracks();
+  tile.querySelector("video").srcObject = new MediaStream(videoTracks);
+  tile.classList.toggle("has-video", videoTracks.length > 0);
+  if (state.micMuted) setLocalMuted("audio", true, true);
+  if (state.camOff) setLocalMuted("video", true, true);
+}
+
+async function onSubscribeOffer(m) {
+  if (!state.subscriber) {
+    const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
+    state.subscriber = pc;
+    pc.ontrack = (ev) => attachTrack(ev.transceiver.mid, ev.track);
+  }
+  const pc = state.subscriber;
+  const previous = state.tracks;
+  state.tracks = m.tracks || {};
+  await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await iceGathered(pc);
+  send({ type: "subscribe_answer", sdp: pc.localDescription.sdp, revision: m.revision });
+  for (const mid of Object.keys(previous)) if (!(mid in state.tracks)) detachMid(mid, previous[mid]);
+  for (const t of pc.getTransceivers()) if (t.mid in state.tracks && t.receiver.track) attachTrack(t.mid, t.receiver.track);
+}
+
+function attachTrack(mid, track) {
+  const info = state.tracks[mid];
+  if (!info) return;
+  const tile = ensureTile(info.participant_id);
+  const el = tile.querySelector(info.kind === "video" ? "video" : "audio");
+  if (el.dataset.mid === mid && el.srcObject) return;
+  el.dataset.mid = mid;
+  el.srcObject = new MediaStream([track]);
+  el.play?.().catch(() => {});
+  if (info.kind === "video") tile.classList.add("has-video");
+  tile.dataset[info.kind] = info.publication_id;
+  updateTileBadges();
+}
+
+function detachMid(mid, info) {
+  const tile = document.querySelector(`.tile[data-participant="${info.participant_id}"]`);
+  if (!tile) return;
+  const el = tile.querySelector(info.kind === "video" ? "video" : "audio");
+  if (el.dataset.mid === mid) {
+    el.srcObject = null;
+    if (info.kind === "video") tile.classList.remove("has-video");
+  }
+}
+
+function nameOf(id) {
+  if (state.me && id === state.me.id) return "You";
+  return state.participants.get(id)?.name || "Someone";
+}
+
+function ensureTile(id, self = false) {
+  let tile = document.querySelector(`.tile[data-participant="${id}"]`);
+  if (tile) return tile;
+  tile = document.createElement("figure");
+  tile.className = "tile" + (self ? " self" : "");
+  tile.dataset.participant = id;
+  const video = document.createElement("video");
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true;
+  const audio = document.createElement("audio");
+  audio.autoplay = true;
+  if (self) audio.muted = true;
+  const caption = document.createElement("figcaption");
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = nameOf(id);
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.setAttribute("aria-label", "microphone off");
+  badge.textContent = "🔇";
+  badge.hidden = true;
+  caption.append(name, badge);
+  const initials = document.createElement("div");
+  initials.className = "initials";
+  initials.setAttribute("aria-hidden", "true");
+  initials.textContent = (nameOf(id) || "?").slice(0, 1).toUpperCase();
+  tile.append(video, initials, audio, caption);
+  video.setAttribute("aria-label", `${nameOf(id)} video`);
+  if (!self && state.me?.role === "host") {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove ${nameOf(id)} from the meeting`);
+    remove.addEventListener("click", () => {
+      if (confirm(`Remove ${nameOf(id)} from the meeting?`)) send({ type: "remove_participant", participant_id: id });
+    });
+    caption.append(remove);
+  }
+  $("grid").append(tile);
+  layoutGrid();
+  return tile;
+}
+
+function removeTile(id) {
+  document.querySelector(`.tile[data-participant="${id}"]`)?.remove();
+  layoutGrid();
+}
+
+function layoutGrid() {
+  const n = $("grid").children.length;
+  const cols = Math.ceil(Math.sqrt(n));
+  $("grid").style.setProperty("--cols", String(cols));
+}
+
+function updateTileBadges() {
+  for (const tile of document.querySelectorAll(".tile")) {
+    const audioPub = tile.dataset.audio;
+    const muted = tile.classList.contains("self") ? state.micMuted : audioPub && state.mutedPublications.has(audioPub);
+    tile.querySelector(".badge").hidden = !muted;
+    const videoPub = tile.dataset.video;
+    if (videoPub) tile.classList.toggle("has-video", !state.mutedPublications.has(videoPub));
+  }
+}
+
+function renderPeople() {
+  const ul = $("people");
+  ul.replaceChildren();
+  const everyone = [[state.me?.id, { name: "You", role: state.me?.role }], ...state.participants.entries()];
+  for (const [id, p] of everyone) {
+    if (!id) continue;
+    const li = document.createElement("li");
+    li.textContent = `${id === state.me?.id ? "You" : p.name}${p.role && p.role !== "guest" ? ` (${p.role})` : ""}`;
+    ul.append(li);
+    const name = document.querySelector(`.tile[data-participant="${id}"] .name`);
+    if (name) name.textContent = nameOf(id);
+  }
+}
+
+function renderSpeaking() {
+  const ol = $("speaking");
+  ol.replaceChildren();
+  const rows = Object.entries(state.speaking).sort((a, b) => b[1] - a[1]);
+  for (const [id, seconds] of rows) {
+    const li = document.createElement("li");
+    const m = Math.floor(seconds / 60);
+    const s = Math.round(seconds % 60);
+    li.textContent = `${nameOf(id)}: ${m ? `${m} min ` : ""}${s} s`;
+    ol.append(li);
+  }
+}
+
+function setLocalMuted(kind, muted, tellServer) {
+  if (state.localStream) {
+    for (const t of kind === "audio" ? state.localStream.getAudioTracks() : state.localStream.getVideoTracks()) t.enabled = !muted;
+  }
+  if (kind === "audio") {
+    state.micMuted = muted;
+    $("toggle-mic").textContent = muted ? "Unmute" : "Mute";
+    $("toggle-mic").setAttribute("aria-pressed", String(muted));
+  } else {
+    state.camOff = muted;
+    const self = document.querySelector(".tile.self");
+    if (self && state.localStream?.getVideoTracks().length) self.classList.toggle("has-video", !muted);
+    $("toggle-cam").textContent = muted ? "Start camera" : "Stop camera";
+    $("toggle-cam").setAttribute("aria-pressed", String(muted));
+  }
+  updateTileBadges();
+  if (tellServer) {
+    const pub = state.myPublications.find((p) => p.kind === kind);
+    if (pub) {
+      request({ type: "mute", publication_id: pub.id, muted }).catch((e) => {
+        if (e.code === "locked_by_host") {
+          toast("A host has locked this. You cannot turn it back on.");
+          setLocalMuted(kind, true, false);
+        }
+      });
+    }
+  }
+}
+
+function addKnock(knock) {
+  if (document.getElementById(`knock-${knock.id}`)) return;
+  const card = document.createElement("div");
+  card.className = "knock card";
+  card.id = `knock-${knock.id}`;
+  card.setAttribute("role", "alertdialog");
+  card.setAttribute("aria-label", `${knock.name} wants to join`);
+  const text = document.createElement("p");
+  text.textContent = `${knock.name} wants to join`;
+  const admit = document.createElement("button");
+  admit.type = "button";
+  admit.className = "primary";
+  admit.textContent = "Admit";
+  admit.addEventListener("click", () => send({ type: "admit", knock_id: knock.id }));
+  const refuse = document.createElement("button");
+  refuse.type = "button";
+  refuse.textContent = "Refuse";
+  refuse.addEventListener("click", () => send({ type: "refuse", knock_id: knock.id }));
+  card.append(text, admit, refuse);
+  $("knocks").append(card);
+  admit.focus();
+}
+
+function removeKnock(id) {
+  document.getElementById(`knock-${id}`)?.remove();
+}
+
+function setupMeetingControls() {
+  $("toggle-mic").addEventListener("click", () => setLocalMuted("audio", !state.micMuted, true));
+  $("toggle-cam").addEventListener("click", () => setLocalMuted("video", !state.camOff, true));
+  $("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(state.shareUrl);
+      toast("Meeting link copied.");
+    } catch (e) {
+      toast(state.shareUrl);
+    }
+  });
+  $("leave").addEventListener("click", leave);
+  $("waiting-leave").addEventListener("click", leave);
+  $("mute-all").addEventListener("click", () => send({ type: "mute_all", kind: "audio", lock: false }));
+  $("cameras-off").addEventListener("click", () => send({ type: "mute_all", kind: "video", lock: false }));
+  $("lock-room").addEventListener("click", () => send({ type: "lock_room", locked: !state.locked }));
+  $("admit-all").addEventListener("click", () => send({ type: "admit_all" }));
+  $("end-meeting").addEventListener("click", () => {
+    if (confirm("End the meeting for everyone?")) send({ type: "end_meeting" });
+  });
+  $("message-retry").addEventListener("click", () => location.reload());
+}
+
+function leave() {
+  state.leaving = true;
+  send({ type: "leave" });
+  message("left");
+  setTimeout(() => state.ws?.close(), 200);
+}
+
+// ---------------------------------------------------------------- start
+
+if (!slug) {
+  message("link_not_found");
+} else {
+  setupMeetingControls();
+  setupPrejoin();
+}
