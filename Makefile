@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test lint unit integration system-deps clean
+.PHONY: run test lint unit integration system-deps bench bench-quick clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -36,6 +36,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check mediaserver linkapi tests
 	$(BIN)/ruff format --check mediaserver linkapi tests
 	$(BIN)/mypy
+
+# Benchmarks against Janus (root: they create a network namespace). < 10 minutes.
+bench: $(STAMP) system-deps
+	$(BIN)/pip install --quiet matplotlib
+	$(BIN)/python -m loadtests.run
+
+bench-quick: $(STAMP) system-deps
+	$(BIN)/python -m loadtests.run --quick --output loadtests/results/quick.json --no-docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info

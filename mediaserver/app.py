@@ -50,7 +50,7 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     ),
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",

@@ -75,6 +75,9 @@ class MeetingClient:
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
         self.on_track: Callable[[RemoteTrack], None] | None = None
+        #: Called with the subscriber connection after each remote description is set
+        #: (load bots use it to count packets without decoding).
+        self.subscriber_hook: Callable[[RTCPeerConnection], None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -205,6 +208,8 @@ class MeetingClient:
                 RTCSessionDescription(sdp=data["sdp"], type="offer")
             )
             _route_rtx_ssrcs(self.subscriber, data["sdp"])
+            if self.subscriber_hook is not None:
+                self.subscriber_hook(self.subscriber)
             await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
             await self.send(
                 {

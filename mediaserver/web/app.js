@@ -28,7 +28,7 @@ const state = {
   locked: false,
   activeSpeaker: null,
   speaking: {},
-  shareUrl: location.origin + "/j/" + slug,
+  shareUrl: token || invite ? location.origin + "/j/" + slug : null,
   joinMessage: null,
   reconnects: 0,
   leaving: false,
@@ -87,14 +87,17 @@ function message(code, details = {}) {
   const entry = MESSAGES[code] || ["Something went wrong", details.message || code];
   state.phase = "ended";
   stopMedia();
+  const ws = state.ws;
+  state.ws = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) setTimeout(() => ws.close(), 100);
   const [title, text] = entry;
   $("message-heading").textContent = title;
   $("message-text").textContent = typeof text === "function" ? text(details) : text;
   $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open"].includes(code);
   document.title = title;
-  status("");
+  status(title);
   show("message");
-  $("message-heading").focus?.();
+  $("message-heading").focus();
 }
 
 // ---------------------------------------------------------------- signalling
@@ -102,8 +105,10 @@ function message(code, details = {}) {
 function connect() {
   return new Promise((resolve, reject) => {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const old = state.ws;
     const ws = new WebSocket(`${proto}//${location.host}/ws`);
     state.ws = ws;
+    if (old && old.readyState <= WebSocket.OPEN) old.close();
     ws.onopen = async () => {
       try {
         await request({ type: "hello", version: 1, client: "web" });
@@ -113,7 +118,9 @@ function connect() {
       }
     };
     ws.onerror = () => reject(new Error("websocket error"));
-    ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+    ws.onmessage = (ev) => {
+      if (ws === state.ws) handle(JSON.parse(ev.data)); // ignore sockets we replaced
+    };
     ws.onclose = () => onSocketClosed(ws);
   });
 }
@@ -163,7 +170,13 @@ const HANDLERS = {
       : "Waiting for the host to join…";
     status("In the waiting room");
   },
-  refused: (m) => message("refused", m),
+  refused: (m) => {
+    if (m.code === "server_shutdown") {
+      status("The server is restarting. Reconnecting…");
+      return; // the socket closes next: reconnect
+    }
+    message(m.code && m.code !== "refused" && m.code in MESSAGES ? m.code : "refused", m);
+  },
   removed: (m) => message("removed", m),
   room_closed: (m) => {
     // a restarting server: keep the meeting screen and reconnect when the socket drops
@@ -174,8 +187,8 @@ const HANDLERS = {
     message(m.reason in MESSAGES ? m.reason : "ended_by_host", m);
   },
   error: (m) => {
-    if (["lobby_timeout", "join_timeout"].includes(m.code)) message(m.code === "join_timeout" ? "connection_failed" : "lobby_timeout", m);
-    else if (m.code === "locked_by_host") toast("The host has locked this. You cannot turn it back on.");
+    if (m.code === "join_timeout") return; // only an idle pre-join socket gets this
+    if (m.code in MESSAGES) message(m.code, m); // e.g. lobby_timeout, room_full after a knock
     else console.warn("server error", m);
   },
   participant_joined: (m) => {
@@ -223,7 +236,6 @@ const HANDLERS = {
     state.locked = m.locked;
     const b = $("lock-room");
     b.textContent = m.locked ? "Unlock meeting" : "Lock meeting";
-    b.setAttribute("aria-pressed", String(m.locked));
     toast(m.locked ? "The meeting is locked." : "The meeting is unlocked.");
   },
   guest_policy: (m) => toast(`Guest policy: ${m.policy}`),
@@ -233,7 +245,7 @@ function onSocketClosed(ws) {
   if (ws !== state.ws) return;
   for (const p of state.pending.values()) p.reject(new Error("connection closed"));
   state.pending.clear();
-  if (state.leaving || state.phase === "ended" || state.phase === "prejoin") return;
+  if (["ended", "prejoin", "reconnecting", "joining"].includes(state.phase) || state.leaving) return;
   reconnect();
 }
 
@@ -383,7 +395,10 @@ async function enterMeeting(m) {
   state.me = { id: m.participant_id, role: m.role };
   state.iceServers = (m.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
   state.participants.clear();
-  for (const p of m.participants) state.participants.set(p.id, p);
+  for (const p of m.participants) {
+    state.participants.set(p.id, p);
+    for (const pub of p.publications || []) if (pub.muted) state.mutedPublications.add(pub.id);
+  }
   if (m.share_url) state.shareUrl = m.share_url;
   if (m.title) {
     $("meeting-title").textContent = m.title;
@@ -396,6 +411,7 @@ async function enterMeeting(m) {
   state.locked = !!m.locked;
   $("lock-room").textContent = state.locked ? "Unlock meeting" : "Lock meeting";
   for (const k of m.lobby || []) addKnock(k);
+  if (m.active_speaker) HANDLERS.active_speaker({ participant_id: m.active_speaker });
   show("meeting");
   status(m.role === "host" ? "You are a host" : "");
   document.title = m.title || "Meeting";
@@ -579,8 +595,9 @@ function renderSpeaking() {
   const rows = Object.entries(state.speaking).sort((a, b) => b[1] - a[1]);
   for (const [id, seconds] of rows) {
     const li = document.createElement("li");
-    const m = Math.floor(seconds / 60);
-    const s = Math.round(seconds % 60);
+    const total = Math.round(seconds);
+    const m = Math.floor(total / 60);
+    const s = total % 60;
     li.textContent = `${nameOf(id)}: ${m ? `${m} min ` : ""}${s} s`;
     ol.append(li);
   }
@@ -593,13 +610,11 @@ function setLocalMuted(kind, muted, tellServer) {
   if (kind === "audio") {
     state.micMuted = muted;
     $("toggle-mic").textContent = muted ? "Unmute" : "Mute";
-    $("toggle-mic").setAttribute("aria-pressed", String(muted));
   } else {
     state.camOff = muted;
     const self = document.querySelector(".tile.self");
     if (self && state.localStream?.getVideoTracks().length) self.classList.toggle("has-video", !muted);
     $("toggle-cam").textContent = muted ? "Start camera" : "Stop camera";
-    $("toggle-cam").setAttribute("aria-pressed", String(muted));
   }
   updateTileBadges();
   if (tellServer) {
@@ -635,7 +650,6 @@ function addKnock(knock) {
   refuse.addEventListener("click", () => send({ type: "refuse", knock_id: knock.id }));
   card.append(text, admit, refuse);
   $("knocks").append(card);
-  admit.focus();
 }
 
 function removeKnock(id) {
@@ -646,6 +660,10 @@ function setupMeetingControls() {
   $("toggle-mic").addEventListener("click", () => setLocalMuted("audio", !state.micMuted, true));
   $("toggle-cam").addEventListener("click", () => setLocalMuted("video", !state.camOff, true));
   $("copy-link").addEventListener("click", async () => {
+    if (!state.shareUrl) {
+      toast("No shareable link for this meeting.");
+      return;
+    }
     try {
       await navigator.clipboard.writeText(state.shareUrl);
       toast("Meeting link copied.");

@@ -1,0 +1,451 @@
+"""Benchmark bots: run one scenario against one system and print one JSON result line.
+
+    python -m loadtests.bots --system mediaserver --url ws://10.77.0.1:8080/ws \\
+        --server-pid 1234 --scenario fanout --size 10 --window 5
+
+Runs inside the benchmark namespace, pinned to the bots' core (see loadtests/run.py).
+Media is RTP written straight to DTLS transports (no encoder) and counted straight
+from them (no decoder): see loadtests/rtp.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from mediaserver.client.sdk import MeetingClient
+from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
+
+from .rtp import RtpCounter, RtpPump
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETUP_TIMEOUT = 120.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return float(values[k])
+
+
+async def bounded(what: str, predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# ----------------------------------------------------------------- systems
+
+
+class Participant:
+    """One bot person: may publish (pump) and may subscribe (counter)."""
+
+    pump: RtpPump | None = None
+    counter: RtpCounter | None = None
+    join_seconds: float = 0.0
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class OurParticipant(Participant):
+    def __init__(self, url: str, name: str) -> None:
+        self.client = MeetingClient(url, name=name)
+
+    async def join(self, room: str, *, publish: bool, subscribe: bool, video: bool = True) -> None:
+        started = time.monotonic()
+        if subscribe:
+            self.counter = None
+
+            def hook(pc: RTCPeerConnection) -> None:
+                if self.counter is None:
+                    self.counter = RtpCounter(pc)
+                self.counter.hook()
+
+            self.client.subscriber_hook = hook
+        await self.client.connect()
+        await self.client.join(room)
+        self.join_seconds = time.monotonic() - started
+        if publish:
+            tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
+            await self.client.publish(tracks)
+            pc = self.client.publisher
+            assert pc is not None
+            await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
+            self.pump = RtpPump(pc, video=video)
+            self.pump.start()
+
+    async def close(self) -> None:
+        if self.pump is not None:
+            await self.pump.stop()
+        with contextlib.suppress(Exception):
+            await self.client.leave()
+
+
+class JanusParticipant(Participant):
+    def __init__(self, url: str, name: str) -> None:
+        from .janus import JanusSession
+
+        self.url = url
+        self.name = name
+        self.session = JanusSession(url)
+        self.pcs: list[RTCPeerConnection] = []
+        self.feed_id: int | None = None
+
+    async def join(self, room: int, *, publish: bool, video: bool = True) -> None:
+        from .janus import create_room, publish as janus_publish
+        from .rtp import publisher_pc
+
+        started = time.monotonic()
+        await self.session.create()
+        await create_room(self.session, room, publishers=100)
+        if publish:
+            pc = publisher_pc()
+            if not video:  # audio only: drop the video transceiver's sending
+                pc.getTransceivers()[1].direction = "inactive"
+            self.pcs.append(pc)
+            self.feed_id = await janus_publish(self.session, room, self.name, pc)
+            await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
+            self.pump = RtpPump(pc, video=video)
+            self.pump.start()
+        self.join_seconds = time.monotonic() - started
+
+    async def subscribe(self, room: int, feeds: list[int]) -> None:
+        from .janus import subscribe as janus_subscribe
+
+        if not feeds:
+            return
+        pc = RTCPeerConnection(make_configuration([]))
+        self.pcs.append(pc)
+        counter = self.counter or RtpCounter(pc)
+        if self.counter is None:
+            self.counter = counter
+        else:  # a second subscriber connection: count into the same counter
+            counter = RtpCounter(pc)
+            counter.streams = self.counter.streams
+            self.extra_counters = [*getattr(self, "extra_counters", []), counter]
+        original = pc.setRemoteDescription
+
+        async def set_remote(desc: Any) -> None:
+            await original(desc)
+            counter.hook()
+
+        pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
+        await janus_subscribe(self.session, room, feeds, pc)
+
+    def counters(self) -> list[RtpCounter]:
+        return [c for c in [self.counter, *getattr(self, "extra_counters", [])] if c]
+
+    async def close(self) -> None:
+        if self.pump is not None:
+            await self.pump.stop()
+        for pc in self.pcs:
+            with contextlib.suppress(Exception):
+                await pc.close()
+        with contextlib.suppress(Exception):
+            await self.session.close()
+
+
+def counters_of(people: list[Participant]) -> list[RtpCounter]:
+    out: list[RtpCounter] = []
+    for p in people:
+        if isinstance(p, JanusParticipant):
+            out.extend(p.counters())
+        elif p.counter is not None:
+            out.append(p.counter)
+    return out
+
+
+# ----------------------------------------------------------------- measuring
+
+
+async def measure(
+    people: list[Participant],
+    server_pid: int,
+    window: float,
+    expected_streams: int,
+) -> dict[str, Any]:
+    """Wait until every expected stream arrives, then measure one window."""
+
+    def streams_flowing() -> int:
+        # subscriber connections appear with their first offer: look again each time
+        total = 0
+        for c in counters_of(people):
+            if not c.recording:
+                c.start_window()
+            total += len(c.streams)
+        return total
+
+    await bounded(
+        f"{expected_streams} streams flowing",
+        lambda: streams_flowing() >= expected_streams,
+        SETUP_TIMEOUT,
+    )
+    await asyncio.sleep(1.0)  # settle (keyframes, REMB, ...)
+    counters = counters_of(people)
+    for c in counters:
+        c.start_window()
+    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+    await asyncio.sleep(window)
+    cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
+    for c in counters:
+        c.stop_window()
+    received = expected = 0
+    lat: list[int] = []
+    for c in counters:
+        r, e, lt = c.summary()
+        received += r
+        expected += e
+        lat.extend(lt)
+    elapsed = t1 - t0
+    cpu_us = (cpu1 - cpu0) * 1e6
+    return {
+        "us_per_forwarded_packet": cpu_us / received if received else float("nan"),
+        "forwarded_pps": received / elapsed,
+        "latency_ms_p50": percentile(lat, 0.5) / 1000,
+        "latency_ms_p99": percentile(lat, 0.99) / 1000,
+        "loss_pct": 100.0 * max(0, expected - received) / expected if expected else 0.0,
+        "server_cpu_pct": 100.0 * (cpu1 - cpu0) / elapsed,
+        "streams": sum(len(c.streams) for c in counters),
+    }
+
+
+# ----------------------------------------------------------------- scenarios
+
+
+async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
+    """1 publisher (audio + video) -> N subscribers."""
+    n = args.size
+    rss0 = rss_bytes(args.server_pid)
+    people: list[Participant] = []
+    try:
+        if args.system == "mediaserver":
+            room = f"fanout-{n}-{os.getpid()}"
+            pub = OurParticipant(args.url, "pub")
+            await pub.join(room, publish=True, subscribe=False)
+            people.append(pub)
+            subs = [OurParticipant(args.url, f"sub{i}") for i in range(n)]
+            await asyncio.gather(*(s.join(room, publish=False, subscribe=True) for s in subs))
+            people += subs
+        else:
+            room_id = 1000 + n + os.getpid() % 1000 * 1000
+            pub_j = JanusParticipant(args.url, "pub")
+            await pub_j.join(room_id, publish=True)
+            people.append(pub_j)
+            assert pub_j.feed_id is not None
+            subs_j = [JanusParticipant(args.url, f"sub{i}") for i in range(n)]
+            await asyncio.gather(*(s.join(room_id, publish=False) for s in subs_j))
+            await asyncio.gather(*(s.subscribe(room_id, [pub_j.feed_id]) for s in subs_j))
+            people += subs_j
+        result = await measure(people, args.server_pid, args.window, expected_streams=2 * n)
+        result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / (n + 1) / 1024
+        result["join_ms_p50"] = statistics.median(p.join_seconds for p in people) * 1000
+        result["join_ms_p99"] = percentile([int(p.join_seconds * 1e6) for p in people], 0.99) / 1000
+        return result
+    finally:
+        await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+
+
+async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
+    """N participants, each publishes audio + video and receives everyone else."""
+    n = args.size
+    rss0 = rss_bytes(args.server_pid)
+    people: list[Participant] = []
+    try:
+        if args.system == "mediaserver":
+            room = f"full-{n}-{os.getpid()}"
+            ours = [OurParticipant(args.url, f"p{i}") for i in range(n)]
+            for p in ours:  # one after another, like people arriving
+                await p.join(room, publish=True, subscribe=True)
+            people += ours
+        else:
+            room_id = 500000 + n + os.getpid() % 1000 * 1000
+            js = [JanusParticipant(args.url, f"p{i}") for i in range(n)]
+            for p in js:
+                await p.join(room_id, publish=True)
+            people += js
+            feeds = [p.feed_id for p in js]
+            await asyncio.gather(
+                *(
+                    p.subscribe(room_id, [f for f in feeds if f is not None and f != p.feed_id])
+                    for p in js
+                )
+            )
+        result = await measure(
+            people, args.server_pid, args.window, expected_streams=2 * n * (n - 1)
+        )
+        result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
+        joins = [int(p.join_seconds * 1e6) for p in people]
+        result["join_ms_p50"] = percentile(joins, 0.5) / 1000
+        result["join_ms_p99"] = percentile(joins, 0.99) / 1000
+        return result
+    finally:
+        await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+
+
+async def scenario_churn(args: argparse.Namespace) -> dict[str, Any]:
+    """A running room of N audio publishers; one person joins and one leaves every
+    second for the window; join latency of the churners."""
+    n = args.size
+    people: list[Participant] = []
+    joins: list[int] = []
+    try:
+
+        async def make(i: int) -> Participant:
+            if args.system == "mediaserver":
+                p: Participant = OurParticipant(args.url, f"c{i}")
+                await p.join(room, publish=True, subscribe=True, video=False)  # type: ignore[attr-defined]
+            else:
+                p = JanusParticipant(args.url, f"c{i}")
+                await p.join(room_id, publish=True, video=False)  # type: ignore[attr-defined]
+            return p
+
+        room = f"churn-{n}-{os.getpid()}"
+        room_id = 900000 + n + os.getpid() % 1000 * 1000
+        for i in range(n):
+            people.append(await make(i))
+        cpu0, t0 = cpu_seconds(args.server_pid), time.monotonic()
+        counter = n
+        end = time.monotonic() + args.window
+        while time.monotonic() < end:
+            tick = time.monotonic()
+            newcomer = await make(counter)
+            joins.append(int(newcomer.join_seconds * 1e6))
+            counter += 1
+            people.append(newcomer)
+            leaver = people.pop(0)
+            await leaver.close()
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        cpu1, t1 = cpu_seconds(args.server_pid), time.monotonic()
+        return {
+            "us_per_forwarded_packet": float("nan"),
+            "forwarded_pps": float("nan"),
+            "latency_ms_p50": float("nan"),
+            "latency_ms_p99": float("nan"),
+            "loss_pct": float("nan"),
+            "join_ms_p50": percentile(joins, 0.5) / 1000,
+            "join_ms_p99": percentile(joins, 0.99) / 1000,
+            "churn_per_second": len(joins) / (t1 - t0),
+            "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+        }
+    finally:
+        await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+
+
+async def scenario_linkapi(args: argparse.Namespace) -> dict[str, Any]:
+    """Mint + get links with a bounded number of concurrent requests."""
+    import aiohttp
+
+    base = args.url.replace("ws://", "http://").rsplit("/ws", 1)[0]
+    key = args.api_key
+    total = args.size
+    concurrency = 16
+    lat: list[int] = []
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+    errors = 0
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            async with sem:
+                started = time.monotonic_ns()
+                body = {
+                    "event": {
+                        "id": f"bench-{os.getpid()}-{i}",
+                        "start": "2030-01-01T10:00:00Z",
+                        "end": "2030-01-01T11:00:00Z",
+                        "summary": "bench",
+                    }
+                }
+                async with session.post(base + "/v1/links", json=body) as r:
+                    link = await r.json()
+                    if r.status != 201:
+                        errors += 1
+                        return
+                async with session.get(base + f"/v1/links/{link['id']}") as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                lat.append((time.monotonic_ns() - started) // 1000)
+
+        cpu0, t0 = cpu_seconds(args.server_pid), time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(total)))
+        cpu1, t1 = cpu_seconds(args.server_pid), time.monotonic()
+    return {
+        "us_per_forwarded_packet": float("nan"),
+        "forwarded_pps": float("nan"),
+        "latency_ms_p50": percentile(lat, 0.5) / 1000,
+        "latency_ms_p99": percentile(lat, 0.99) / 1000,
+        "loss_pct": 100.0 * errors / total,
+        "requests_per_second": 2 * len(lat) / (t1 - t0),
+        "server_cpu_us_per_request": (cpu1 - cpu0) * 1e6 / max(1, 2 * len(lat)),
+    }
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
+    "fanout": scenario_fanout,
+    "fullroom": scenario_fullroom,
+    "churn": scenario_churn,
+    "linkapi": scenario_linkapi,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--system", choices=["mediaserver", "janus"], required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--window", type=float, default=5.0)
+    parser.add_argument("--ice-address", default="10.77.0.2")
+    parser.add_argument("--api-key", default="")
+    args = parser.parse_args()
+    configure_ice_addresses([args.ice_address])
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def run() -> dict[str, Any]:
+        return await asyncio.wait_for(SCENARIOS[args.scenario](args), 300)
+
+    result = asyncio.run(run())
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

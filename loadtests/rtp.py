@@ -1,0 +1,216 @@
+"""Cheap benchmark media: RTP pumps that never encode and counters that never decode.
+
+A publisher peer has one sendonly transceiver per kind with an idle track (aiortc then
+never encodes); once connected, :class:`RtpPump` writes RTP straight to its DTLS
+transport at realistic rates: Opus-sized audio at 50 packets/s, and VP8-shaped video at
+~1 Mbit/s (~100 packets/s, 25 frames/s) with a keyframe burst every 2 s or when the
+server asks (PLI/FIR). Every payload carries a magic, the send time and a sequence
+number, so a subscriber (:class:`RtpCounter`) can measure added latency and loss without
+decoding: it replaces its DTLS transport's ``_handle_rtp_data``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from mediaserver.sfu import rtcp
+from mediaserver.sfu.forwarder import rtp_payload_offset
+from mediaserver.sfu.negotiation import negotiated_tracks, parse_sdp
+from mediaserver.sfu.peer import IdleTrack, make_configuration
+
+__all__ = ["RtpCounter", "RtpPump", "StreamStats", "publisher_pc"]
+
+MAGIC = b"MSBT"
+_stamp = struct.Struct("!4sQI")  # magic, send time (ns), sequence
+_hdr = struct.Struct("!BBHII")
+AUDIO_BYTES = 120
+VIDEO_PACKET_BYTES = 1150
+VIDEO_PACKETS_PER_FRAME = 4  # 25 fps x 4 = 100 packets/s, ~0.95 Mbit/s
+KEYFRAME_PACKETS = 16
+KEYFRAME_INTERVAL = 2.0
+
+
+def publisher_pc(ice_servers: list[dict[str, Any]] | None = None) -> RTCPeerConnection:
+    pc = RTCPeerConnection(make_configuration(ice_servers or []))
+    pc.addTransceiver(IdleTrack("audio"), direction="sendonly")
+    pc.addTransceiver(IdleTrack("video"), direction="sendonly")
+    return pc
+
+
+def _vp8_payload(first: bool, keyframe: bool, size: int, seq: int) -> bytes:
+    if first:
+        descriptor = b"\x10"  # S=1, partition 0
+        if keyframe:  # P=0, show_frame, start code, 640x360
+            header = b"\x10\x00\x00\x9d\x01\x2a\x80\x02\x68\x01"
+        else:
+            header = b"\x11\x00\x00"
+    else:
+        descriptor = b"\x00"
+        header = b""
+    stamp = _stamp.pack(MAGIC, time.time_ns(), seq)
+    pad = size - len(descriptor) - len(header) - len(stamp)
+    return descriptor + header + stamp + b"\x00" * max(0, pad)
+
+
+class RtpPump:
+    """Sends RTP on a connected publisher peer connection."""
+
+    def __init__(self, pc: RTCPeerConnection, *, audio: bool = True, video: bool = True) -> None:
+        self.pc = pc
+        self.audio = audio
+        self.video = video
+        self.sent = 0
+        self._keyframe_wanted = True
+        self._tasks: list[asyncio.Task[None]] = []
+        local = pc.localDescription
+        remote = pc.remoteDescription
+        assert local is not None and remote is not None, "negotiate first"
+        offer, answer = (local, remote) if local.type == "offer" else (remote, local)
+        tracks = negotiated_tracks(parse_sdp(answer.sdp, "answer"), parse_sdp(offer.sdp, "offer"))
+        self.streams = {t.kind: t for t in tracks}
+        dtls = pc.getTransceivers()[0].sender.transport
+        self._dtls = dtls
+        original = dtls._handle_rtcp_data
+
+        async def on_rtcp(data: bytes) -> None:
+            try:
+                items = rtcp.parse_rtcp(data)
+            except ValueError:
+                return
+            if any(isinstance(i, (rtcp.Pli, rtcp.Fir)) for i in items):
+                self._keyframe_wanted = True
+
+        dtls._handle_rtcp_data = on_rtcp
+        self._original_rtcp = original
+
+    async def _send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._dtls._send_rtp(data)
+            self.sent += 1
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.audio and "audio" in self.streams:
+            self._tasks.append(loop.create_task(self._audio_loop()))
+        if self.video and "video" in self.streams:
+            self._tasks.append(loop.create_task(self._video_loop()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    async def _audio_loop(self) -> None:
+        s = self.streams["audio"]
+        seq, ts, n = 1000, 5000, 0
+        start = time.monotonic()
+        while True:
+            payload = _stamp.pack(MAGIC, time.time_ns(), n) + b"\x00" * (AUDIO_BYTES - 16)
+            await self._send(_hdr.pack(0x80, s.payload_type, seq, ts, s.ssrc) + payload)
+            seq = (seq + 1) & 0xFFFF
+            ts = (ts + 960) & 0xFFFFFFFF
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+
+    async def _video_loop(self) -> None:
+        s = self.streams["video"]
+        seq, ts, frame, n = 2000, 9000, 0, 0
+        start = time.monotonic()
+        last_key = -KEYFRAME_INTERVAL
+        while True:
+            now = time.monotonic()
+            keyframe = self._keyframe_wanted or now - last_key >= KEYFRAME_INTERVAL
+            if keyframe:
+                self._keyframe_wanted = False
+                last_key = now
+            count = KEYFRAME_PACKETS if keyframe else VIDEO_PACKETS_PER_FRAME
+            for i in range(count):
+                marker = 0x80 if i == count - 1 else 0
+                payload = _vp8_payload(i == 0, keyframe, VIDEO_PACKET_BYTES, n)
+                await self._send(
+                    _hdr.pack(0x80, marker | s.payload_type, seq, ts, s.ssrc) + payload
+                )
+                seq = (seq + 1) & 0xFFFF
+                n += 1
+            ts = (ts + 3600) & 0xFFFFFFFF
+            frame += 1
+            await asyncio.sleep(max(0.0, start + frame * 0.04 - time.monotonic()))
+
+
+@dataclass
+class StreamStats:
+    received: int = 0
+    first_seq: int | None = None
+    max_seq: int = -1
+    latencies_us: list[int] = field(default_factory=list)
+
+
+class RtpCounter:
+    """Counts packets, loss and added latency on a subscriber peer connection."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+        self.streams: dict[int, StreamStats] = {}
+        self.recording = False
+        self.total = 0
+        self._hooked: set[int] = set()
+
+    def hook(self) -> None:
+        """Call after each setRemoteDescription (the transport exists then)."""
+        for t in self.pc.getTransceivers():
+            dtls = t.receiver.transport
+            if dtls is None or id(dtls) in self._hooked:
+                continue
+            self._hooked.add(id(dtls))
+            dtls._handle_rtp_data = self._on_rtp
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        now = time.time_ns()
+        self.total += 1
+        if not self.recording:
+            return
+        try:
+            off = rtp_payload_offset(data)
+        except ValueError:
+            return
+        i = data.find(MAGIC, off, off + 24)
+        if i < 0:
+            return
+        _, sent_ns, seq = _stamp.unpack_from(data, i)
+        ssrc = struct.unpack_from("!I", data, 8)[0]
+        st = self.streams.get(ssrc)
+        if st is None:
+            st = self.streams[ssrc] = StreamStats()
+        st.received += 1
+        if st.first_seq is None or seq < st.first_seq:
+            st.first_seq = seq
+        if seq > st.max_seq:
+            st.max_seq = seq
+        st.latencies_us.append((now - sent_ns) // 1000)
+
+    def start_window(self) -> None:
+        self.streams.clear()
+        self.recording = True
+
+    def stop_window(self) -> None:
+        self.recording = False
+
+    def summary(self) -> tuple[int, int, list[int]]:
+        """(received, expected, latency samples in µs) for the last window."""
+        received = expected = 0
+        lat: list[int] = []
+        for st in self.streams.values():
+            received += st.received
+            if st.first_seq is not None:
+                expected += st.max_seq - st.first_seq + 1
+            lat.extend(st.latencies_us)
+        return received, expected, lat

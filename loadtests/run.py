@@ -1,0 +1,312 @@
+"""`make bench`: mediaserver and Janus side by side, in one run, on this machine.
+
+Both servers, and the bots, run inside a network namespace with a veth pair that this
+script creates and removes (Janus ignores loopback interfaces). The server under test
+is pinned to CPU 0, the bots to CPU 1; one server runs at a time. Every scenario runs
+three times and the medians are reported. Results: loadtests/results/latest.json and
+docs/benchmarks.md (table, method, plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "loadtests" / "results"
+SERVER_CPU = 0
+BOTS_CPU = 1
+PORT = 8080
+JANUS_WS_PORT = 8188
+
+FULL = {
+    "fanout": [1, 5, 10, 20, 40, 80],
+    "fullroom": [5, 10, 15, 25],
+    "churn": [10],
+    "linkapi": [400],
+}
+QUICK = {"fanout": [1, 5], "fullroom": [3], "churn": [3], "linkapi": [40]}
+
+METRICS = (
+    "us_per_forwarded_packet",
+    "forwarded_pps",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "loss_pct",
+)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    janus = subprocess.run(["janus", "--version"], capture_output=True, text=True)
+    from importlib.metadata import version
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiortc": version("aiortc"),
+        "janus": (janus.stdout or janus.stderr).strip().splitlines()[0]
+        if janus.stdout or janus.stderr
+        else "",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def wait_port(ns: Any, ip: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    probe = [sys.executable, "-c", f"import socket; socket.create_connection(('{ip}', {port}), 1)"]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        if subprocess.run(ns.cmd(probe, None), capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{ip}:{port} did not open")
+
+
+class OurServer:
+    name = "mediaserver"
+
+    def __init__(self, ns: Any, workdir: Path) -> None:
+        self.ns = ns
+        self.workdir = workdir
+        self.config = workdir / "mediaserver.toml"
+        self.config.write_text(
+            f"""
+[server]
+host = "{ns.server_ip}"
+port = {PORT}
+[rtc]
+ice_addresses = ["{ns.server_ip}"]
+[rooms]
+max_participants = 200
+max_publications_per_participant = 4
+[state]
+backend = "sqlite"
+data_dir = "{workdir / "data"}"
+[logging]
+level = "warning"
+[linkapi]
+rate_limit_per_minute = 1000000
+"""
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mediaserver",
+                "tenant",
+                "create",
+                "bench",
+                "--config",
+                str(self.config),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        self.api_key = out.stdout.strip().splitlines()[-1]
+        self.url = f"ws://{ns.server_ip}:{PORT}/ws"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        log = (self.workdir / "mediaserver.log").open("ab")
+        self.proc = subprocess.Popen(
+            self.ns.cmd(
+                [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
+                SERVER_CPU,
+            ),
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+        )
+        wait_port(self.ns, self.ns.server_ip, PORT, self.proc, 30)
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class JanusServer:
+    name = "janus"
+
+    def __init__(self, ns: Any, workdir: Path, event_loops: int = 1) -> None:
+        from .janus import write_janus_config
+
+        self.ns = ns
+        self.dir = workdir / "janus"
+        self.dir.mkdir(exist_ok=True)
+        write_janus_config(
+            self.dir,
+            server_ip=ns.server_ip,
+            server_if=ns.server_if,
+            ws_port=JANUS_WS_PORT,
+            event_loops=event_loops,
+        )
+        self.url = f"ws://{ns.server_ip}:{JANUS_WS_PORT}"
+        self.api_key = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        from .janus import start_janus
+
+        self.proc = start_janus(self.ns, self.dir, SERVER_CPU)
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_bots(
+    ns: Any, server: Any, pid: int, scenario: str, size: int, window: float
+) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "loadtests.bots",
+        "--system",
+        server.name,
+        "--url",
+        server.url,
+        "--server-pid",
+        str(pid),
+        "--scenario",
+        scenario,
+        "--size",
+        str(size),
+        "--window",
+        str(window),
+        "--ice-address",
+        ns.bot_ip,
+        "--api-key",
+        server.api_key,
+    ]
+    started = time.monotonic()
+    proc = subprocess.run(
+        ns.cmd(argv, BOTS_CPU), capture_output=True, text=True, cwd=ROOT, timeout=400
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"bots failed ({scenario} {size} on {server.name}):\n{tail}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["bot_seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float))}
+    out: dict[str, Any] = {}
+    for k in sorted(keys):
+        values = [r[k] for r in runs if isinstance(r.get(k), (int, float)) and not math.isnan(r[k])]
+        out[k] = round(statistics.median(values), 3) if values else None
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small smoke variant (< 2 min)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--window", type=float, default=None)
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("make bench needs root (it creates a network namespace)", file=sys.stderr)
+        return 2
+    if not shutil.which("janus"):
+        print("janus missing: apt-get install janus (make bench installs it)", file=sys.stderr)
+        return 2
+    plan = QUICK if args.quick else FULL
+    repeats = args.repeats or (1 if args.quick else 3)
+    window = args.window or (2.0 if args.quick else 4.0)
+    from .netns import BenchNetns
+
+    results: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="msbench-") as tmp:
+        ns = stack.enter_context(BenchNetns())
+        workdir = Path(tmp)
+        for server in (OurServer(ns, workdir), JanusServer(ns, workdir)):
+            pid = server.start()
+            try:
+                for scenario, sizes in plan.items():
+                    if scenario == "linkapi" and server.name == "janus":
+                        continue  # Janus has no link API
+                    for size in sizes:
+                        runs = []
+                        for _ in range(repeats):
+                            runs.append(run_bots(ns, server, pid, scenario, size, window))
+                        row = {
+                            "scenario": f"{scenario}-{size}",
+                            "system": server.name,
+                            **median_of(runs),
+                            "repeats": len(runs),
+                        }
+                        for m in METRICS:
+                            row.setdefault(m, None)
+                        results.append(row)
+                        print(
+                            f"{row['scenario']:>14} {server.name:<12} "
+                            + " ".join(f"{m}={row.get(m)}" for m in METRICS),
+                            flush=True,
+                        )
+            finally:
+                server.stop()
+    doc = {
+        "machine": machine(),
+        "settings": {
+            "repeats": repeats,
+            "window_seconds": window,
+            "quick": args.quick,
+            "janus_event_loops": 1,
+            "server_cpu": SERVER_CPU,
+            "bots_cpu": BOTS_CPU,
+        },
+        "results": results,
+        "duration_seconds": round(time.monotonic() - started, 1),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str))
+    print(f"wrote {args.output} in {doc['duration_seconds']} s")
+    if not args.no_docs:
+        from .report import write_report
+
+        write_report(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
