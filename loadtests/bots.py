@@ -122,16 +122,15 @@ class JanusParticipant(Participant):
         self.feed_id: int | None = None
 
     async def join(self, room: int, *, publish: bool, video: bool = True) -> None:
-        from .janus import create_room, publish as janus_publish
+        from .janus import create_room
+        from .janus import publish as janus_publish
         from .rtp import publisher_pc
 
         started = time.monotonic()
         await self.session.create()
         await create_room(self.session, room, publishers=100)
         if publish:
-            pc = publisher_pc()
-            if not video:  # audio only: drop the video transceiver's sending
-                pc.getTransceivers()[1].direction = "inactive"
+            pc = publisher_pc(video=video)
             self.pcs.append(pc)
             self.feed_id = await janus_publish(self.session, room, self.name, pc)
             await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)

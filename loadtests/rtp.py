@@ -37,10 +37,13 @@ KEYFRAME_PACKETS = 16
 KEYFRAME_INTERVAL = 2.0
 
 
-def publisher_pc(ice_servers: list[dict[str, Any]] | None = None) -> RTCPeerConnection:
+def publisher_pc(
+    ice_servers: list[dict[str, Any]] | None = None, *, video: bool = True
+) -> RTCPeerConnection:
     pc = RTCPeerConnection(make_configuration(ice_servers or []))
     pc.addTransceiver(IdleTrack("audio"), direction="sendonly")
-    pc.addTransceiver(IdleTrack("video"), direction="sendonly")
+    if video:
+        pc.addTransceiver(IdleTrack("video"), direction="sendonly")
     return pc
 
 

@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -170,7 +169,9 @@ class JanusServer:
             ws_port=JANUS_WS_PORT,
             event_loops=event_loops,
         )
-        self.url = f"ws://{ns.server_ip}:{JANUS_WS_PORT}"
+        from .janus import janus_url
+
+        self.url = janus_url(self.dir)
         self.api_key = ""
         self.proc: subprocess.Popen[bytes] | None = None
 

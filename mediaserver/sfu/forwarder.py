@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -218,7 +218,7 @@ class OutputStream:
         #: Test hook: return True to drop a packet after caching it (simulated loss).
         self.drop_filter: Callable[[int], bool] | None = None
         #: Where packets for this output go (the subscriber connection's send).
-        self.sink: Callable[[bytes], Awaitable[bool]] | None = None
+        self.sink: Callable[[bytes], bool] | None = None
 
     def pause(self, *, video: bool) -> None:
         """Stop forwarding; the next packet resynchronises the sequence numbers."""

@@ -58,6 +58,12 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice", "server_reflexive_candidate"),
     ("aioice.ice", "candidate_foundation"),
     ("aioice.ice", "candidate_priority"),
+    # fast send path (SubscriberPeer.send_rtp_now)
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport source", "_tx_srtp"),
+    ("aiortc.rtcicetransport.RTCIceTransport()", "_connection"),
+    ("aioice.ice.Connection()", "_nominated"),
+    ("aioice.ice.CandidatePair source", "self.protocol"),
+    ("aioice.ice.CandidatePair", "remote_addr"),
 )
 
 _ssrc_at = struct.Struct("!I")
@@ -199,6 +205,7 @@ class _PeerBase:
         self.pc = RTCPeerConnection(configuration=make_configuration(ice_servers))
         self._announced = announced_address
         self._dtls: RTCDtlsTransport | None = None
+        self._fast: tuple[Callable[[bytes], bytes], Callable[..., None], Any] | None = None
         self.closed = False
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
@@ -232,6 +239,36 @@ class _PeerBase:
         except Exception as exc:
             raise SdpError(f"{sdp_type} rejected: {type(exc).__name__}: {exc}") from None
         self._hook()
+
+    def send_rtp_now(self, data: bytes) -> bool:
+        """Send one clear RTP packet synchronously: SRTP protect + UDP sendto, without
+        aiortc's chain of coroutines (the hot path). False if not connected."""
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._resolve_fast()
+            if fast is None:
+                return False
+        protect, sendto, addr = fast
+        try:
+            sendto(protect(data), addr)
+        except Exception:
+            self._fast = None  # re-resolve next time (e.g. a new selected pair)
+            return False
+        return True
+
+    def _resolve_fast(self) -> tuple[Callable[[bytes], bytes], Callable[..., None], Any] | None:
+        dtls = self._dtls
+        if dtls is None or dtls.state != "connected":
+            return None
+        pair = dtls.transport._connection._nominated.get(1)
+        srtp = getattr(dtls, "_tx_srtp", None)
+        if pair is None or srtp is None or pair.protocol.transport is None:
+            return None
+        return srtp.protect, pair.protocol.transport.sendto, pair.remote_addr
+
+    def refresh_fast_path(self) -> None:
+        """Forget the cached send path (the selected ICE pair may have changed)."""
+        self._fast = None
 
     async def send_rtp(self, data: bytes) -> bool:
         """Send clear RTP or RTCP bytes (SRTP applied here). False if not connected."""

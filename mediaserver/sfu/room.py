@@ -149,7 +149,7 @@ class Publication:
             if drop is not None and drop(seq):
                 continue
             sink = output.sink
-            if sink is not None and await sink(pkt):
+            if sink is not None and sink(pkt):
                 self.forwarded_packets += 1
                 self.forwarded_octets += len(pkt)
 
@@ -282,7 +282,7 @@ class Subscription:
         output = OutputStream(params, self.subscriber.id, video=self.publication.video)
         peer = self.subscriber.subscriber
         assert peer is not None
-        output.sink = peer.send_rtp
+        output.sink = peer.send_rtp_now
         output.active = peer.connected.is_set()
         self.output = output
         self.publication.forwarding.outputs.append(output)
@@ -467,7 +467,7 @@ class Participant:
                     continue
                 for seq in item.lost:
                     pkt = sub.output.retransmission(seq)
-                    if pkt is not None and await self.subscriber.send_rtp(pkt):
+                    if pkt is not None and self.subscriber.send_rtp_now(pkt):
                         sub.publication.rtx_sent += 1
             elif isinstance(item, (rtcp.Pli, rtcp.Fir)):
                 m.rtcp_feedback.labels("pli" if isinstance(item, rtcp.Pli) else "fir").inc()
@@ -621,6 +621,8 @@ class Participant:
             raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
 
     async def tick(self, now: float, report_due: bool) -> None:
+        if report_due and self.subscriber is not None:
+            self.subscriber.refresh_fast_path()
         if self.publisher is None or not self.publications:
             return
         out = b""
