@@ -33,8 +33,8 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediaserver linkapi tests
-	$(BIN)/ruff format --check mediaserver linkapi tests
+	$(BIN)/ruff check mediaserver linkapi loadtests tests
+	$(BIN)/ruff format --check mediaserver linkapi loadtests tests
 	$(BIN)/mypy
 
 # Benchmarks against Janus (root: they create a network namespace). < 10 minutes.

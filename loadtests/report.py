@@ -15,7 +15,7 @@ NOTES = ROOT / "loadtests" / "NOTES.md"  # hand-written analysis, included verba
 
 def _fmt(v: Any, digits: int = 1) -> str:
     if v is None:
-        return "–"
+        return "-"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
@@ -78,7 +78,7 @@ def write_report(doc: dict[str, Any]) -> None:
         "  a 16-packet keyframe every 2 s or on PLI); every payload carries its send time and a",
         "  sequence number. Subscribers count packets on their DTLS transport.",
         "- `us_per_forwarded_packet` = server utime+stime (from /proc) during the window ÷",
-        "  packets received by all subscribers in the window. `latency` = receive time − send",
+        "  packets received by all subscribers in the window. `latency` = receive time - send",
         "  time (same clock), i.e. the added latency through the server plus the bots' own",
         "  scheduling. `loss` = sequence gaps per stream in the window.",
         "- Our server talks to the bots through its client SDK; Janus through its VideoRoom",
@@ -96,11 +96,12 @@ def write_report(doc: dict[str, Any]) -> None:
             f"| {_fmt(r.get('forwarded_pps'), 0)} | {_fmt(r.get('latency_ms_p50'), 2)} "
             f"| {_fmt(r.get('latency_ms_p99'), 2)} | {_fmt(r.get('loss_pct'), 2)} "
             f"| {_fmt(r.get('join_ms_p50'), 0)} | {_fmt(r.get('join_ms_p99'), 0)} "
-            f"| {_fmt(r.get('server_cpu_pct'), 0)} | {_fmt(r.get('memory_per_participant_kb'), 0)} |"
+            f"| {_fmt(r.get('server_cpu_pct'), 0)} "
+            f"| {_fmt(r.get('memory_per_participant_kb'), 0)} |"
         )
     lines += [
         "",
-        "`linkapi-N`: N × (POST /v1/links + GET /v1/links/{id}) with 16 concurrent requests;",
+        "`linkapi-N`: N x (POST /v1/links + GET /v1/links/{id}) with 16 concurrent requests;",
         "its latency columns are per mint+get pair and `loss` is the error rate. Janus has no",
         "link API. `churn-N`: a room of N audio publishers where one person joins and one",
         "leaves every second; only join latency and CPU are reported.",

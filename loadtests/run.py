@@ -192,8 +192,9 @@ class JanusServer:
 
 
 def run_bots(
-    ns: Any, server: Any, pid: int, scenario: str, size: int, window: float
-) -> dict[str, Any]:
+    ns: Any, server: Any, pid: int, scenario: str, size: int, window: float, windows: int = 1
+) -> list[dict[str, Any]]:
+    """Run one scenario; returns one result per measurement window (repeats)."""
     argv = [
         sys.executable,
         "-m",
@@ -214,6 +215,8 @@ def run_bots(
         ns.bot_ip,
         "--api-key",
         server.api_key,
+        "--windows",
+        str(windows),
     ]
     started = time.monotonic()
     proc = subprocess.run(
@@ -223,8 +226,11 @@ def run_bots(
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"bots failed ({scenario} {size} on {server.name}):\n{tail}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["bot_seconds"] = round(time.monotonic() - started, 1)
-    return result
+    windows_out = result.pop("windows", None)
+    shared = {**result, "bot_seconds": round(time.monotonic() - started, 1)}
+    if windows_out is None:
+        return [shared]
+    return [{**shared, **w} for w in windows_out]
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -267,15 +273,26 @@ def main() -> int:
                     if scenario == "linkapi" and server.name == "janus":
                         continue  # Janus has no link API
                     for size in sizes:
-                        runs = []
-                        for _ in range(repeats):
-                            runs.append(run_bots(ns, server, pid, scenario, size, window))
+                        runs: list[dict[str, Any]] = []
+                        media = scenario in ("fanout", "fullroom")
+                        try:
+                            if media:  # one setup, `repeats` consecutive windows
+                                runs = run_bots(ns, server, pid, scenario, size, window, repeats)
+                            else:
+                                for _ in range(repeats):
+                                    runs += run_bots(ns, server, pid, scenario, size, window)
+                        except Exception as exc:  # record it, keep going
+                            print(f"{scenario}-{size} on {server.name} failed: {exc}", flush=True)
                         row = {
                             "scenario": f"{scenario}-{size}",
                             "system": server.name,
                             **median_of(runs),
                             "repeats": len(runs),
                         }
+                        if not runs:
+                            row["error"] = "failed (see the bench output)"
+                        if runs and not all(r.get("setup_complete", True) for r in runs):
+                            row["note"] = "not every stream was flowing: overloaded"
                         for m in METRICS:
                             row.setdefault(m, None)
                         results.append(row)
