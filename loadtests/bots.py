@@ -95,12 +95,13 @@ class OurParticipant(Participant):
         await self.client.connect()
         await self.client.join(room)
         self.join_seconds = time.monotonic() - started
-        if publish:
+        if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
             await self.client.publish(tracks)
             pc = self.client.publisher
             assert pc is not None
             await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
+            self.join_seconds = time.monotonic() - started
             self.pump = RtpPump(pc, video=video)
             self.pump.start()
 

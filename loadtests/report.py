@@ -104,7 +104,9 @@ def write_report(doc: dict[str, Any]) -> None:
         "`linkapi-N`: N x (POST /v1/links + GET /v1/links/{id}) with 16 concurrent requests;",
         "its latency columns are per mint+get pair and `loss` is the error rate. Janus has no",
         "link API. `churn-N`: a room of N audio publishers where one person joins and one",
-        "leaves every second; only join latency and CPU are reported.",
+        "leaves every second; only join latency and CPU are reported. Join latency: from",
+        "opening the signalling connection until the publisher's media connection is up",
+        "(for subscribers in fan-out/full rooms: until joined).",
         "",
     ]
     if has_plot:
