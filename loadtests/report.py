@@ -99,6 +99,11 @@ def write_report(doc: dict[str, Any]) -> None:
             f"| {_fmt(r.get('server_cpu_pct'), 0)} "
             f"| {_fmt(r.get('memory_per_participant_kb'), 0)} |"
         )
+    flagged = [r for r in doc["results"] if r.get("note") or r.get("error")]
+    if flagged:
+        lines += ["", "Rows with a caveat:", ""]
+        for r in flagged:
+            lines.append(f"- {r['scenario']} / {r['system']}: {r.get('note') or r.get('error')}")
     lines += [
         "",
         "`linkapi-N`: N x (POST /v1/links + GET /v1/links/{id}) with 16 concurrent requests;",
