@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .app_keys import CONFIG, LINKS, METRICS, ROOMS, SESSIONS, STORE
+from .app_keys import CONFIG, LINKS, METRICS, RELAY, ROOMS, SESSIONS, STORE
 from .config import Config
 from .sfu.peer import configure_ice_addresses, configure_port_range
 from .sfu.room import Room, RoomManager
@@ -85,6 +85,62 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
     yield
     await app[ROOMS].shutdown()
+
+
+async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    """state.backend = "redis": register this node, place rooms, relay signalling."""
+    import os
+    import socket
+
+    from .cluster import Cluster
+    from .cluster.relay import Relay
+    from .signalling.handler import SignallingSession
+
+    config = app[CONFIG]
+    manager = app[ROOMS]
+    node_id = config.cluster.node_id or (
+        f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    )
+    cluster = Cluster(
+        config.state.redis_url,
+        node_id,
+        lease_seconds=config.cluster.lease_seconds,
+        heartbeat_seconds=config.cluster.heartbeat_seconds,
+        load=lambda: sum(len(r.participants) for r in manager.rooms.values()),
+    )
+    links: Any = app.get(LINKS)
+
+    def make_session(*, send: Any, disconnect: Any, peer: str) -> SignallingSession:
+        return SignallingSession(
+            manager,
+            send,
+            max_message_bytes=config.signalling.max_message_bytes,
+            links=links,
+            disconnect=disconnect,
+            peer=peer,
+        )
+
+    async def room_closed(room: Room) -> None:
+        lease = cluster.leases.get(room.id)
+        if lease is not None:
+            await cluster.release(lease)
+
+    async def lease_lost(room_id: str) -> None:
+        room = manager.rooms.get(room_id)
+        if room is not None:
+            await manager.close_room(room, "moved")
+
+    manager.on_room_closed = room_closed
+    cluster.on_lease_lost = lease_lost
+    await cluster.start()
+    relay = Relay(cluster, manager, make_session)
+    app[RELAY] = relay
+    get_logger().info("cluster node started", node=node_id)
+    yield
+    cluster.draining = True
+    await manager.shutdown()
+    await relay.close()
+    await cluster.stop()
 
 
 async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -186,6 +242,8 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     )
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    if config.state.backend == "redis":
+        app.cleanup_ctx.append(_cluster_ctx)
     if config.linkapi.enabled:
         from linkapi import setup_linkapi
         from linkapi.problems import problem_middleware

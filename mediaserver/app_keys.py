@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .config import Config
@@ -9,7 +11,7 @@ from .sfu.room import RoomManager
 from .state.store import Store
 from .telemetry import Metrics
 
-__all__ = ["CONFIG", "LINKS", "METRICS", "ROOMS", "SESSIONS", "STORE"]
+__all__ = ["CONFIG", "LINKS", "METRICS", "RELAY", "ROOMS", "SESSIONS", "STORE"]
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
@@ -18,3 +20,5 @@ SESSIONS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sessions")
 STORE: web.AppKey[Store] = web.AppKey("store")
 # The link service (linkapi.service.LinkService) when the link API is enabled.
 LINKS: web.AppKey[object] = web.AppKey("links")
+# The cluster relay (mediaserver.cluster.relay.Relay) when state.backend = "redis".
+RELAY: web.AppKey[Any] = web.AppKey("relay")

@@ -31,6 +31,7 @@ __all__ = [
     "LOG_LEVELS",
     "SECRET_MASK",
     "SUPPORTED_STATE_BACKENDS",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "IceServer",
@@ -404,6 +405,27 @@ class StateConfig(_Validated):
 
 
 @dataclasses.dataclass(frozen=True)
+class ClusterConfig(_Validated):
+    """Several nodes sharing Redis (used when state.backend = "redis")."""
+
+    _key_prefix: ClassVar[str] = "cluster"
+
+    node_id: str = ""  # empty: generated at start-up
+    lease_seconds: float = 5.0
+    heartbeat_seconds: float = 1.0
+
+    def _validate(self) -> None:
+        if self.node_id and not all(c.isalnum() or c in "-_." for c in self.node_id):
+            raise _error(self._key("node_id"), "only letters, digits, '-', '_' and '.'")
+        self._range("lease_seconds", self.lease_seconds, 1.0, 60.0, "between 1 and 60")
+        self._range("heartbeat_seconds", self.heartbeat_seconds, 0.1, 10.0, "between 0.1 and 10")
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise _error(
+                self._key("heartbeat_seconds"), "must be at most half of cluster.lease_seconds"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class LinkApiConfig(_Validated):
     """The calendar-facing link API under /v1."""
 
@@ -499,6 +521,7 @@ class Config(_Validated):
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     signalling: SignallingConfig = dataclasses.field(default_factory=SignallingConfig)
     linkapi: LinkApiConfig = dataclasses.field(default_factory=LinkApiConfig)
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
 
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field[Any]] | None:

@@ -59,8 +59,20 @@ class MeetingClient:
         name: str,
         ice_addresses: Sequence[str] | None = None,
         ice_servers: Sequence[dict[str, Any]] = (),
+        reconnect_urls: Sequence[str] = (),
+        reconnect_seconds: float = 0.0,
     ) -> None:
+        """``reconnect_seconds`` > 0: when the connection drops (or the meeting moves to
+        another server), reconnect for up to that long, trying ``url`` then each of
+        ``reconnect_urls``; rejoin and republish (see :meth:`publish_with`)."""
         self.url = url
+        self.urls = [url, *reconnect_urls]
+        self.reconnect_seconds = reconnect_seconds
+        self.reconnects = 0
+        self._join_message: dict[str, Any] | None = None
+        self._publish_factory: Callable[[], Sequence[MediaStreamTrack]] | None = None
+        self._leaving = False
+        self._reconnecting: asyncio.Task[None] | None = None
         self.name = name
         self.ice_servers = list(ice_servers)
         if ice_addresses is not None:
@@ -93,7 +105,9 @@ class MeetingClient:
     # --- connection -----------------------------------------------------------------
 
     async def connect(self) -> None:
-        self._session = aiohttp.ClientSession()
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        self.closed.clear()
         self._ws = await self._session.ws_connect(self.url, max_msg_size=4 << 20)
         self._reader = asyncio.ensure_future(self._read())
         await self.request({"type": "hello", "version": PROTOCOL_VERSION, "client": "python-sdk"})
@@ -131,6 +145,13 @@ class MeetingClient:
                 await self._handle(data)
         finally:
             self.closed.set()
+            if (
+                self.reconnect_seconds > 0
+                and not self._leaving
+                and self._join_message is not None
+                and (self._reconnecting is None or self._reconnecting.done())
+            ):
+                self._reconnecting = asyncio.ensure_future(self._reconnect())
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("signalling connection closed"))
@@ -166,7 +187,51 @@ class MeetingClient:
     # --- room -----------------------------------------------------------------------
 
     async def join(self, room: str) -> dict[str, Any]:
-        return await self.request({"type": "join", "room": room, "name": self.name})
+        return await self.join_with({"type": "join", "room": room, "name": self.name})
+
+    async def join_with(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a join message (by room or by link); remembered for reconnects."""
+        self._join_message = dict(message)
+        return await self.request(message)
+
+    async def publish_with(
+        self, factory: Callable[[], Sequence[MediaStreamTrack]]
+    ) -> list[dict[str, Any]]:
+        """Publish ``factory()``'s tracks, and fresh ones from it after a reconnect."""
+        self._publish_factory = factory
+        return await self.publish(factory())
+
+    async def _reconnect(self) -> None:
+        """The connection dropped: the room may have moved to another node."""
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                with contextlib.suppress(Exception):
+                    await pc.close()
+        self.publisher = self.subscriber = None
+        self._track_map = {}
+        for remote in self.remote_tracks.values():
+            remote.ended.set()
+        self.remote_tracks = {}
+        deadline = asyncio.get_running_loop().time() + self.reconnect_seconds
+        delay = 0.2
+        attempt = 0
+        while asyncio.get_running_loop().time() < deadline and not self._leaving:
+            self.url = self.urls[attempt % len(self.urls)]
+            attempt += 1
+            try:
+                await self.connect()
+                assert self._join_message is not None
+                await self.request(self._join_message)
+                if self._publish_factory is not None:
+                    await self.publish(self._publish_factory())
+                self.reconnects += 1
+                return
+            except (ClientError, OSError, aiohttp.ClientError, ConnectionError, TimeoutError):
+                if self._ws is not None:
+                    with contextlib.suppress(Exception):
+                        await self._ws.close()
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     async def publish(
         self, tracks: Sequence[MediaStreamTrack], *, video_codec: str | None = None
@@ -269,11 +334,15 @@ class MeetingClient:
     # --- teardown -------------------------------------------------------------------
 
     async def leave(self) -> None:
+        self._leaving = True
         with contextlib.suppress(Exception):
             await self.request({"type": "leave"}, timeout=5.0)
         await self.close()
 
     async def close(self) -> None:
+        self._leaving = True
+        if self._reconnecting is not None and not self._reconnecting.done():
+            self._reconnecting.cancel()
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
                 with contextlib.suppress(Exception):

@@ -928,6 +928,8 @@ class RoomManager:
         self.ice_servers_for_clients = [{k: v for k, v in s.items() if v} for s in self.ice_servers]
         #: Called with (room, event type, data) for rooms that belong to a link.
         self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
+        #: Called after a room closed (the cluster releases the room's lease).
+        self.on_room_closed: Callable[[Room], Awaitable[None]] | None = None
 
     def emit(self, room: Room, etype: str, data: dict[str, Any]) -> None:
         if room.link_id is not None and self.on_event is not None:
@@ -952,6 +954,11 @@ class RoomManager:
             del self.rooms[room.id]
             self.metrics.rooms.dec()
         await room.close(reason)
+        if self.on_room_closed is not None:
+            try:
+                await self.on_room_closed(room)
+            except Exception:
+                room.log.exception("room close hook failed")
 
     async def shutdown(self, reason: str = "server_shutdown") -> None:
         self.accepting = False

@@ -8,7 +8,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..app_keys import CONFIG, LINKS, METRICS, ROOMS, SESSIONS
+from ..app_keys import CONFIG, LINKS, METRICS, RELAY, ROOMS, SESSIONS
+from ..cluster.cluster import Lease, Unavailable
+from ..cluster.relay import Relay
+from . import messages as m
 from .handler import SignallingSession
 from .messages import ErrorCode, error
 
@@ -46,6 +49,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         disconnect=disconnect,
         peer=request.remote or "",
     )
+
+    async def send_text(text: str) -> None:
+        if not ws.closed:
+            await ws.send_str(text)
+
+    relay: Relay | None = request.app.get(RELAY)
+    relayed: str | None = None  # connection id while relaying to the room's node
     sessions = request.app[SESSIONS]
     sessions.add(ws)
     metrics = request.app[METRICS]
@@ -66,6 +76,28 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 )
                 break
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if relay is not None:
+                    if relayed is not None:  # the room is on another node: pass it on
+                        try:
+                            await relay.forward(relayed, msg.data)
+                        except Unavailable:
+                            await session.send_error("unavailable", "temporarily unavailable")
+                        continue
+                    placed = await _place(relay, session, links, msg.data)
+                    if placed == "error":
+                        continue
+                    if isinstance(placed, Lease):
+                        relayed = relay.new_conn_id()
+                        session.ever_joined = True
+                        await relay.open(
+                            relayed,
+                            placed,
+                            [msg.data],
+                            peer=request.remote or "",
+                            send=send_text,
+                            close=disconnect,
+                        )
+                        continue
                 if not await session.on_frame(msg.data):
                     break
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -75,7 +107,46 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     finally:
         sessions.discard(ws)
         metrics.websockets.dec()
+        if relay is not None and relayed is not None:
+            await relay.closed(relayed)
         await session.close("disconnected")
         if not ws.closed:
             await ws.close()
     return ws
+
+
+async def _place(
+    relay: Relay, session: SignallingSession, links: Any, raw: str | bytes
+) -> Lease | str | None:
+    """On a join: make sure the room has a node. Returns the lease when another node
+    holds the room, None to handle the frame here, "error" when already answered."""
+    if session.version is None:
+        return None
+    try:
+        obj = m.decode(raw)
+        if obj.get("type") != "join":
+            return None
+        msg = m.parse(obj)
+    except m.ProtocolError:
+        return None  # the local session answers with the precise error
+    assert isinstance(msg, m.Join)
+    room = msg.room
+    if msg.link is not None:
+        link = await links.store.get_link_by_slug(msg.link) if links is not None else None
+        if link is None:
+            return None  # link_not_found, answered locally
+        room = link.id
+    if room is None:
+        return None
+    try:
+        lease = await relay.cluster.claim(room)
+        if lease.node == relay.node:
+            if room in relay.cluster.leases or await relay.cluster.hold(lease):
+                return None
+            raise Unavailable("lease changed hands")
+    except Unavailable:
+        await session.send_error(
+            "unavailable", "temporarily unavailable: try again in a moment", msg.id
+        )
+        return "error"
+    return lease

@@ -1,0 +1,16 @@
+"""Many nodes sharing Redis: node registry, room placement with fenced leases, and a
+signalling relay so that any node can terminate a client's WebSocket.
+
+Redis keys (``{p}`` is the prefix, "ms:" by default):
+
+    {p}node:{node_id}        JSON {id, load, draining, started}; PX lease, renewed by
+                             the node's heartbeat: a node whose key expired is dead
+    {p}nodes                 set of node ids ever registered (dead ones are pruned)
+    {p}room:{room}:owner     "{node_id}|{token}"; PX lease renewed by the owner only
+    {p}room:{room}:fence     INCR counter: the fencing token of each new lease
+    {p}relay:{node_id}       pub/sub channel of signalling frames for that node (msgpack)
+"""
+
+from .cluster import Cluster, Lease, Unavailable
+
+__all__ = ["Cluster", "Lease", "Unavailable"]

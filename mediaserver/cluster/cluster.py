@@ -1,0 +1,270 @@
+"""Node registry, room placement with fenced leases, and the inter-node relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..telemetry import get_logger
+
+__all__ = ["Cluster", "Lease", "Unavailable"]
+
+KEY_NODE = "{p}node:{node}"
+KEY_NODES = "{p}nodes"
+KEY_ROOM_OWNER = "{p}room:{room}:owner"
+KEY_ROOM_FENCE = "{p}room:{room}:fence"
+CHANNEL_RELAY = "{p}relay:{node}"
+
+# Claim a room for ARGV[1] unless a live node holds it: returns the holder's value.
+_CLAIM = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local node = string.match(cur, '^([^|]+)|')
+  if node and redis.call('EXISTS', ARGV[3] .. node) == 1 then return cur end
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 86400000)
+local value = ARGV[1] .. '|' .. token
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return value
+"""
+# Renew only our own lease (fencing: a newer holder's lease is never touched).
+_RENEW = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Unavailable(Exception):
+    """Redis cannot be reached: cluster decisions (placement) are impossible now."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    room: str
+    node: str
+    token: int
+
+    @property
+    def value(self) -> str:
+        return f"{self.node}|{self.token}"
+
+    @classmethod
+    def parse(cls, room: str, value: str) -> Lease:
+        node, _, token = value.rpartition("|")
+        return cls(room, node, int(token))
+
+
+class Cluster:
+    def __init__(
+        self,
+        redis_url: str,
+        node_id: str,
+        *,
+        lease_seconds: float,
+        heartbeat_seconds: float,
+        prefix: str = "ms:",
+        load: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.node_id = node_id
+        self.prefix = prefix
+        self.lease_ms = int(lease_seconds * 1000)
+        self.heartbeat = heartbeat_seconds
+        self.load = load
+        self.draining = False
+        self.redis = aioredis.from_url(
+            redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry_on_timeout=False
+        )
+        self._claim = self.redis.register_script(_CLAIM)
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+        self.leases: dict[str, Lease] = {}  # rooms this node holds
+        self.on_relay: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.on_lease_lost: Callable[[str], Awaitable[None]] | None = None
+        self.healthy = False
+        self.log = get_logger(node=node_id, component="cluster")
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = time.time()
+
+    def _k(self, template: str, **kw: str) -> str:
+        return template.format(p=self.prefix, **kw)
+
+    # --- life cycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._beat()
+        except RedisError as exc:
+            self.log.warning("redis unavailable at start-up", error=str(exc))
+        self._tasks = [
+            asyncio.ensure_future(self._heartbeat_loop()),
+            asyncio.ensure_future(self._relay_loop()),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        with contextlib.suppress(RedisError, OSError):
+            for lease in list(self.leases.values()):
+                await self.release(lease)
+            await self.redis.delete(self._k(KEY_NODE, node=self.node_id))
+        await self.redis.aclose()
+
+    async def _beat(self) -> None:
+        info = {
+            "id": self.node_id,
+            "load": self.load(),
+            "draining": self.draining,
+            "started": self.started,
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._k(KEY_NODE, node=self.node_id), json.dumps(info), px=self.lease_ms)
+        pipe.sadd(self._k(KEY_NODES), self.node_id)
+        await pipe.execute()
+        self.healthy = True
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self._beat()
+                for room, lease in list(self.leases.items()):
+                    result = await self._renew(
+                        keys=[self._k(KEY_ROOM_OWNER, room=room)], args=[lease.value, self.lease_ms]
+                    )
+                    if int(result) == 0 and self.leases.get(room) == lease:
+                        # someone else holds the room now: we must not touch it again
+                        del self.leases[room]
+                        self.log.warning("room lease lost", room=room)
+                        if self.on_lease_lost is not None:
+                            await self.on_lease_lost(room)
+            except (RedisError, OSError) as exc:
+                if self.healthy:
+                    self.log.warning("redis unavailable", error=str(exc))
+                self.healthy = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("heartbeat failed")
+            await asyncio.sleep(self.heartbeat)
+
+    # --- registry and placement ----------------------------------------------------
+
+    async def live_nodes(self) -> list[dict[str, Any]]:
+        try:
+            members = await self.redis.smembers(self._k(KEY_NODES))
+            ids = sorted(x.decode() if isinstance(x, bytes) else str(x) for x in members)
+            if not ids:
+                return []
+            values = await self.redis.mget([self._k(KEY_NODE, node=n) for n in ids])
+        except (RedisError, OSError) as exc:
+            raise Unavailable(str(exc)) from None
+        nodes = []
+        dead = []
+        for node, raw in zip(ids, values, strict=True):
+            if raw is None:
+                dead.append(node)
+            else:
+                nodes.append(json.loads(raw))
+        if dead:
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.srem(self._k(KEY_NODES), *dead)
+        return nodes
+
+    async def is_alive(self, node: str) -> bool:
+        try:
+            return bool(await self.redis.exists(self._k(KEY_NODE, node=node)))
+        except (RedisError, OSError):
+            return True  # cannot tell during an outage: assume alive
+
+    async def claim(self, room: str) -> Lease:
+        """The lease of ``room``: the live holder's, or a new one for the least-loaded
+        live node (atomic: concurrent first joins through different nodes agree)."""
+        nodes = [n for n in await self.live_nodes() if not n.get("draining")]
+        if not nodes:
+            raise Unavailable("no live node can host rooms")
+        nodes.sort(key=lambda n: (n["load"], n["id"] != self.node_id, n["id"]))
+        candidate = nodes[0]["id"]
+        try:
+            value = await self._claim(
+                keys=[self._k(KEY_ROOM_OWNER, room=room), self._k(KEY_ROOM_FENCE, room=room)],
+                args=[candidate, self.lease_ms, self._k(KEY_NODE, node="")],
+            )
+        except (RedisError, OSError) as exc:
+            raise Unavailable(str(exc)) from None
+        lease = Lease.parse(room, value.decode() if isinstance(value, bytes) else str(value))
+        return lease
+
+    async def hold(self, lease: Lease) -> bool:
+        """This node starts hosting ``lease.room``; False if the lease is stale."""
+        if lease.node != self.node_id:
+            return False
+        try:
+            current = await self.redis.get(self._k(KEY_ROOM_OWNER, room=lease.room))
+        except (RedisError, OSError):
+            current = lease.value.encode()  # outage: trust the claim we were sent
+        if (
+            current is None
+            or (current.decode() if isinstance(current, bytes) else str(current)) != lease.value
+        ):
+            return False
+        self.leases[lease.room] = lease
+        return True
+
+    async def release(self, lease: Lease) -> None:
+        if self.leases.get(lease.room) == lease:
+            del self.leases[lease.room]
+        with contextlib.suppress(RedisError, OSError):
+            await self._release(keys=[self._k(KEY_ROOM_OWNER, room=lease.room)], args=[lease.value])
+
+    # --- relay -----------------------------------------------------------------------
+
+    async def send(self, node: str, message: dict[str, Any]) -> None:
+        try:
+            await self.redis.publish(
+                self._k(CHANNEL_RELAY, node=node), msgpack.packb(message, use_bin_type=True)
+            )
+        except (RedisError, OSError) as exc:
+            raise Unavailable(str(exc)) from None
+
+    async def _relay_loop(self) -> None:
+        channel = self._k(CHANNEL_RELAY, node=self.node_id)
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    data = msgpack.unpackb(msg["data"], raw=False)
+                    if self.on_relay is not None:
+                        try:
+                            await self.on_relay(data)
+                        except Exception:
+                            self.log.exception("relay message failed")
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except (RedisError, OSError):
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(0.5)  # Redis away: retry the subscription
