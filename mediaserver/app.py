@@ -218,6 +218,9 @@ async def _on_shutdown(app: web.Application) -> None:
     log = get_logger()
     manager = app[ROOMS]
     manager.accepting = False
+    relay = app.get(RELAY)
+    if relay is not None:  # draining: no new rooms are placed here
+        relay.cluster.draining = True
     log.info("shutting down", rooms=len(manager.rooms))
     grace = app[CONFIG].server.shutdown_grace_seconds
     try:

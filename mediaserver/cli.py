@@ -46,6 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     assert isinstance(config, Config)
     configure_logging(config.logging.level, config.logging.format)
+    if args.workers > 1:
+        return _serve_workers(args, config)
     metrics = Metrics()
     install_codec_guard(metrics)
     app = create_app(config, metrics)
@@ -67,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print=lambda msg: log.info("listening", url=config.server.effective_public_url),
         access_log=None,
         handle_signals=True,
+        reuse_port=args.reuse_port,
     )
     log.info("stopped")
     return 0
@@ -135,12 +138,62 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _serve_workers(args: argparse.Namespace, config: object) -> int:
+    """N node processes sharing the port (SO_REUSEPORT) and the Redis: one per core."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from .config import Config
+
+    assert isinstance(config, Config)
+    if config.state.backend != "redis":
+        print(
+            "--workers needs state.backend = \"redis\" (the workers are cluster nodes)",
+            file=sys.stderr,
+        )
+        return 2
+    base = config.cluster.node_id or socket.gethostname()
+    children = []
+    for i in range(args.workers):
+        env = {**os.environ, "MEDIASERVER_CLUSTER_NODE_ID": f"{base}-w{i}"}
+        argv = [sys.executable, "-m", "mediaserver", "serve", "--reuse-port"]
+        if args.config:
+            argv += ["--config", args.config]
+        children.append(subprocess.Popen(argv, env=env))
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        while any(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+    return max((c.returncode or 0) for c in children)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediaserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     default_config = os.environ.get("MEDIASERVER_CONFIG")
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--config", default=default_config, help="path to config.toml")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="node processes sharing the port and Redis (needs state.backend = redis)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", nargs="?", default=default_config)

@@ -298,3 +298,47 @@ async def test_lobby_across_nodes(cluster, clients):
     joined = next(e for e in guest.events if e["type"] == "joined")
     assert joined["role"] == "guest" and [p["name"] for p in joined["participants"]] == ["Hana"]
     assert json.dumps(joined)  # a plain JSON message travelled node to node
+
+
+async def test_workers_share_the_port_as_cluster_nodes(tmp_path):
+    import redis.asyncio as aioredis
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    node = Node("multi", redis.url, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mediaserver",
+            "serve",
+            "--workers",
+            "2",
+            "--config",
+            str(node.config),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
+    node.proc = proc
+    try:
+        await node.ready()
+        r = aioredis.from_url(redis.url)
+        try:
+            for _ in range(50):
+                alive = [k async for k in r.scan_iter("ms:node:*")]
+                if len(alive) == 2:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await r.aclose()
+        assert sorted(k.decode() for k in alive) == ["ms:node:multi-w0", "ms:node:multi-w1"]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20) == 0
+    finally:
+        node.stop()
+        redis.kill()
+        redis.close()
