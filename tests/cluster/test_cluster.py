@@ -342,3 +342,51 @@ async def test_workers_share_the_port_as_cluster_nodes(tmp_path):
         node.stop()
         redis.kill()
         redis.close()
+
+
+async def test_host_keeps_role_after_its_node_dies(cluster, clients):
+    redis, (a, b, _) = cluster
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediaserver",
+            "tenant",
+            "create",
+            "Acme",
+            "--config",
+            str(a.config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    key = out.stdout.strip().splitlines()[-1]
+    now = time.time()
+    event = {
+        "id": "failover",
+        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            a.http + "/v1/links", json={"event": event}, headers={"Authorization": f"Bearer {key}"}
+        ) as r,
+    ):
+        link = await r.json()
+    host_slug = link["host_url"].split("/j/")[1]
+    host = client(a.ws, "Hana", reconnect_urls=[b.ws], reconnect_seconds=30)
+    clients.append(host)
+    await host.connect()
+    joined = await host.join_with({"type": "join", "link": host_slug, "name": "Hana"})
+    assert joined["role"] == "host"
+    owner = await owner_of(redis, link["id"])
+    assert owner == "node-a"  # the least-loaded tie goes to the node the join came through
+    a.kill()
+    await host.wait_for(lambda: host.reconnects >= 1, timeout=20)
+    rejoined = [e for e in host.events if e["type"] == "joined"][-1]
+    assert rejoined["role"] == "host"
+    assert await owner_of(redis, link["id"]) in ("node-b", "node-c")
