@@ -151,7 +151,7 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
     assert isinstance(config, Config)
     if config.state.backend != "redis":
         print(
-            "--workers needs state.backend = \"redis\" (the workers are cluster nodes)",
+            '--workers needs state.backend = "redis" (the workers are cluster nodes)',
             file=sys.stderr,
         )
         return 2
