@@ -103,6 +103,14 @@ class Lobby:
 
     async def host_arrived(self, host: Participant) -> None:
         """A host joined: it needs no list (``joined.lobby`` has it); tell the waiting."""
+        await self._tell_waiting(host_present=True)
+
+    async def host_left(self) -> None:
+        """The last host left: the waiting go back to waiting for a host."""
+        if not self.hosts():
+            await self._tell_waiting(host_present=False)
+
+    async def _tell_waiting(self, *, host_present: bool) -> None:
         for knock in list(self.knocks.values()):
             with contextlib.suppress(Exception):
                 await knock.send(
@@ -110,7 +118,7 @@ class Lobby:
                         "type": "lobby",
                         "status": "waiting",
                         "knock_id": knock.id,
-                        "host_present": True,
+                        "host_present": host_present,
                         "timeout_seconds": self.timeout,
                     }
                 )

@@ -805,6 +805,8 @@ class Room:
         await participant.close()
         for other in self.participants.values():
             other.request_renegotiation()
+        if participant.role == "host":
+            await self.lobby.host_left()
         record = self.attendance.get(participant.id)
         if record is not None:
             record["left_at"] = time.time()

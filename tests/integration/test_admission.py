@@ -376,3 +376,16 @@ async def test_media_lock_covers_later_publications_and_joiners(meeting):
     with pytest.raises(ClientError) as err:
         await late.request({"type": "mute", "publication_id": pubs[0]["id"], "muted": False})
     assert err.value.code == "locked_by_host"
+
+
+async def test_waiting_guests_are_told_when_the_last_host_leaves(meeting):
+    host, _ = await meeting.host()
+    guest, reply = await meeting.guest("Gus")
+    assert reply["host_present"] is True
+    await host.leave()
+    for _ in range(100):
+        updates = [e for e in guest.events if e["type"] == "lobby"]
+        if updates and updates[-1]["host_present"] is False:
+            break
+        await asyncio.sleep(0.05)
+    assert updates[-1]["host_present"] is False
