@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +37,11 @@ async def healthz(request: web.Request) -> web.Response:
             "rooms": len(manager.rooms),
             "participants": sum(len(r.participants) for r in manager.rooms.values()),
             "state_backend": request.app[CONFIG].state.backend,
+            **(
+                {"cluster": {"node": relay.node, "redis": relay.cluster.healthy}}
+                if (relay := request.app.get(RELAY)) is not None
+                else {}
+            ),
         },
         status=200 if manager.accepting else 503,
     )
@@ -132,6 +138,7 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
 
     manager.on_room_closed = room_closed
     cluster.on_lease_lost = lease_lost
+    cluster.has_room = lambda room_id: room_id in manager.rooms
     await cluster.start()
     relay = Relay(cluster, manager, make_session)
     app[RELAY] = relay
@@ -199,6 +206,15 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
         room = manager.rooms.get(link.id)
         if room is not None:
             await manager.close_room(room, "link_revoked")
+            return
+        relay = app.get(RELAY)
+        if relay is not None:  # the meeting may run on another node
+            owner = await relay.cluster.owner_of(link.id)
+            if owner and owner != relay.node:
+                with contextlib.suppress(Exception):
+                    await relay.cluster.send(
+                        owner, {"t": "close_room", "room": link.id, "reason": "link_revoked"}
+                    )
 
     manager.on_event = on_room_event
     service.on_revoked = on_revoked
@@ -219,8 +235,10 @@ async def _on_shutdown(app: web.Application) -> None:
     manager = app[ROOMS]
     manager.accepting = False
     relay = app.get(RELAY)
-    if relay is not None:  # draining: no new rooms are placed here
+    if relay is not None:  # draining: no new rooms are placed here, starting now
         relay.cluster.draining = True
+        with contextlib.suppress(Exception):
+            await relay.cluster.beat()
     log.info("shutting down", rooms=len(manager.rooms))
     grace = app[CONFIG].server.shutdown_grace_seconds
     try:

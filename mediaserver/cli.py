@@ -178,7 +178,7 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
         for c in children:
             if c.poll() is None:
                 c.terminate()
-    return max((c.returncode or 0) for c in children)
+    return 0 if all(c.returncode == 0 for c in children) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

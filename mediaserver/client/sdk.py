@@ -177,6 +177,11 @@ class MeetingClient:
             self.participants[data["participant"]["id"]] = data["participant"]
         elif mtype == "participant_left":
             self.participants.pop(data["participant_id"], None)
+        elif mtype == "room_closed" and data.get("reason") in ("moved", "server_shutdown"):
+            if self.reconnect_seconds > 0 and self._ws is not None:
+                task = asyncio.ensure_future(self._close_socket())  # the reader reconnects
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         elif mtype == "subscribe_offer":
             task = asyncio.ensure_future(self._on_subscribe_offer(data))
             self._tasks.add(task)
@@ -200,6 +205,10 @@ class MeetingClient:
         """Publish ``factory()``'s tracks, and fresh ones from it after a reconnect."""
         self._publish_factory = factory
         return await self.publish(factory())
+
+    async def _close_socket(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
 
     async def _reconnect(self) -> None:
         """The connection dropped: the room may have moved to another node."""
@@ -264,6 +273,15 @@ class MeetingClient:
 
     async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
         async with self._sub_lock:
+            if data.get("restart") and self.subscriber is not None:
+                # the server replaced our subscriber connection: start a new one
+                old, self.subscriber = self.subscriber, None
+                for ended in self.remote_tracks.values():
+                    ended.ended.set()
+                self.remote_tracks = {}
+                self._track_map = {}
+                with contextlib.suppress(Exception):
+                    await old.close()
             if self.subscriber is None:
                 self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
                 self.subscriber.on("track", self._on_pc_track)
@@ -322,8 +340,11 @@ class MeetingClient:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         async def _wait() -> None:
+            # messages notify the condition; track ends (RTCP BYE) do not: poll as well
             async with self._changed:
-                await self._changed.wait_for(predicate)
+                while not predicate():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.1)
 
         await asyncio.wait_for(_wait(), timeout)
 

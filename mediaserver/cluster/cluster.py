@@ -94,6 +94,9 @@ class Cluster:
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.leases: dict[str, Lease] = {}  # rooms this node holds
+        self.held_since: dict[str, float] = {}
+        #: Whether a room is open here (a lease whose room never opened is released).
+        self.has_room: Callable[[str], bool] = lambda room: True
         self.on_relay: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.on_lease_lost: Callable[[str], Awaitable[None]] | None = None
         self.healthy = False
@@ -108,7 +111,7 @@ class Cluster:
 
     async def start(self) -> None:
         try:
-            await self._beat()
+            await self.beat()
         except RedisError as exc:
             self.log.warning("redis unavailable at start-up", error=str(exc))
         self._tasks = [
@@ -128,7 +131,7 @@ class Cluster:
             await self.redis.delete(self._k(KEY_NODE, node=self.node_id))
         await self.redis.aclose()
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
         info = {
             "id": self.node_id,
             "load": self.load(),
@@ -144,8 +147,12 @@ class Cluster:
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
-                await self._beat()
+                await self.beat()
                 for room, lease in list(self.leases.items()):
+                    age = time.monotonic() - self.held_since.get(room, 0.0)
+                    if not self.has_room(room) and age > 2 * self.heartbeat:
+                        await self.release(lease)  # the join was refused: no room here
+                        continue
                     result = await self._renew(
                         keys=[self._k(KEY_ROOM_OWNER, room=room)], args=[lease.value, self.lease_ms]
                     )
@@ -212,6 +219,17 @@ class Cluster:
         lease = Lease.parse(room, value.decode() if isinstance(value, bytes) else str(value))
         return lease
 
+    async def owner_of(self, room: str) -> str | None:
+        """The node holding ``room`` now, if any."""
+        try:
+            value = await self.redis.get(self._k(KEY_ROOM_OWNER, room=room))
+        except (RedisError, OSError):
+            return None
+        if value is None:
+            return None
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return text.rpartition("|")[0]
+
     async def hold(self, lease: Lease) -> bool:
         """This node starts hosting ``lease.room``; False if the lease is stale."""
         if lease.node != self.node_id:
@@ -226,6 +244,7 @@ class Cluster:
         ):
             return False
         self.leases[lease.room] = lease
+        self.held_since[lease.room] = time.monotonic()
         return True
 
     async def release(self, lease: Lease) -> None:

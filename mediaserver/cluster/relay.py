@@ -41,6 +41,7 @@ class RemoteSession:
                 return
             if not await self.session.on_frame(frame):
                 await self.session.close("left")
+                await self.session.disconnect()  # the edge closes the client's socket
                 return
 
 
@@ -131,6 +132,10 @@ class Relay:
                 await entry[1]()
         elif kind == "open":
             await self._open_remote(msg)
+        elif kind == "close_room":  # e.g. its link was revoked through another node
+            room = self.manager.rooms.get(str(msg.get("room")))
+            if room is not None:
+                await self.manager.close_room(room, str(msg.get("reason", "closed")))
         elif kind == "frame":
             rs = self.remote.get((str(msg["edge"]), conn))
             if rs is not None:

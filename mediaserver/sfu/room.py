@@ -44,6 +44,9 @@ SendMessage = Callable[[dict[str, Any]], Awaitable[None]]
 TICK_SECONDS = 0.05
 #: RFC 6464 levels at or below this (-dBov) count as speech.
 SPEAKING_LEVEL = 50
+#: Ended tracks leave inactive m-lines in the subscriber's description; past this many
+#: the subscriber connection is renegotiated from scratch (`restart` in the offer).
+MAX_INACTIVE_MLINES = 16
 SPEAKER_INTERVAL = 0.5
 STATS_INTERVAL = 2.0
 REPORT_INTERVAL = 1.0
@@ -308,6 +311,7 @@ class Subscription:
         self.publication.subscriptions.pop(self.subscriber.id, None)
         self.subscriber.subscriptions.pop(self.publication.id, None)
         self.subscriber.ended_mids.add(self.mid or "")
+        self.subscriber.inactive_mlines += 1
         self.transceiver.direction = "inactive"
         with contextlib.suppress(Exception):
             await self.transceiver.sender.stop()  # sends RTCP BYE: the remote track ends
@@ -345,6 +349,10 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}
         self.outputs_by_ssrc: dict[int, Subscription] = {}
         self.ended_mids: set[str] = set()
+        #: m-lines left inactive on the current subscriber connection (aiortc cannot
+        #: reuse them): past MAX_INACTIVE_MLINES the connection is replaced.
+        self.inactive_mlines = 0
+        self._restart_pending = False
         self.negotiation = _Negotiation()
         self.closed = False
         self.joined_at = time.time()
@@ -520,6 +528,29 @@ class Participant:
         for pub_id, sub in list(self.subscriptions.items()):
             if pub_id not in wanted:
                 await sub.close()
+        restart = False
+        adding = any(pub_id not in self.subscriptions for pub_id in wanted)
+        if (
+            self.subscriber is not None
+            and self.inactive_mlines >= MAX_INACTIVE_MLINES
+            and adding  # a fresh connection needs at least one track to offer
+        ):
+            # The offer keeps growing with every track that ended: start a fresh
+            # subscriber connection with only the live tracks (clients replace theirs).
+            restart = True
+            old, self.subscriber = self.subscriber, None
+            for sub in list(self.subscriptions.values()):
+                sub._detach()
+                sub.closed = True
+                sub.publication.subscriptions.pop(self.id, None)
+            self.subscriptions.clear()
+            self.outputs_by_ssrc.clear()
+            self.ended_mids.clear()
+            self.inactive_mlines = 0
+            with contextlib.suppress(Exception):
+                await old.close()
+        if restart:
+            self._restart_pending = True  # the client must replace its connection too
         new = [pub for pub_id, pub in wanted.items() if pub_id not in self.subscriptions]
         if not new and not self.ended_mids:
             return
@@ -561,8 +592,10 @@ class Participant:
                 "sdp": offer,
                 "revision": neg.revision,
                 "tracks": neg.track_map,
+                **({"restart": True} if self._restart_pending else {}),
             }
         )
+        self._restart_pending = False
 
     async def apply_subscribe_answer(self, sdp: str, revision: int) -> None:
         neg = self.negotiation

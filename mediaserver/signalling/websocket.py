@@ -131,20 +131,23 @@ async def _place(
         return None  # the local session answers with the precise error
     assert isinstance(msg, m.Join)
     room = msg.room
-    if msg.link is not None:
-        link = await links.store.get_link_by_slug(msg.link) if links is not None else None
-        if link is None:
-            return None  # link_not_found, answered locally
-        room = link.id
-    if room is None:
-        return None
     try:
+        if msg.link is not None:
+            try:
+                link = await links.store.get_link_by_slug(msg.link) if links is not None else None
+            except Exception as exc:  # the shared store is Redis: it may be away
+                raise Unavailable(str(exc)) from None
+            if link is None:
+                return None  # link_not_found, answered locally
+            room = link.id
+        if room is None:
+            return None
         lease = await relay.cluster.claim(room)
         if lease.node == relay.node:
             if room in relay.cluster.leases or await relay.cluster.hold(lease):
                 return None
             raise Unavailable("lease changed hands")
-    except Unavailable:
+    except Unavailable:  # the precise reply, and the connection stays usable
         await session.send_error(
             "unavailable", "temporarily unavailable: try again in a moment", msg.id
         )

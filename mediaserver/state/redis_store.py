@@ -327,7 +327,9 @@ class RedisStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self.url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            self.url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
         try:
             await client.ping()
         except BaseException:

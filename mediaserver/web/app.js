@@ -81,6 +81,7 @@ const MESSAGES = {
   connection_failed: ["Connection lost", "We could not reconnect to the meeting."],
   left: ["You left the meeting", "You can close this tab."],
   shutting_down: ["The server is restarting", "Try again in a moment."],
+  unavailable: ["The meeting service is busy", "It could not place your meeting right now. Try again in a moment."],
 };
 
 function message(code, details = {}) {
@@ -93,7 +94,7 @@ function message(code, details = {}) {
   const [title, text] = entry;
   $("message-heading").textContent = title;
   $("message-text").textContent = typeof text === "function" ? text(details) : text;
-  $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open"].includes(code);
+  $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open", "unavailable"].includes(code);
   document.title = title;
   status(title);
   show("message");
@@ -171,7 +172,7 @@ const HANDLERS = {
     status("In the waiting room");
   },
   refused: (m) => {
-    if (m.code === "server_shutdown") {
+    if (m.code === "server_shutdown" || m.code === "moved") {
       status("The server is restarting. Reconnecting…");
       return; // the socket closes next: reconnect
     }
@@ -180,7 +181,7 @@ const HANDLERS = {
   removed: (m) => message("removed", m),
   room_closed: (m) => {
     // a restarting server: keep the meeting screen and reconnect when the socket drops
-    if (m.reason === "server_shutdown") {
+    if (m.reason === "server_shutdown" || m.reason === "moved") {
       status("The server is restarting. Reconnecting…");
       return;
     }
@@ -464,6 +465,13 @@ async function publish() {
 }
 
 async function onSubscribeOffer(m) {
+  if (m.restart && state.subscriber) {
+    // the server replaced our receiving connection: drop the old one and its tracks
+    state.subscriber.close();
+    state.subscriber = null;
+    for (const info of Object.values(state.tracks)) detachMid(Object.keys(state.tracks).find((k) => state.tracks[k] === info), info);
+    state.tracks = {};
+  }
   if (!state.subscriber) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
     state.subscriber = pc;

@@ -283,3 +283,33 @@ async def test_rtcp_reports_and_remb(server, clients):
         await asyncio.sleep(0.1)
     assert all(pub.last_remb_sent for pub in pubs), "no REMB sent to a video publisher"
     assert server.metrics.rtcp_feedback.labels("remb")._value.get() > 0
+
+
+async def test_subscriber_connection_is_renewed_after_much_churn(server, clients, monkeypatch):
+    from mediaserver.sfu import room as room_module
+
+    monkeypatch.setattr(room_module, "MAX_INACTIVE_MLINES", 2)
+    observer = server.client("observer")
+    clients.append(observer)
+    await observer.connect()
+    await observer.join("churn")
+    for i in range(3):  # each leaves two inactive m-lines behind on the observer
+        guest = server.client(f"guest{i}")
+        await guest.connect()
+        await guest.join("churn")
+        await guest.publish([ToneTrack(), ColourTrack(COLOURS[i])])
+        await observer.wait_for_tracks(2, timeout=15)
+        await guest.leave()
+        await observer.wait_for(lambda: not observer.live_tracks(), timeout=15)
+    last = server.client("last")
+    clients.append(last)
+    await last.connect()
+    await last.join("churn")
+    await last.publish([ToneTrack(), ColourTrack(COLOURS[4])])
+    tracks = await observer.wait_for_tracks(2, timeout=15)
+    video = next(t for t in tracks if t.kind == "video")
+    frames = await receive_frames(video.track, 5, timeout=10)
+    assert closest_colour(mean_colour(frames[-1])) == 4
+    offers = [e for e in observer.events if e["type"] == "subscribe_offer"]
+    assert any(o.get("restart") for o in offers), "the subscriber connection was never renewed"
+    assert offers[-1]["sdp"].count("m=") <= 4  # bounded, not growing with every leave
