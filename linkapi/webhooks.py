@@ -20,6 +20,7 @@ import ipaddress
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -109,6 +110,8 @@ class WebhookDispatcher:
         self.retry_max = retry_max
         self.poll_interval = poll_interval
         self.log = get_logger(component="webhooks")
+        #: In a cluster only one node delivers (it holds a renewed lock): see app.py.
+        self.should_run: Callable[[], Awaitable[bool]] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -139,7 +142,8 @@ class WebhookDispatcher:
             # a new event) start the next pass at once
             self._wake.clear()
             try:
-                await self.run_once()
+                if self.should_run is None or await self.should_run():
+                    await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -166,6 +166,14 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_max=cfg.webhook_retry_max_seconds,
     )
     service.wake_dispatcher = dispatcher.wake
+    relay = app.get(RELAY)
+    if relay is not None:  # one dispatcher for the whole cluster: no double deliveries
+        cluster = relay.cluster
+
+        async def should_run() -> bool:
+            return bool(await cluster.singleton("webhook-dispatcher"))
+
+        dispatcher.should_run = should_run
     await dispatcher.start()
     manager = app[ROOMS]
     # Room events go through one queue and one writer so the outbox keeps their order.

@@ -9,6 +9,8 @@ Redis keys (``{p}`` is the prefix, "ms:" by default):
     {p}room:{room}:owner     "{node_id}|{token}"; PX lease renewed by the owner only
     {p}room:{room}:fence     INCR counter: the fencing token of each new lease
     {p}relay:{node_id}       pub/sub channel of signalling frames for that node (msgpack)
+    {p}singleton:{name}      node id running a cluster-wide job (the webhook dispatcher);
+                             PX lease renewed by that node
 """
 
 from .cluster import Cluster, Lease, Unavailable

@@ -23,6 +23,7 @@ KEY_NODES = "{p}nodes"
 KEY_ROOM_OWNER = "{p}room:{room}:owner"
 KEY_ROOM_FENCE = "{p}room:{room}:fence"
 CHANNEL_RELAY = "{p}relay:{node}"
+KEY_SINGLETON = "{p}singleton:{name}"
 
 # Claim a room for ARGV[1] unless a live node holds it: returns the holder's value.
 _CLAIM = """
@@ -42,6 +43,13 @@ _RENEW = """
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
+# A cluster-wide singleton job (e.g. the webhook dispatcher): hold or take the lock.
+_SINGLETON = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
 _RELEASE = """
@@ -93,6 +101,7 @@ class Cluster:
         self._claim = self.redis.register_script(_CLAIM)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
+        self._singleton = self.redis.register_script(_SINGLETON)
         self.leases: dict[str, Lease] = {}  # rooms this node holds
         self.held_since: dict[str, float] = {}
         #: Whether a room is open here (a lease whose room never opened is released).
@@ -218,6 +227,16 @@ class Cluster:
             raise Unavailable(str(exc)) from None
         lease = Lease.parse(room, value.decode() if isinstance(value, bytes) else str(value))
         return lease
+
+    async def singleton(self, name: str) -> bool:
+        """True while this node runs the cluster-wide job ``name`` (a renewed lease)."""
+        try:
+            got = await self._singleton(
+                keys=[self._k(KEY_SINGLETON, name=name)], args=[self.node_id, self.lease_ms]
+            )
+        except (RedisError, OSError):
+            return False
+        return int(got) == 1
 
     async def owner_of(self, room: str) -> str | None:
         """The node holding ``room`` now, if any."""
