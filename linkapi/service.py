@@ -229,7 +229,12 @@ class LinkService:
         natural = "event\x00{}\x00{}\x00{}".format(
             event.get("calendar_id") or "", event["id"], event.get("recurrence_id") or ""
         )
-        stored, created = await self.store.create_link(link, natural, idempotency_key)
+        events = await self.events_for(
+            tenant.id, "link.created", link.id, {"link": self.link_json(link)}
+        )
+        stored, created = await self.store.create_link(
+            link, natural, idempotency_key, events=events
+        )
         same_event = (stored.calendar_id, stored.event_id, stored.recurrence_id) == (
             link.calendar_id,
             link.event_id,
@@ -242,10 +247,8 @@ class LinkService:
                 "Idempotency-Key reused",
                 "this Idempotency-Key was used for another event",
             )
-        if created:
-            await self.emit(
-                stored.tenant_id, "link.created", stored.id, {"link": self.link_json(stored)}
-            )
+        if created and events:
+            self.wake_dispatcher()
         return stored, created
 
     async def get_link(self, tenant: Tenant, link_id: str) -> Link:
@@ -261,18 +264,35 @@ class LinkService:
             tenant.id, event_id=event_id, calendar_id=calendar_id, limit=limit
         )
 
-    async def _update(self, tenant: Tenant, link_id: str, change: Callable[[Link], Link]) -> Link:
+    async def _update(
+        self,
+        tenant: Tenant,
+        link_id: str,
+        change: Callable[[Link], Link],
+        event_type: str | None = None,
+    ) -> Link:
+        """Compare-and-set a change; its webhook event is written in the same step."""
         for _ in range(5):
             link = await self.get_link(tenant, link_id)
             new = change(link)
             if new is link:
                 return link
-            try:
-                return await self.store.update_link(
-                    dataclasses.replace(new, updated_at=self.clock()), link.version
+            new = dataclasses.replace(new, updated_at=self.clock(), version=link.version + 1)
+            events = (
+                await self.events_for(
+                    new.tenant_id, event_type, new.id, {"link": self.link_json(new)}
                 )
+                if event_type
+                else []
+            )
+            try:
+                stored = await self.store.update_link(new, link.version, events=events)
             except ConflictError:
                 await asyncio.sleep(0.01)
+                continue
+            if events:
+                self.wake_dispatcher()
+            return stored
         raise ApiProblem(409, "conflict", "Conflict", "the link changed concurrently; retry")
 
     async def update_link(self, tenant: Tenant, link_id: str, patch: dict[str, Any]) -> Link:
@@ -292,23 +312,15 @@ class LinkService:
                 link, event=event, options=options, valid_from=valid_from, valid_until=valid_until
             )
 
-        link = await self._update(tenant, link_id, change)
-        await self.emit(link.tenant_id, "link.updated", link.id, {"link": self.link_json(link)})
-        return link
+        return await self._update(tenant, link_id, change, "link.updated")
 
     async def revoke_link(self, tenant: Tenant, link_id: str) -> Link:
-        revoked_now = False
-
         def change(link: Link) -> Link:
-            nonlocal revoked_now
             if link.revoked_at is not None:
-                return link
-            revoked_now = True
+                return link  # already revoked: no write, no second event
             return dataclasses.replace(link, revoked_at=self.clock())
 
-        link = await self._update(tenant, link_id, change)
-        if revoked_now:
-            await self.emit(link.tenant_id, "link.revoked", link.id, {"link": self.link_json(link)})
+        link = await self._update(tenant, link_id, change, "link.revoked")
         if self.on_revoked is not None:
             result = self.on_revoked(link)
             if asyncio.iscoroutine(result):
@@ -331,12 +343,15 @@ class LinkService:
             created_at=now,
             updated_at=now,
         )
-        stored, created = await self.store.create_link(link, f"personal\x00{user_id}", None)
-        if created:
-            await self.emit(
-                stored.tenant_id, "link.created", stored.id, {"link": self.link_json(stored)}
-            )
-        elif body.get("options") or body.get("display_name"):
+        events = await self.events_for(
+            tenant.id, "link.created", link.id, {"link": self.link_json(link)}
+        )
+        stored, created = await self.store.create_link(
+            link, f"personal\x00{user_id}", None, events=events
+        )
+        if created and events:
+            self.wake_dispatcher()
+        elif not created and (body.get("options") or body.get("display_name")):
             stored = await self._update(
                 tenant,
                 stored.id,
@@ -348,9 +363,7 @@ class LinkService:
                         **({"summary": body["display_name"]} if body.get("display_name") else {}),
                     },
                 ),
-            )
-            await self.emit(
-                stored.tenant_id, "link.updated", stored.id, {"link": self.link_json(stored)}
+                "link.updated",
             )
         return stored, created
 
@@ -362,8 +375,8 @@ class LinkService:
             tenant,
             links[0].id,
             lambda ln: dataclasses.replace(ln, slug=new_slug(), host_slug=new_slug()),
+            "link.updated",
         )
-        await self.emit(link.tenant_id, "link.updated", link.id, {"link": self.link_json(link)})
         return link
 
     async def create_guest_invite(
@@ -492,6 +505,15 @@ class LinkService:
         self, tenant_id: str, etype: str, ordering_key: str, data: dict[str, Any]
     ) -> None:
         """Put an event in the outbox for every active endpoint that wants it."""
+        events = await self.events_for(tenant_id, etype, ordering_key, data)
+        if events:
+            await self.store.enqueue_events(events)
+            self.wake_dispatcher()
+
+    async def events_for(
+        self, tenant_id: str, etype: str, ordering_key: str, data: dict[str, Any]
+    ) -> list[OutboxEvent]:
+        """One outbox entry per active endpoint that wants ``etype`` (not stored)."""
         assert etype in EVENT_TYPES, etype
         endpoints = [
             ep
@@ -499,7 +521,7 @@ class LinkService:
             if ep.disabled_at is None and (not ep.events or etype in ep.events)
         ]
         if not endpoints:
-            return
+            return []
         now = self.clock()
         event_id = new_id("evt")
         payload = {
@@ -509,23 +531,20 @@ class LinkService:
             "tenant_id": tenant_id,
             "data": data,
         }
-        await self.store.enqueue_events(
-            [
-                OutboxEvent(
-                    id=new_id("ob"),
-                    event_id=event_id,
-                    tenant_id=tenant_id,
-                    endpoint_id=ep.id,
-                    type=etype,
-                    ordering_key=ordering_key,
-                    payload=payload,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-                for ep in endpoints
-            ]
-        )
-        self.wake_dispatcher()
+        return [
+            OutboxEvent(
+                id=new_id("ob"),
+                event_id=event_id,
+                tenant_id=tenant_id,
+                endpoint_id=ep.id,
+                type=etype,
+                ordering_key=ordering_key,
+                payload=payload,
+                created_at=now,
+                next_attempt_at=now,
+            )
+            for ep in endpoints
+        ]
 
     # --- JSON views ------------------------------------------------------------------
 

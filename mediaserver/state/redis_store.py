@@ -21,9 +21,12 @@ script (``create_link``, ``update_link``, ``enqueue_events``, the inserts, the r
 span several keys) or an optimistic ``WATCH``/``MULTI``/``EXEC`` transaction where a
 stored JSON record is rewritten from Python (``revoke_api_key``,
 ``disable_webhook_endpoint``, ``record_attempt``), so that numbers in records never pass
-through Lua's lossy number formatting. The scripts build key names from the prefix
-(``ARGV[1]``) with the same layout as the ``KEY_*`` constants below, so this store needs a
-single Redis instance (or a primary with replicas), not Redis Cluster.
+through Lua's lossy number formatting. ``create_link`` and ``update_link`` append their
+``events`` to the outbox in the same script as the link write (a transactional outbox),
+checking every conflict before the first write, since a script's writes are not undone.
+The scripts build key names from the prefix (``ARGV[1]``) with the same layout as the
+``KEY_*`` constants below, so this store needs a single Redis instance (or a primary with
+replicas), not Redis Cluster.
 
 Key layout
 ----------
@@ -128,6 +131,40 @@ local function link_indexes(d)
   if val(d.user_id) then table.insert(keys, KEY_LINKS_BY_USER(d.tenant_id, d.user_id)) end
   return keys
 end
+-- The outbox append shared by enqueue_events, create_link and update_link. ``items`` is
+-- [{"id", "tenant_id", "endpoint_id", "ordering_key", "next", "delivered"}] and
+-- ARGV[first + i - 1] is item i's JSON without "seq" (written by Python; only the seq is
+-- spliced in here, so its numbers round-trip). A script calls outbox_check before any of
+-- its writes (a script's writes are not rolled back), then outbox_write.
+local function outbox_check(items)
+  local seen = {}
+  for _, it in ipairs(items) do
+    if seen[it.id] or redis.call('EXISTS', KEY_OUTBOX(it.id)) == 1 then
+      return 'outbox event exists: ' .. it.id
+    end
+    seen[it.id] = true
+  end
+  return nil
+end
+local function outbox_write(items, first)
+  local seqs = {}
+  for i, it in ipairs(items) do
+    local seq = redis.call('INCR', KEY_OUTBOX_SEQ())
+    local body = ARGV[first + i - 1]
+    redis.call('SET', KEY_OUTBOX(it.id), '{"seq":' .. seq .. ',' .. string.sub(body, 2))
+    redis.call('ZADD', KEY_TENANT_OUTBOX(it.tenant_id), seq, it.id)
+    if not it.delivered then
+      local q = KEY_QUEUE(it.endpoint_id, it.ordering_key)
+      redis.call('ZADD', q, seq, it.id)
+      redis.call('ZADD', KEY_TENANT_PENDING(it.tenant_id), seq, it.id)
+      if redis.call('ZRANGE', q, 0, 0)[1] == it.id then
+        redis.call('ZADD', KEY_DUE(), it.next, it.id)
+      end
+    end
+    table.insert(seqs, seq)
+  end
+  return seqs
+end
 """
 )
 
@@ -165,7 +202,8 @@ return out
 """
 
 # ARGV[2]: {"id", "tenant_id", "slug", "host_slug", "natural_key", "idempotency_key",
-# "event_id", "calendar_id", "user_id", "score"}; ARGV[3]: the link's JSON.
+# "event_id", "calendar_id", "user_id", "score"}; ARGV[3]: the link's JSON; ARGV[4]: the
+# outbox items and ARGV[5..] their JSON (see outbox_check), enqueued only if created.
 _LUA_CREATE_LINK = """
 local a = cjson.decode(ARGV[2])
 if val(a.idempotency_key) then
@@ -182,6 +220,9 @@ if redis.call('HEXISTS', KEY_SLUGS(), a.slug) == 1
     or redis.call('HEXISTS', KEY_SLUGS(), a.host_slug) == 1 then
   return {'conflict', 'slug in use'}
 end
+local items = cjson.decode(ARGV[4])
+local err = outbox_check(items)
+if err then return {'conflict', err} end
 redis.call('SET', KEY_LINK(a.id), ARGV[3])
 redis.call('HSET', KEY_SLUGS(), a.slug, a.id, a.host_slug, a.id)
 if val(a.idempotency_key) then
@@ -191,10 +232,12 @@ if val(a.natural_key) then
   redis.call('HSET', KEY_NATURAL_KEYS(a.tenant_id), a.natural_key, a.id)
 end
 for _, k in ipairs(link_indexes(a)) do redis.call('ZADD', k, a.score, a.id) end
+outbox_write(items, 5)
 return {'created'}
 """
 
-# ARGV[2]: as for create plus "expected_version"; ARGV[3]: the new JSON (version set).
+# ARGV[2]: as for create plus "expected_version"; ARGV[3]: the new JSON (version set);
+# ARGV[4], ARGV[5..]: the outbox events, as for create, enqueued with the update.
 _LUA_UPDATE_LINK = """
 local a = cjson.decode(ARGV[2])
 local old = redis.call('GET', KEY_LINK(a.id))
@@ -209,11 +252,15 @@ for _, s in ipairs({a.slug, a.host_slug}) do
   local owner = redis.call('HGET', KEY_SLUGS(), s)
   if owner and owner ~= a.id then return {'conflict', 'slug in use'} end
 end
+local items = cjson.decode(ARGV[4])
+local err = outbox_check(items)
+if err then return {'conflict', err} end
 redis.call('HDEL', KEY_SLUGS(), od.slug, od.host_slug)
 redis.call('HSET', KEY_SLUGS(), a.slug, a.id, a.host_slug, a.id)
 for _, k in ipairs(link_indexes(od)) do redis.call('ZREM', k, a.id) end
 for _, k in ipairs(link_indexes(a)) do redis.call('ZADD', k, a.score, a.id) end
 redis.call('SET', KEY_LINK(a.id), ARGV[3])
+outbox_write(items, 5)
 return {'ok'}
 """
 
@@ -255,29 +302,10 @@ return out
 # ARGV[3..]: each event's JSON without "seq" (added here). Returns {'ok', seq...}.
 _LUA_ENQUEUE = """
 local items = cjson.decode(ARGV[2])
-local seen = {}
-for _, it in ipairs(items) do
-  if seen[it.id] or redis.call('EXISTS', KEY_OUTBOX(it.id)) == 1 then
-    return {'conflict', 'outbox event exists: ' .. it.id}
-  end
-  seen[it.id] = true
-end
+local err = outbox_check(items)
+if err then return {'conflict', err} end
 local out = {'ok'}
-for i, it in ipairs(items) do
-  local seq = redis.call('INCR', KEY_OUTBOX_SEQ())
-  local body = ARGV[2 + i]
-  redis.call('SET', KEY_OUTBOX(it.id), '{"seq":' .. seq .. ',' .. string.sub(body, 2))
-  redis.call('ZADD', KEY_TENANT_OUTBOX(it.tenant_id), seq, it.id)
-  if not it.delivered then
-    local q = KEY_QUEUE(it.endpoint_id, it.ordering_key)
-    redis.call('ZADD', q, seq, it.id)
-    redis.call('ZADD', KEY_TENANT_PENDING(it.tenant_id), seq, it.id)
-    if redis.call('ZRANGE', q, 0, 0)[1] == it.id then
-      redis.call('ZADD', KEY_DUE(), it.next, it.id)
-    end
-  end
-  table.insert(out, seq)
-end
+for _, seq in ipairs(outbox_write(items, 3)) do table.insert(out, seq) end
 return out
 """
 
@@ -311,6 +339,29 @@ def _load(cls: type[T], data: str) -> T:
 def _score(value: float) -> str:
     """A zset score exactly as Python has it (``repr`` round-trips a float)."""
     return repr(float(value))
+
+
+def _outbox_args(events: Sequence[OutboxEvent]) -> list[str]:
+    """The script arguments for appending ``events`` (see ``outbox_check`` in the Lua
+    prelude): the items' JSON, then each event's JSON without ``seq``, written here so
+    that its numbers round-trip exactly (Lua only splices the seq in)."""
+    items = []
+    bodies = []
+    for event in events:
+        items.append(
+            {
+                "id": event.id,
+                "tenant_id": event.tenant_id,
+                "endpoint_id": event.endpoint_id,
+                "ordering_key": event.ordering_key,
+                "next": _score(event.next_attempt_at),
+                "delivered": event.delivered_at is not None,
+            }
+        )
+        body = to_dict(event)
+        del body["seq"]
+        bodies.append(json.dumps(body, separators=(",", ":"), sort_keys=True))
+    return [json.dumps(items), *bodies]
 
 
 class RedisStore:
@@ -497,12 +548,21 @@ class RedisStore:
         }
 
     async def create_link(
-        self, link: Link, natural_key: str | None, idempotency_key: str | None
+        self,
+        link: Link,
+        natural_key: str | None,
+        idempotency_key: str | None,
+        *,
+        events: Sequence[OutboxEvent] = (),
     ) -> tuple[Link, bool]:
+        """See ``Store.create_link``: ``events`` are enqueued by the same script as the
+        insert, and only if the link is created."""
         args = self._link_args(link)
         args["natural_key"] = natural_key
         args["idempotency_key"] = idempotency_key
-        result = await self._script("create_link", json.dumps(args), _dumps(link))
+        result = await self._script(
+            "create_link", json.dumps(args), _dumps(link), *_outbox_args(events)
+        )
         if result[0] == "conflict":
             raise ConflictError(result[1])
         if result[0] == "existing":
@@ -537,11 +597,17 @@ class RedisStore:
         rows = await self._script("find_links", json.dumps(args))
         return [_load(Link, row) for row in rows]
 
-    async def update_link(self, link: Link, expected_version: int) -> Link:
+    async def update_link(
+        self, link: Link, expected_version: int, *, events: Sequence[OutboxEvent] = ()
+    ) -> Link:
+        """See ``Store.update_link``: ``events`` are enqueued by the same script as the
+        successful compare-and-set."""
         stored = dataclasses.replace(link, version=expected_version + 1)
         args = self._link_args(stored)
         args["expected_version"] = expected_version
-        result = await self._script("update_link", json.dumps(args), _dumps(stored))
+        result = await self._script(
+            "update_link", json.dumps(args), _dumps(stored), *_outbox_args(events)
+        )
         if result[0] == "conflict":
             raise ConflictError(result[1])
         return stored
@@ -603,23 +669,7 @@ class RedisStore:
         A duplicate event id raises ConflictError and nothing is enqueued."""
         if not events:
             return []
-        items = []
-        bodies = []
-        for event in events:
-            items.append(
-                {
-                    "id": event.id,
-                    "tenant_id": event.tenant_id,
-                    "endpoint_id": event.endpoint_id,
-                    "ordering_key": event.ordering_key,
-                    "next": _score(event.next_attempt_at),
-                    "delivered": event.delivered_at is not None,
-                }
-            )
-            body = to_dict(event)
-            del body["seq"]
-            bodies.append(json.dumps(body, separators=(",", ":"), sort_keys=True))
-        result = await self._script("enqueue", json.dumps(items), *bodies)
+        result = await self._script("enqueue", *_outbox_args(events))
         if result[0] == "conflict":
             raise ConflictError(result[1])
         return [

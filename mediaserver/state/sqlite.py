@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -155,6 +155,32 @@ def _load(cls: type[T], data: str) -> T:
 
 def _loads(cls: type[T], rows: list[Any]) -> list[T]:
     return [_load(cls, row[0]) for row in rows]
+
+
+def _enqueue(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
+    """Append ``events`` to the outbox inside the caller's transaction, assigning
+    increasing ``seq``; a duplicate id raises ``sqlite3.IntegrityError``."""
+    out = []
+    for event in events:
+        cursor = conn.execute(
+            "INSERT INTO outbox (id, tenant_id, endpoint_id, ordering_key, delivered,"
+            " next_attempt_at, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, '')",
+            (
+                event.id,
+                event.tenant_id,
+                event.endpoint_id,
+                event.ordering_key,
+                int(event.delivered_at is not None),
+                event.next_attempt_at,
+                event.created_at,
+            ),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        stored = dataclasses.replace(event, seq=seq)
+        conn.execute("UPDATE outbox SET data = ? WHERE seq = ?", (_dumps(stored), seq))
+        out.append(stored)
+    return out
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -328,8 +354,16 @@ class SqliteStore:
 
     # --- links --------------------------------------------------------------------
     async def create_link(
-        self, link: Link, natural_key: str | None, idempotency_key: str | None
+        self,
+        link: Link,
+        natural_key: str | None,
+        idempotency_key: str | None,
+        *,
+        events: Sequence[OutboxEvent] = (),
     ) -> tuple[Link, bool]:
+        """See ``Store.create_link``: ``events`` are enqueued in the same transaction as
+        the insert, and only if the link is created."""
+
         def run(conn: sqlite3.Connection) -> tuple[Link, bool]:
             for column, value in (
                 ("idempotency_key", idempotency_key),
@@ -368,6 +402,7 @@ class SqliteStore:
                 "INSERT INTO slugs (slug, link_id) VALUES (?, ?)",
                 [(link.slug, link.id), (link.host_slug, link.id)],
             )
+            _enqueue(conn, events)
             return link, True
 
         return await self._tx(run)
@@ -406,7 +441,11 @@ class SqliteStore:
         params.append(max(0, limit))
         return await self._many(Link, sql, *params)
 
-    async def update_link(self, link: Link, expected_version: int) -> Link:
+    async def update_link(
+        self, link: Link, expected_version: int, *, events: Sequence[OutboxEvent] = ()
+    ) -> Link:
+        """See ``Store.update_link``: ``events`` are enqueued in the same transaction as
+        the successful compare-and-set."""
         stored = dataclasses.replace(link, version=expected_version + 1)
 
         def run(conn: sqlite3.Connection) -> Link:
@@ -443,6 +482,7 @@ class SqliteStore:
                     stored.id,
                 ),
             )
+            _enqueue(conn, events)
             return stored
 
         return await self._tx(run)
@@ -521,30 +561,7 @@ class SqliteStore:
         """Append to the outbox in order, assigning increasing ``seq``; returns them.
         A duplicate event id raises ConflictError and nothing is enqueued."""
 
-        def run(conn: sqlite3.Connection) -> list[OutboxEvent]:
-            out = []
-            for event in events:
-                cursor = conn.execute(
-                    "INSERT INTO outbox (id, tenant_id, endpoint_id, ordering_key, delivered,"
-                    " next_attempt_at, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, '')",
-                    (
-                        event.id,
-                        event.tenant_id,
-                        event.endpoint_id,
-                        event.ordering_key,
-                        int(event.delivered_at is not None),
-                        event.next_attempt_at,
-                        event.created_at,
-                    ),
-                )
-                seq = cursor.lastrowid
-                assert seq is not None
-                stored = dataclasses.replace(event, seq=seq)
-                conn.execute("UPDATE outbox SET data = ? WHERE seq = ?", (_dumps(stored), seq))
-                out.append(stored)
-            return out
-
-        return await self._tx(run)
+        return await self._tx(lambda conn: _enqueue(conn, events))
 
     async def due_events(self, now: float, limit: int = 100) -> list[OutboxEvent]:
         return await self._many(

@@ -7,6 +7,7 @@ Every method is atomic on its own. A method that returns has made its write dura
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .models import (
@@ -52,11 +53,23 @@ class Store(Protocol):
 
     # --- links --------------------------------------------------------------------
     async def create_link(
-        self, link: Link, natural_key: str | None, idempotency_key: str | None
+        self,
+        link: Link,
+        natural_key: str | None,
+        idempotency_key: str | None,
+        *,
+        events: Sequence[OutboxEvent] = (),
     ) -> tuple[Link, bool]:
         """Store ``link`` unless a link with the same ``natural_key`` (per tenant) or
         the same ``idempotency_key`` (per tenant) exists; return (stored link, created).
         Both keys are scoped to ``link.tenant_id``. Slugs must be unique (ConflictError).
+
+        Transactional outbox: only when the link is actually created (``created`` is
+        True), ``events`` are appended to the outbox in the same transaction as the
+        insert, in order, with increasing ``seq`` exactly as ``enqueue_events`` would.
+        When an existing link is returned, nothing is enqueued. Any conflict (slugs,
+        link id, or an event id already in the outbox or repeated in ``events``) raises
+        ConflictError and writes neither the link nor any event.
         """
         ...
 
@@ -78,10 +91,18 @@ class Store(Protocol):
         """A tenant's links, newest first, filtered by the given fields."""
         ...
 
-    async def update_link(self, link: Link, expected_version: int) -> Link:
+    async def update_link(
+        self, link: Link, expected_version: int, *, events: Sequence[OutboxEvent] = ()
+    ) -> Link:
         """Replace the link if its stored version is ``expected_version``; the stored
         copy gets ``version = expected_version + 1``. Slug changes update the slug
-        index. Raises ConflictError on a version mismatch or a missing link."""
+        index. Raises ConflictError on a version mismatch or a missing link.
+
+        Transactional outbox: ``events`` are appended to the outbox (in order, with
+        increasing ``seq`` exactly as ``enqueue_events`` would) in the same transaction
+        as the successful compare-and-set. On ConflictError (including an event id
+        already in the outbox or repeated in ``events``) neither the link nor any event
+        is written."""
         ...
 
     # --- guest invites ------------------------------------------------------------

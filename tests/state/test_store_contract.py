@@ -430,6 +430,179 @@ async def test_update_link_moves_find_indexes(store: Store) -> None:
     assert await store.create_link(make_link(), "nk", None) == (moved, False)
 
 
+# --- links: transactional outbox --------------------------------------------------------
+def without_seq(events: list[OutboxEvent]) -> list[OutboxEvent]:
+    return [dataclasses.replace(e, seq=0) for e in events]
+
+
+async def test_create_link_enqueues_events(store: Store) -> None:
+    (before,) = await store.enqueue_events([make_event(ordering_key="other")])
+    link = make_link()
+    events = [make_event(ordering_key=link.id), make_event(ordering_key=link.id)]
+    assert await store.create_link(link, "nk", None, events=events) == (link, True)
+    listed = await store.list_outbox("tn_a")
+    assert without_seq(listed) == without_seq([*events[::-1], before])
+    seqs = [e.seq for e in listed[::-1]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and seqs[0] == before.seq
+    # Only the head of the link's queue is due (per-room order), with its seq.
+    due = await store.due_events(now=10.0)
+    assert sorted(e.id for e in due) == sorted([before.id, events[0].id])
+    assert next(e for e in due if e.id == events[0].id) == listed[1]
+    (after,) = await store.enqueue_events([make_event()])
+    assert after.seq > seqs[-1]
+
+
+async def test_create_link_without_events_enqueues_nothing(store: Store) -> None:
+    assert (await store.create_link(make_link(), None, None, events=()))[1] is True
+    assert await store.list_outbox("tn_a") == []
+
+
+async def test_create_link_existing_enqueues_nothing(store: Store) -> None:
+    first = make_link()
+    await store.create_link(first, "nk", "ik", events=[make_event()])
+    listed = await store.list_outbox("tn_a")
+    for natural_key, idempotency_key in (("nk", None), (None, "ik"), ("nk", "other-ik")):
+        retry = make_link()
+        result = await store.create_link(
+            retry, natural_key, idempotency_key, events=[make_event(), make_event()]
+        )
+        assert result == (first, False)
+        assert await store.get_link(retry.id) is None
+    assert await store.list_outbox("tn_a") == listed
+    assert len(listed) == 1
+
+
+async def test_concurrent_creates_with_events_enqueue_once(store: Store) -> None:
+    links = [make_link() for _ in range(8)]
+    results = await asyncio.gather(
+        *(
+            store.create_link(lk, "same", None, events=[make_event(ordering_key=lk.id)])
+            for lk in links
+        )
+    )
+    winners = [stored for stored, created in results if created]
+    assert len(winners) == 1
+    (event,) = await store.list_outbox("tn_a")
+    assert event.ordering_key == winners[0].id
+
+
+async def test_update_link_enqueues_events(store: Store) -> None:
+    link = make_link()
+    await store.create_link(link, None, None)
+    events = [make_event(ordering_key=link.id, type="link.updated") for _ in range(2)]
+    stored = await store.update_link(dataclasses.replace(link, options={"x": 1}), 1, events=events)
+    assert stored.version == 2 and await store.get_link(link.id) == stored
+    listed = await store.list_outbox("tn_a")
+    assert without_seq(listed) == without_seq(events[::-1])
+    assert 0 < listed[1].seq < listed[0].seq
+    assert await store.due_events(now=10.0) == [listed[1]]
+    more = [make_event(ordering_key=link.id)]
+    await store.update_link(stored, 2, events=more)
+    newest = (await store.list_outbox("tn_a", limit=1))[0]
+    assert newest.id == more[0].id and newest.seq > listed[0].seq
+
+
+async def test_stale_update_link_enqueues_nothing(store: Store) -> None:
+    link = make_link()
+    await store.create_link(link, None, None)
+    stored = await store.update_link(link, 1, events=[make_event()])
+    listed = await store.list_outbox("tn_a")
+    with pytest.raises(ConflictError):
+        await store.update_link(
+            dataclasses.replace(link, options={"stale": True}), 1, events=[make_event()]
+        )
+    with pytest.raises(ConflictError):
+        await store.update_link(make_link(), 1, events=[make_event()])  # a missing link
+    other = make_link()
+    await store.create_link(other, None, None)
+    with pytest.raises(ConflictError):  # a slug collision
+        await store.update_link(
+            dataclasses.replace(stored, slug=other.slug), 2, events=[make_event()]
+        )
+    assert await store.get_link(link.id) == stored
+    assert await store.list_outbox("tn_a") == listed
+
+
+async def test_create_link_event_conflict_stores_nothing(store: Store) -> None:
+    (existing,) = await store.enqueue_events([make_event()])
+    link = make_link()
+    twin = make_event()
+    for events in (
+        [make_event(), dataclasses.replace(make_event(), id=existing.id)],  # in the outbox
+        [twin, twin],  # repeated in the batch
+    ):
+        with pytest.raises(ConflictError):
+            await store.create_link(link, "nk", "ik", events=events)
+        # Neither the link (nor its slugs and keys) nor any event was written.
+        assert await store.get_link(link.id) is None
+        assert await store.get_link_by_slug(link.slug) is None
+        assert await store.get_link_by_slug(link.host_slug) is None
+        assert await store.find_links("tn_a") == []
+        assert await store.list_outbox("tn_a") == [existing]
+        assert await store.due_events(now=10.0) == [existing]
+    # The keys are still free: a clean retry creates the link and enqueues.
+    event = make_event()
+    assert await store.create_link(link, "nk", "ik", events=[event]) == (link, True)
+    assert [e.id for e in await store.list_outbox("tn_a")] == [event.id, existing.id]
+
+
+async def test_update_link_event_conflict_changes_nothing(store: Store) -> None:
+    (existing,) = await store.enqueue_events([make_event()])
+    link = make_link(event_id="e1")
+    await store.create_link(link, None, None)
+    changed = dataclasses.replace(link, slug="rotated", event_id="e2")
+    with pytest.raises(ConflictError):
+        await store.update_link(
+            changed, 1, events=[make_event(), dataclasses.replace(make_event(), id=existing.id)]
+        )
+    assert await store.get_link(link.id) == link
+    assert await store.get_link_by_slug(link.slug) == link
+    assert await store.get_link_by_slug("rotated") is None
+    assert await store.find_links("tn_a", event_id="e1") == [link]
+    assert await store.list_outbox("tn_a") == [existing]
+    assert (await store.update_link(changed, 1)).version == 2
+
+
+async def test_link_events_numbers_are_exact(store: Store) -> None:
+    payload = {"f": 0.1 + 0.2, "big": 2**60 + 1, "neg": -1e-300, "nested": [{"t": 1.0}]}
+    link = make_link()
+    created = make_event(payload=payload, next_attempt_at=1.0000000000000002, created_at=0.3)
+    updated = make_event(payload=payload, next_attempt_at=2.5, created_at=1e-7)
+    await store.create_link(link, None, None, events=[created])
+    await store.update_link(link, 1, events=[updated])
+    listed = await store.list_outbox("tn_a")
+    assert without_seq(listed) == without_seq([updated, created])
+    assert listed[1].payload == payload and listed[1].next_attempt_at == 1.0000000000000002
+    assert await store.due_events(now=1.0) == []
+    assert [e.id for e in await store.due_events(now=1.0000000000000002)] == [created.id]
+
+
+async def test_sqlite_create_link_rolls_back_after_the_insert(tmp_path: Path) -> None:
+    """The failing event insert runs after the link's rows are written (same
+    transaction): the rollback must take them away too."""
+    store = SqliteStore(str(tmp_path / "s.sqlite3"))
+    await store.open()
+    try:
+        (existing,) = await store.enqueue_events([make_event()])
+        link = make_link()
+        with pytest.raises(ConflictError):
+            await store.create_link(
+                link, "nk", None, events=[dataclasses.replace(make_event(), id=existing.id)]
+            )
+        assert await store.get_link(link.id) is None
+        assert await store.get_link_by_slug(link.slug) is None
+        assert await store.list_outbox("tn_a") == [existing]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(str(tmp_path / "s.sqlite3"))
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM links").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM slugs").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
 # --- guest invites -------------------------------------------------------------------
 async def test_guest_invites(store: Store) -> None:
     link = make_link()
