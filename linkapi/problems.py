@@ -10,7 +10,7 @@ from aiohttp import web
 
 from mediaserver.telemetry import get_logger
 
-__all__ = ["ApiProblem", "problem_middleware", "problem_response"]
+__all__ = ["ApiProblem", "invalid", "problem_middleware", "problem_response"]
 
 PROBLEM_BASE = "https://mediaserver.dev/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -36,6 +36,17 @@ class ApiProblem(Exception):
         self.errors = errors
         self.headers = headers or {}
         self.extra = extra or {}
+
+
+def invalid(field: str, message: str) -> ApiProblem:
+    """A 422 validation problem about one field."""
+    return ApiProblem(
+        422,
+        "validation-error",
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
+    )
 
 
 def problem_response(problem: ApiProblem, instance: str | None = None) -> web.Response:

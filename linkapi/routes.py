@@ -11,7 +11,7 @@ from aiohttp import web
 from mediaserver.state.models import Tenant
 
 from .openapi import OPENAPI, schema_errors
-from .problems import ApiProblem, problem_middleware
+from .problems import ApiProblem, invalid, problem_middleware
 from .ratelimit import RateLimiter
 from .service import LinkService, iso
 
@@ -98,13 +98,7 @@ def _limit(request: web.Request) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= 500:
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Invalid request",
-            "limit: must be an integer between 1 and 500",
-            errors=[{"field": "limit", "message": "must be an integer between 1 and 500"}],
-        )
+        raise invalid("limit", "must be an integer between 1 and 500")
     return value
 
 
@@ -116,13 +110,7 @@ async def create_link(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not 1 <= len(idem) <= 255:
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Invalid request",
-            "Idempotency-Key: 1 to 255 characters",
-            errors=[{"field": "Idempotency-Key", "message": "1 to 255 characters"}],
-        )
+        raise invalid("Idempotency-Key", "1 to 255 characters")
     body = await _body(request, "LinkCreate")
     link, created = await service.create_event_link(_tenant(request), body, idem)
     return _json(service.link_json(link), 201 if created else 200)
@@ -198,13 +186,7 @@ async def get_reports(request: web.Request) -> web.Response:
 def _user_id(request: web.Request) -> str:
     user_id = request.match_info["user_id"]
     if not 1 <= len(user_id) <= 256:
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Invalid request",
-            "user_id: 1 to 256 characters",
-            errors=[{"field": "user_id", "message": "1 to 256 characters"}],
-        )
+        raise invalid("user_id", "1 to 256 characters")
     return user_id
 
 

@@ -26,7 +26,7 @@ from mediaserver.state.models import (
 
 from .invitation import build_invitation
 from .openapi import EVENT_TYPES
-from .problems import ApiProblem
+from .problems import ApiProblem, invalid
 from .secrets_ import (
     InvalidToken,
     JoinClaims,
@@ -70,13 +70,7 @@ def parse_time(value: str, field: str) -> float:
 
 
 def _invalid(field: str, message: str) -> ApiProblem:
-    return ApiProblem(
-        422,
-        "validation-error",
-        "Invalid request",
-        f"{field}: {message}",
-        errors=[{"field": field, "message": message}],
-    )
+    return invalid(field, message)
 
 
 def _not_found(what: str = "link") -> ApiProblem:

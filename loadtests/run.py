@@ -83,6 +83,16 @@ def wait_port(ns: Any, ip: str, port: int, proc: subprocess.Popen[bytes], timeou
     raise RuntimeError(f"{ip}:{port} did not open")
 
 
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class OurServer:
     name = "mediaserver"
 
@@ -144,13 +154,7 @@ rate_limit_per_minute = 1000000
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
 
 
 class JanusServer:
@@ -182,13 +186,7 @@ class JanusServer:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
 
 
 def run_bots(

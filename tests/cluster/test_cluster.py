@@ -141,6 +141,44 @@ async def owner_of(redis: RedisServer, room: str) -> str:
     return value.decode().split("|")[0] if value else ""
 
 
+async def mint_link(node: Node, event_id: str) -> dict:
+    """A tenant (through the CLI, on the shared store) and a link starting now."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mediaserver",
+            "tenant",
+            "create",
+            "Acme",
+            "--config",
+            str(node.config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    key = out.stdout.strip().splitlines()[-1]
+    now = time.time()
+    event = {
+        "id": event_id,
+        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            node.http + "/v1/links",
+            json={"event": event},
+            headers={"Authorization": f"Bearer {key}"},
+        ) as r,
+    ):
+        assert r.status == 201
+        return await r.json()
+
+
 def client(url: str, name: str, **kw) -> MeetingClient:
     return MeetingClient(url, name=name, ice_addresses=["127.0.0.1"], **kw)
 
@@ -251,36 +289,7 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
 
 async def test_lobby_across_nodes(cluster, clients):
     _, (a, b, _) = cluster
-    async with aiohttp.ClientSession() as s:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mediaserver",
-                "tenant",
-                "create",
-                "Acme",
-                "--config",
-                str(a.config),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            timeout=60,
-        )
-        key = out.stdout.strip().splitlines()[-1]
-        now = time.time()
-        event = {
-            "id": "x-node",
-            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
-            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
-        }
-        async with s.post(
-            a.http + "/v1/links", json={"event": event}, headers={"Authorization": f"Bearer {key}"}
-        ) as r:
-            assert r.status == 201
-            link = await r.json()
+    link = await mint_link(a, "x-node")
     slug = link["join_url"].split("/j/")[1]
     host_slug = link["host_url"].split("/j/")[1]
     host = client(a.ws, "Hana")
@@ -346,37 +355,7 @@ async def test_workers_share_the_port_as_cluster_nodes(tmp_path):
 
 async def test_host_keeps_role_after_its_node_dies(cluster, clients):
     redis, (a, b, _) = cluster
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mediaserver",
-            "tenant",
-            "create",
-            "Acme",
-            "--config",
-            str(a.config),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    key = out.stdout.strip().splitlines()[-1]
-    now = time.time()
-    event = {
-        "id": "failover",
-        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
-        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
-    }
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(
-            a.http + "/v1/links", json={"event": event}, headers={"Authorization": f"Bearer {key}"}
-        ) as r,
-    ):
-        link = await r.json()
+    link = await mint_link(a, "failover")
     host_slug = link["host_url"].split("/j/")[1]
     host = client(a.ws, "Hana", reconnect_urls=[b.ws], reconnect_seconds=30)
     clients.append(host)
