@@ -38,6 +38,9 @@ class RawSocket:
                 "participant_left",
                 "publications_added",
                 "subscribe_offer",
+                "speaking_stats",  # room statistics arrive every 2 s
+                "active_speaker",
+                "publication_muted",
             ):
                 continue
             break
