@@ -36,6 +36,14 @@ _PERSON = {
         "name": {"type": "string", "maxLength": 256},
     },
 }
+_EVENT_FIELDS = {
+    "summary": _TEXT,
+    "start": _DATETIME,
+    "end": _DATETIME,
+    "tzid": {"type": "string", "maxLength": 64},
+    "organizer": _PERSON,
+    "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+}
 _OPTIONS_PROPS = {
     "waiting_room": {"type": "boolean"},
     "guest_policy": {"enum": ["allow", "lobby", "deny"]},
@@ -50,30 +58,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["id", "start", "end"],
-        "properties": {
-            "id": _ID,
-            "calendar_id": _ID,
-            "recurrence_id": _ID,
-            "summary": _TEXT,
-            "start": _DATETIME,
-            "end": _DATETIME,
-            "tzid": {"type": "string", "maxLength": 64},
-            "organizer": _PERSON,
-            "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
-        },
+        "properties": {"id": _ID, "calendar_id": _ID, "recurrence_id": _ID, **_EVENT_FIELDS},
     },
-    "EventPatch": {
+    "EventPatch": {  # what may change when an event moves (its identity may not)
         "type": "object",
         "additionalProperties": False,
         "minProperties": 1,
-        "properties": {
-            "summary": _TEXT,
-            "start": _DATETIME,
-            "end": _DATETIME,
-            "tzid": {"type": "string", "maxLength": 64},
-            "organizer": _PERSON,
-            "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
-        },
+        "properties": _EVENT_FIELDS,
     },
     "LinkOptions": {
         "type": "object",

@@ -46,6 +46,7 @@ _u16 = struct.Struct("!H")
 _seq_ts = struct.Struct("!HI")
 _ext_hdr = struct.Struct("!HH")
 _ssrc = struct.Struct("!I")
+_PADDING = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -175,6 +176,8 @@ class OutputStream:
     """One publication as forwarded to one subscriber: rewrite state and NACK cache."""
 
     __slots__ = (
+        "_al_elem",
+        "_ast_elem",
         "_cache",
         "_ext_prefix",
         "_next_seq",
@@ -209,11 +212,18 @@ class OutputStream:
         if params.mid_ext_id and params.mid:
             mid = params.mid.encode()[:16]
             self._ext_prefix = bytes(((params.mid_ext_id << 4) | (len(mid) - 1),)) + mid
+        # one-byte extension element headers (b"" when not negotiated)
+        self._al_elem = (
+            bytes((params.audio_level_ext_id << 4,)) if params.audio_level_ext_id else b""
+        )
+        self._ast_elem = (
+            bytes(((params.abs_send_time_ext_id << 4) | 2,)) if params.abs_send_time_ext_id else b""
+        )
         self.active = False  # set once the subscriber's transport can carry media
         self.waiting_keyframe = video
         self.packets = 0
         self.octets = 0
-        self.last_rtp_ts = 0
+        self.last_rtp_ts = 0  # the output timestamp of the last packet sent
         self.rtx_sent = 0
         #: Test hook: return True to drop a packet after caching it (simulated loss).
         self.drop_filter: Callable[[int], bool] | None = None
@@ -249,30 +259,27 @@ class OutputStream:
         p = self.params
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        b1 = (b1 & 0x80) | p.payload_type
         ext = self._ext_prefix
-        if audio_level and p.audio_level_ext_id:
-            ext += bytes((p.audio_level_ext_id << 4,)) + audio_level
-        if ast and p.abs_send_time_ext_id:
-            ext += bytes(((p.abs_send_time_ext_id << 4) | 2,)) + ast
+        if audio_level and self._al_elem:
+            ext += self._al_elem + audio_level
+        if ast and self._ast_elem:
+            ext += self._ast_elem + ast
+        pkt: bytes | None = None
         if ext:
-            pad = -len(ext) & 3
-            if pad:
-                ext += b"\x00" * pad
-            header = _hdr.pack(
-                0x90 | (b0 & 0x20), (b1 & 0x80) | p.payload_type, out_seq, out_ts, p.ssrc
-            ) + _ext_hdr.pack(0xBEDE, len(ext) >> 2)
-            pkt = header + ext + payload
-        else:
-            pkt = (
-                _hdr.pack(0x80 | (b0 & 0x20), (b1 & 0x80) | p.payload_type, out_seq, out_ts, p.ssrc)
-                + payload
+            ext += _PADDING[-len(ext) & 3]
+            pkt = b"".join(
+                (
+                    _hdr.pack(0x90 | (b0 & 0x20), b1, out_seq, out_ts, p.ssrc),
+                    _ext_hdr.pack(0xBEDE, len(ext) >> 2),
+                    ext,
+                    payload,
+                )
             )
-        if len(pkt) > MAX_PACKET_BYTES:
-            # Extensions made it too large: send it without them.
-            pkt = (
-                _hdr.pack(0x80 | (b0 & 0x20), (b1 & 0x80) | p.payload_type, out_seq, out_ts, p.ssrc)
-                + payload
-            )
+            if len(pkt) > MAX_PACKET_BYTES:
+                pkt = None  # extensions made it too large: send it without them
+        if pkt is None:
+            pkt = _hdr.pack(0x80 | (b0 & 0x20), b1, out_seq, out_ts, p.ssrc) + payload
             if len(pkt) > MAX_PACKET_BYTES:
                 return None
         if seq_newer((out_seq + 1) & 0xFFFF, self._next_seq):
