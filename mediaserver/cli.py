@@ -40,7 +40,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .config import Config
-    from .sfu.guard import install_codec_guard
     from .telemetry import Metrics, configure_logging, get_logger
 
     config = _load(args.config)
@@ -48,9 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     if args.workers > 1:
         return _serve_workers(args, config)
-    metrics = Metrics()
-    install_codec_guard(metrics)
-    app = create_app(config, metrics)
+    app = create_app(config, Metrics())
     log = get_logger()
     log.info(
         "starting",

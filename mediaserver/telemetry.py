@@ -149,12 +149,6 @@ class Metrics:
         self.removals = Counter(
             "mediaserver_participants_removed_total", "Participants removed by a host", registry=r
         )
-        self.codec_instances = Counter(
-            "mediaserver_codec_instances_total",
-            "Encoders/decoders the server created (must stay 0: the SFU never transcodes)",
-            ["type"],
-            registry=r,
-        )
 
     def flush_forwarding(self, kind: str, packets: int, octets: int, received: int) -> None:
         if packets:

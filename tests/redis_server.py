@@ -1,7 +1,7 @@
 """A real, private ``redis-server`` for tests: loopback, a free port, its own directory,
 AOF with ``appendfsync always`` (the configuration the Redis store's durability needs).
 
-Never the machine's default Redis on 6379, never fakeredis.
+Never the machine's default Redis on 6379, and never an in-process imitation of Redis.
 """
 
 from __future__ import annotations

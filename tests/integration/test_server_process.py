@@ -68,10 +68,13 @@ format = "json"
 """
     )
     stderr_path = tmp_path / "server.log"
+    codec_log = tmp_path / "codecs.log"  # written by the guard inside the server process
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+    env["CODEC_GUARD_LOG"] = str(codec_log)
+    guard = Path(__file__).resolve().parents[1] / "codec_guard.py"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaserver", "serve", "--config", str(config)],
+            [sys.executable, str(guard), "serve", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env=env,
@@ -103,9 +106,9 @@ format = "json"
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="video"}') > 0
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="audio"}') > 0
         assert _metric(text, "mediaserver_participants") == 2
-        # The SFU never decodes or encodes: the guard counted no codec instance.
-        assert _metric(text, 'mediaserver_codec_instances_total{type="decoder"}') == 0
-        assert _metric(text, 'mediaserver_codec_instances_total{type="encoder"}') == 0
+        # The SFU never decodes or encodes: the guard recorded no codec instance.
+        assert codec_log.exists(), "the codec guard was not installed in the server"
+        assert codec_log.read_text() == ""
 
         # SIGTERM: clients are told, the process exits in bounded time.
         started = time.monotonic()
