@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mediaserver.config import Config
-from mediaserver.sfu.room import Refused
+from mediaserver.sfu.base import Refused
 from mediaserver.state import ConflictError, Store
 from mediaserver.state.models import (
     ApiKey,

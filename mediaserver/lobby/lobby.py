@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sfu.base import JoinRefused
 from ..telemetry import get_logger
 
 if TYPE_CHECKING:
-    from ..sfu.room import Participant, Room
+    from ..sfu.participant import Participant
+    from ..sfu.room import Room
 
 __all__ = ["Knock", "Lobby"]
 
@@ -129,8 +131,6 @@ class Lobby:
             return None
         if knock.timer is not None:
             knock.timer.cancel()
-        from ..sfu.room import JoinRefused
-
         try:
             participant = await self.room.join(
                 knock.name,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from .policy import GUEST_POLICIES
 
 if TYPE_CHECKING:
-    from ..sfu.room import Participant, Room
+    from ..sfu.participant import Participant
+    from ..sfu.room import Room
 
 __all__ = [
     "end_meeting",

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..lobby import decide_admission, effective_guest_policy, moderation
 from ..lobby.lobby import Knock
+from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
-from ..sfu.room import Participant, Refused, Room, RoomManager
+from ..sfu.participant import Participant
+from ..sfu.room import Room, RoomManager
 from ..telemetry import get_logger
 from . import messages as m
 

@@ -286,9 +286,9 @@ async def test_rtcp_reports_and_remb(server, clients):
 
 
 async def test_subscriber_connection_is_renewed_after_much_churn(server, clients, monkeypatch):
-    from mediaserver.sfu import room as room_module
+    from mediaserver.sfu import participant as participant_module
 
-    monkeypatch.setattr(room_module, "MAX_INACTIVE_MLINES", 2)
+    monkeypatch.setattr(participant_module, "MAX_INACTIVE_MLINES", 2)
     observer = server.client("observer")
     clients.append(observer)
     await observer.connect()

@@ -1,0 +1,401 @@
+"""A participant: its publisher and subscriber peer connections, its publications and
+its subscriptions, and the subscriber's renegotiation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCRtpSender
+from aiortc.sdp import candidate_from_sdp
+
+from ..telemetry import get_logger
+from . import rtcp
+from .base import Refused, SendMessage, new_id
+from .negotiation import parse_sdp
+from .peer import PublisherPeer, RtpHandler, SubscriberPeer
+from .publication import Publication, Subscription
+
+if TYPE_CHECKING:
+    from .room import Room
+
+__all__ = ["MAX_INACTIVE_MLINES", "Participant"]
+
+#: Ended tracks leave inactive m-lines in the subscriber's description; past this many
+#: the subscriber connection is renegotiated from scratch (`restart` in the offer).
+MAX_INACTIVE_MLINES = 16
+_ssrc_at = struct.Struct("!I")
+
+
+@dataclass
+class _Negotiation:
+    revision: int = 0
+    outstanding: bool = False
+    dirty: bool = False
+    task: asyncio.Task[None] | None = None
+    track_map: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Participant:
+    def __init__(self, room: Room, name: str, send: SendMessage) -> None:
+        self.id = new_id("PA")
+        self.name = name
+        self.role = "guest"  # host | member | guest
+        self.user_id: str | None = None
+        self.invite_id: str | None = None
+        self.bar_key = ""  # identity barred if a host removes this participant
+        self.locked_kinds: set[str] = set()  # kinds a host muted and locked
+        self.disconnect: Callable[[], Awaitable[None]] | None = None
+        self.speaking_seconds = 0.0
+        self.recent_speech = 0.0
+        self.room = room
+        self.send = send
+        self.metrics = room.manager.metrics
+        self.rtcp_ssrc = secrets.randbits(32) or 1
+        self.publisher: PublisherPeer | None = None
+        self.subscriber: SubscriberPeer | None = None
+        self.publications: dict[str, Publication] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.outputs_by_ssrc: dict[int, Subscription] = {}
+        self.ended_mids: set[str] = set()
+        #: m-lines left inactive on the current subscriber connection (aiortc cannot
+        #: reuse them): past MAX_INACTIVE_MLINES the connection is replaced.
+        self.inactive_mlines = 0
+        self._restart_pending = False
+        self.negotiation = _Negotiation()
+        self.closed = False
+        self.joined_at = time.time()
+        self.log = get_logger(room=room.id, participant=self.id)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "publications": [p.describe() for p in self.publications.values()],
+        }
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("participant task failed", exc_info=task.exception())
+
+    async def send_to_publisher(self, data: bytes) -> None:
+        if self.publisher is not None:
+            await self.publisher.send_rtp(data)
+
+    # --- publishing -----------------------------------------------------------------
+
+    async def publish(self, offer_sdp: str) -> tuple[str, list[Publication]]:
+        """Answer a publish offer; new m-lines become publications."""
+        cfg = self.room.manager.config
+        offer = parse_sdp(offer_sdp, "offer")
+        known_mids = {p.track.mid for p in self.publications.values()}
+        new_sending = [
+            m
+            for m in offer.media
+            if str(m.rtp.muxId) not in known_mids and m.direction in ("sendonly", "sendrecv")
+        ]
+        limit = cfg.rooms.max_publications_per_participant
+        if len(self.publications) + len(new_sending) > limit:
+            raise Refused(
+                "too_many_publications",
+                f"at most {limit} publications per participant "
+                f"(have {len(self.publications)}, offer adds {len(new_sending)})",
+            )
+        if self.publisher is None:
+            self.publisher = PublisherPeer(
+                self.room.manager.ice_servers,
+                cfg.rtc.announced_address,
+                on_rtcp=self._on_publisher_rtcp,
+                on_unknown_rtp=self._route_unknown_ssrc,
+            )
+        try:
+            answer, tracks = await self.publisher.answer(offer_sdp)
+        except Exception:
+            if not self.publications:  # a failed first offer leaves nothing behind
+                publisher, self.publisher = self.publisher, None
+                await publisher.close()
+            raise
+        known = {p.track.mid: p for p in self.publications.values()}
+        added: list[Publication] = []
+        for track in tracks:
+            if track.mid in known or "recv" not in track.direction:
+                continue
+            pub = Publication(self, track)
+            if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
+                pub.set_muted(True)
+            if track.ssrc:
+                pub.bind_ssrc(track.ssrc)
+                self.publisher.routes[track.ssrc] = pub.on_rtp
+            if track.rtx_ssrc:
+                self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
+            self.publications[pub.id] = pub
+            self.metrics.publications.labels(pub.kind).inc()
+            added.append(pub)
+        return answer, added
+
+    def _route_unknown_ssrc(self, data: bytes) -> RtpHandler | None:
+        """An SSRC the offer did not announce: match it by payload type, once."""
+        if self.publisher is None:
+            return None
+        pt = data[1] & 0x7F
+        ssrc = _ssrc_at.unpack_from(data, 8)[0]
+        candidates = [p for p in self.publications.values() if p.track.payload_type == pt]
+        if len(candidates) == 1 and candidates[0].stats is None:
+            pub = candidates[0]
+            pub.bind_ssrc(ssrc)
+            self.publisher.routes[ssrc] = pub.on_rtp
+            return pub.on_rtp
+        return None
+
+    async def _on_publisher_rtcp(self, data: bytes) -> None:
+        try:
+            items = rtcp.parse_rtcp(data)
+        except ValueError:
+            return
+        now = asyncio.get_running_loop().time()
+        for item in items:
+            if isinstance(item, rtcp.SenderReport):
+                for pub in self.publications.values():
+                    if pub.ssrc == item.ssrc:
+                        pub.on_sender_report(item.ntp, item.rtp_ts, now)
+
+    # --- subscribing ----------------------------------------------------------------
+
+    async def _on_subscriber_rtcp(self, data: bytes) -> None:
+        try:
+            items = rtcp.parse_rtcp(data)
+        except ValueError:
+            return
+        now = asyncio.get_running_loop().time()
+        m = self.metrics
+        for item in items:
+            if isinstance(item, rtcp.Nack):
+                m.rtcp_feedback.labels("nack").inc()
+                sub = self.outputs_by_ssrc.get(item.media_ssrc)
+                if sub is None or sub.output is None or self.subscriber is None:
+                    continue
+                for seq in item.lost:
+                    pkt = sub.output.retransmission(seq)
+                    if pkt is not None and self.subscriber.send_rtp_now(pkt):
+                        sub.publication.rtx_sent += 1
+            elif isinstance(item, (rtcp.Pli, rtcp.Fir)):
+                m.rtcp_feedback.labels("pli" if isinstance(item, rtcp.Pli) else "fir").inc()
+                ssrcs = (
+                    [item.media_ssrc]
+                    if isinstance(item, rtcp.Pli)
+                    else [e[0] for e in item.entries]
+                )
+                for ssrc in ssrcs:
+                    sub = self.outputs_by_ssrc.get(ssrc)
+                    if sub is not None:
+                        await sub.publication.request_keyframe(now)
+            elif isinstance(item, rtcp.Remb):
+                m.rtcp_feedback.labels("remb").inc()
+                for ssrc in item.ssrcs:
+                    sub = self.outputs_by_ssrc.get(ssrc)
+                    if sub is not None:
+                        sub.publication.remb.update(self.id, item.bitrate, now)
+
+    def _sender_report(self, sender: RTCRtpSender) -> bytes | None:
+        for sub in self.subscriptions.values():
+            if sub.transceiver.sender is sender and sub.output is not None:
+                return sub.publication.sender_report_for(
+                    sub.output, asyncio.get_event_loop().time()
+                )
+        return None
+
+    def request_renegotiation(self) -> None:
+        """Publications came or went: offer the subscriber a new description."""
+        if self.closed:
+            return
+        neg = self.negotiation
+        if neg.outstanding or (neg.task is not None and not neg.task.done()):
+            neg.dirty = True
+            return
+        neg.dirty = False
+        neg.task = asyncio.ensure_future(self._renegotiate())
+        self._tasks.add(neg.task)
+        neg.task.add_done_callback(self._task_done)
+
+    async def _renegotiate(self) -> None:
+        cfg = self.room.manager.config
+        wanted = {
+            pub.id: pub
+            for other in self.room.participants.values()
+            if other is not self and not other.closed
+            for pub in other.publications.values()
+            if not pub.closed
+        }
+        for pub_id, sub in list(self.subscriptions.items()):
+            if pub_id not in wanted:
+                await sub.close()
+        restart = False
+        adding = any(pub_id not in self.subscriptions for pub_id in wanted)
+        if (
+            self.subscriber is not None
+            and self.inactive_mlines >= MAX_INACTIVE_MLINES
+            and adding  # a fresh connection needs at least one track to offer
+        ):
+            # The offer keeps growing with every track that ended: start a fresh
+            # subscriber connection with only the live tracks (clients replace theirs).
+            restart = True
+            old, self.subscriber = self.subscriber, None
+            for sub in list(self.subscriptions.values()):
+                sub._detach()
+                sub.closed = True
+                sub.publication.subscriptions.pop(self.id, None)
+            self.subscriptions.clear()
+            self.outputs_by_ssrc.clear()
+            self.ended_mids.clear()
+            self.inactive_mlines = 0
+            with contextlib.suppress(Exception):
+                await old.close()
+        if restart:
+            self._restart_pending = True  # the client must replace its connection too
+        new = [pub for pub_id, pub in wanted.items() if pub_id not in self.subscriptions]
+        if not new and not self.ended_mids:
+            return
+        if self.subscriber is None:
+            if not new:
+                return
+            self.subscriber = SubscriberPeer(
+                self.room.manager.ice_servers,
+                cfg.rtc.announced_address,
+                on_rtcp=self._on_subscriber_rtcp,
+            )
+            self._spawn(self._activate_when_connected())
+        for pub in new:
+            transceiver = self.subscriber.add_transceiver(
+                pub.kind, pub.track, stream_id=pub.participant.id, sender_report=self._sender_report
+            )
+            sub = Subscription(self, pub, transceiver)
+            self.subscriptions[pub.id] = sub
+            pub.subscriptions[self.id] = sub
+        if self.closed or self.subscriber.closed:
+            return
+        offer = await self.subscriber.create_offer()
+        neg = self.negotiation
+        neg.revision += 1
+        neg.outstanding = True
+        neg.track_map = {
+            sub.mid: {
+                "publication_id": sub.publication.id,
+                "participant_id": sub.publication.participant.id,
+                "kind": sub.publication.kind,
+            }
+            for sub in self.subscriptions.values()
+            if sub.mid is not None
+        }
+        self.ended_mids.clear()
+        await self.send(
+            {
+                "type": "subscribe_offer",
+                "sdp": offer,
+                "revision": neg.revision,
+                "tracks": neg.track_map,
+                **({"restart": True} if self._restart_pending else {}),
+            }
+        )
+        self._restart_pending = False
+
+    async def apply_subscribe_answer(self, sdp: str, revision: int) -> None:
+        neg = self.negotiation
+        if not neg.outstanding or self.subscriber is None:
+            raise Refused("bad_state", "no subscribe_offer is waiting for an answer")
+        if revision and revision != neg.revision:
+            raise Refused(
+                "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
+            )
+        negotiated = await self.subscriber.apply_answer(sdp)
+        neg.outstanding = False
+        by_mid = {t.mid: t for t in negotiated}
+        now = asyncio.get_running_loop().time()
+        for sub in list(self.subscriptions.values()):
+            track = by_mid.get(sub.mid or "")
+            if track is None:
+                continue
+            output = sub.attach(track)
+            if output.active and sub.publication.video:
+                await sub.publication.request_keyframe(now)
+        if neg.dirty:
+            self.request_renegotiation()
+
+    async def _activate_when_connected(self) -> None:
+        peer = self.subscriber
+        assert peer is not None
+        await peer.connected.wait()
+        now = asyncio.get_running_loop().time()
+        for sub in list(self.subscriptions.values()):
+            if sub.output is not None and not sub.output.active:
+                sub.output.active = True
+                if sub.publication.video:
+                    await sub.publication.request_keyframe(now)
+
+    async def add_ice_candidate(self, target: str, candidate: dict[str, Any] | None) -> None:
+        peer = self.publisher if target == "publisher" else self.subscriber
+        if peer is None:
+            raise Refused("bad_state", f"no {target} connection yet")
+        if candidate is None or not candidate.get("candidate"):
+            await peer.pc.addIceCandidate(None)  # end of candidates
+            return
+        text = str(candidate["candidate"])
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        try:
+            cand = candidate_from_sdp(text)
+        except Exception as exc:
+            raise Refused("invalid_field", f"candidate: unparseable ({exc})") from None
+        cand.sdpMid = candidate.get("sdpMid")
+        cand.sdpMLineIndex = candidate.get("sdpMLineIndex")
+        if cand.sdpMid is None and cand.sdpMLineIndex is None:
+            cand.sdpMLineIndex = 0
+        try:
+            await peer.pc.addIceCandidate(cand)
+        except Exception as exc:
+            raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
+
+    async def tick(self, now: float, report_due: bool) -> None:
+        if report_due and self.subscriber is not None:
+            self.subscriber.refresh_fast_path()
+        if self.publisher is None or not self.publications:
+            return
+        out = b""
+        blocks = []
+        for pub in self.publications.values():
+            out += await pub.tick(now, report_due)
+            if report_due and pub.stats is not None:
+                blocks.append(pub.stats.report_block(now))
+        if blocks:
+            out = rtcp.build_rr(self.rtcp_ssrc, blocks[:31]) + out
+        if out:
+            await self.publisher.send_rtp(out)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for pub in list(self.publications.values()):
+            await pub.close()
+        for sub in list(self.subscriptions.values()):
+            sub._detach()
+        for peer in (self.publisher, self.subscriber):
+            if peer is not None:
+                with contextlib.suppress(Exception):
+                    await peer.close()

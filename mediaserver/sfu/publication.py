@@ -1,0 +1,274 @@
+"""Publications (tracks a participant sends us) and subscriptions (a publication
+forwarded to one participant). Media never goes through asyncio queues: the publisher
+connection calls :meth:`Publication.on_rtp`, which writes to the subscriber connections
+directly."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCRtpTransceiver
+
+from ..telemetry import Metrics
+from . import rtcp
+from .base import new_id
+from .forwarder import ForwardingTrack, InboundExtIds, OutputParams, OutputStream, unwrap_rtx
+from .negotiation import NegotiatedTrack
+
+if TYPE_CHECKING:
+    from .participant import Participant
+
+__all__ = ["KEYFRAME_RETRY_SECONDS", "SPEAKING_LEVEL", "Publication", "Subscription"]
+
+#: RFC 6464 levels at or below this (-dBov) count as speech.
+SPEAKING_LEVEL = 50
+KEYFRAME_RETRY_SECONDS = 0.5
+_seq_ts = struct.Struct("!HI")
+_ssrc_at = struct.Struct("!I")
+
+
+class Publication:
+    """One inbound track: receive statistics, NACKs and keyframe requests toward the
+    publisher, and the forwarding state toward every subscriber."""
+
+    def __init__(self, participant: Participant, track: NegotiatedTrack) -> None:
+        self.id = new_id("PU")
+        self.participant = participant
+        self.track = track
+        self.kind = track.kind
+        self.video = track.kind == "video"
+        self.forwarding = ForwardingTrack(
+            track.codec,
+            video=self.video,
+            ext_ids=InboundExtIds(
+                audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
+            ),
+        )
+        self.ssrc = track.ssrc
+        self.stats: rtcp.InboundStreamStats | None = None
+        self.nacks = rtcp.NackTracker() if self.video else None
+        self.keyframes = rtcp.KeyframeRequestThrottle(min_interval=0.3)
+        self.remb = rtcp.RembAggregator()
+        self.clock = rtcp.SenderReportClock()
+        self.muted = False
+        self.closed = False
+        self.subscriptions: dict[str, Subscription] = {}
+        # Counters flushed to Prometheus by the room ticker (never per packet).
+        self.received = 0
+        self.forwarded_packets = 0
+        self.forwarded_octets = 0
+        self.rtx_sent = 0
+        self.last_keyframe_retry = 0.0
+        self.last_remb_sent: int | None = None
+        self._last_level_ts: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "participant_id": self.participant.id,
+            "kind": self.kind,
+            "codec": self.track.codec,
+            "muted": self.muted,
+        }
+
+    def bind_ssrc(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+        self.stats = rtcp.InboundStreamStats(ssrc, self.track.clock_rate)
+
+    async def on_rtp(self, data: bytes, now: float) -> None:
+        """Hot path: one inbound packet from the publisher."""
+        if self.stats is None:
+            self.bind_ssrc(_ssrc_at.unpack_from(data, 8)[0])
+        if data[1] & 0x7F != self.track.payload_type:
+            return  # another codec than negotiated, or padding-only probes
+        seq, ts = _seq_ts.unpack_from(data, 2)
+        self.received += 1
+        stats = self.stats
+        assert stats is not None
+        stats.on_packet(seq, ts, now)
+        nacks = self.nacks
+        if nacks is not None:
+            lost = nacks.on_packet(seq, now)
+            if lost:
+                await self.participant.send_to_publisher(
+                    rtcp.build_nack(self.participant.rtcp_ssrc, self.ssrc, lost)
+                )
+                self.participant.metrics.nacks_sent.inc(len(lost))
+        try:
+            out, _ = self.forwarding.route(data, now)
+        except ValueError:
+            return
+        level = self.forwarding.level
+        if level >= 0:
+            self._account_speech(ts, level)
+        for output, pkt in out:
+            drop = output.drop_filter
+            if drop is not None and drop(seq):
+                continue
+            sink = output.sink
+            if sink is not None and sink(pkt):
+                self.forwarded_packets += 1
+                self.forwarded_octets += len(pkt)
+
+    def _account_speech(self, ts: int, level: int) -> None:
+        """Speaking time from the RFC 6464 audio level (no decoding)."""
+        last = self._last_level_ts
+        self._last_level_ts = ts
+        if last is None:
+            return
+        delta = ((ts - last) & 0xFFFFFFFF) / self.track.clock_rate
+        if delta <= 0 or delta > 0.2:  # reordering or a gap: count nothing
+            return
+        if level <= SPEAKING_LEVEL and not self.muted:
+            self.participant.speaking_seconds += delta
+            self.participant.recent_speech += delta
+
+    async def on_rtx(self, data: bytes, now: float) -> None:
+        """A retransmission from the publisher (answer to our NACK): unwrap, forward."""
+        if data[1] & 0x7F != self.track.rtx_payload_type:
+            return
+        original = unwrap_rtx(data, self.ssrc, self.track.payload_type)
+        if original is not None:
+            await self.on_rtp(original, now)
+
+    def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
+        if self.stats is not None:
+            self.stats.on_sender_report(ntp, now)
+        self.clock.on_sender_report(ntp, rtp_ts, now)
+
+    async def request_keyframe(self, now: float) -> None:
+        if not self.video or not self.ssrc:
+            return
+        if self.keyframes.should_send(now):
+            await self.participant.send_to_publisher(
+                rtcp.build_pli(self.participant.rtcp_ssrc, self.ssrc)
+            )
+            self.participant.metrics.keyframe_requests.inc()
+
+    def sender_report_for(self, output: OutputStream, now: float) -> bytes | None:
+        if not self.clock.has_reference or output.packets == 0:
+            return None
+        rtp_ts = output.output_ts(self.clock.rtp_at(now, self.track.clock_rate))
+        return rtcp.build_sr(
+            output.params.ssrc,
+            self.clock.ntp_at(now),
+            rtp_ts,
+            output.packets & 0xFFFFFFFF,
+            output.octets & 0xFFFFFFFF,
+        )
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        self.forwarding.muted = muted
+        if muted:
+            self.forwarding.pause_outputs()
+
+    async def tick(self, now: float, report_due: bool) -> bytes:
+        """Periodic work; returns RTCP bytes to append to the publisher's report."""
+        out = b""
+        if self.nacks is not None and self.ssrc:
+            due = self.nacks.due(now)
+            if due:
+                out += rtcp.build_nack(self.participant.rtcp_ssrc, self.ssrc, due)
+                self.participant.metrics.nacks_sent.inc(len(due))
+        if (
+            self.video
+            and not self.muted
+            and now - self.last_keyframe_retry >= KEYFRAME_RETRY_SECONDS
+            and any(o.active and o.waiting_keyframe for o in self.forwarding.outputs)
+        ):
+            self.last_keyframe_retry = now
+            await self.request_keyframe(now)
+        if report_due and self.ssrc:
+            bitrate = self.remb.minimum(now)
+            if bitrate is not None:
+                out += rtcp.build_remb(self.participant.rtcp_ssrc, bitrate, [self.ssrc])
+                self.last_remb_sent = bitrate
+        return out
+
+    def flush_metrics(self, metrics: Metrics) -> None:
+        metrics.flush_forwarding(
+            self.kind, self.forwarded_packets, self.forwarded_octets, self.received
+        )
+        if self.rtx_sent:
+            metrics.rtx_sent.inc(self.rtx_sent)
+        self.forwarded_packets = self.forwarded_octets = self.received = self.rtx_sent = 0
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for sub in list(self.subscriptions.values()):
+            await sub.close()
+        self.participant.metrics.publications.labels(self.kind).dec()
+
+
+class Subscription:
+    """One publication forwarded to one participant, on one transceiver."""
+
+    def __init__(
+        self, subscriber: Participant, publication: Publication, transceiver: RTCRtpTransceiver
+    ) -> None:
+        self.subscriber = subscriber
+        self.publication = publication
+        self.transceiver = transceiver
+        self.output: OutputStream | None = None
+        self.closed = False
+
+    @property
+    def mid(self) -> str | None:
+        mid = self.transceiver.mid
+        return None if mid is None else str(mid)
+
+    def attach(self, negotiated: NegotiatedTrack) -> OutputStream:
+        """The subscriber answered: start forwarding with what it negotiated."""
+        params = OutputParams(
+            ssrc=negotiated.ssrc or int(self.transceiver.sender._ssrc),
+            payload_type=negotiated.payload_type,
+            mid=negotiated.mid,
+            mid_ext_id=negotiated.mid_ext_id,
+            audio_level_ext_id=negotiated.audio_level_ext_id,
+            abs_send_time_ext_id=negotiated.abs_send_time_ext_id,
+            rtx_ssrc=negotiated.rtx_ssrc,
+            rtx_payload_type=negotiated.rtx_payload_type if negotiated.rtx_ssrc else 0,
+        )
+        if self.output is not None and self.output.params == params:
+            return self.output
+        if self.output is not None:
+            self._detach()
+        output = OutputStream(params, self.subscriber.id, video=self.publication.video)
+        peer = self.subscriber.subscriber
+        assert peer is not None
+        output.sink = peer.send_rtp_now
+        output.active = peer.connected.is_set()
+        self.output = output
+        self.publication.forwarding.outputs.append(output)
+        self.subscriber.outputs_by_ssrc[params.ssrc] = self
+        return output
+
+    def _detach(self) -> None:
+        output = self.output
+        if output is None:
+            return
+        with contextlib.suppress(ValueError):
+            self.publication.forwarding.outputs.remove(output)
+        self.subscriber.outputs_by_ssrc.pop(output.params.ssrc, None)
+        self.publication.remb.remove(self.subscriber.id)
+        self.output = None
+
+    async def close(self) -> None:
+        """Stop forwarding and end the track on the subscriber's side."""
+        if self.closed:
+            return
+        self.closed = True
+        self._detach()
+        self.publication.subscriptions.pop(self.subscriber.id, None)
+        self.subscriber.subscriptions.pop(self.publication.id, None)
+        self.subscriber.ended_mids.add(self.mid or "")
+        self.subscriber.inactive_mlines += 1
+        self.transceiver.direction = "inactive"
+        with contextlib.suppress(Exception):
+            await self.transceiver.sender.stop()  # sends RTCP BYE: the remote track ends
+        self.subscriber.request_renegotiation()
