@@ -431,11 +431,19 @@ async def scenario_linkapi(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def scenario_abuse(args: argparse.Namespace) -> dict[str, Any]:
+    """A meeting under attack (loadtests/abuse.py; ours only)."""
+    from .abuse import scenario_abuse as run
+
+    return await run(args)
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "fanout": scenario_fanout,
     "fullroom": scenario_fullroom,
     "churn": scenario_churn,
     "linkapi": scenario_linkapi,
+    "abuse": scenario_abuse,
 }
 
 

@@ -114,6 +114,31 @@ def write_report(doc: dict[str, Any]) -> None:
         "(for subscribers in fan-out/full rooms: until joined).",
         "",
     ]
+    abuse = [r for r in doc["results"] if r["scenario"].startswith("abuse")]
+    if abuse:
+        lines += [
+            "### Under attack (`abuse-N`)",
+            "",
+            "Two real peers (audio + video each way) meet while, for N seconds, 20 guests",
+            "send 700-m-line SDP offers again and again, 4 connections flood pings (with an",
+            "oversize frame every 1,000), 300 idle WebSockets are opened from one address, 300",
+            "guests knock on a waiting room, and a guest joins, publishes and leaves in a loop",
+            "(`loadtests/abuse.py`). Goal: longest media gap at the real peers < 200 ms, server",
+            "RSS growth < 50 MB.",
+            "",
+            "| scenario | longest gap before ms | longest gap during ms | after ms "
+            "| loss % | RSS before MB | RSS growth MB | attack replies |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in abuse:
+            replies = ", ".join(f"{k} {v}" for k, v in (r.get("attack_replies") or {}).items())
+            lines.append(
+                f"| {r['scenario']} | {_fmt(r.get('baseline_longest_gap_ms'), 0)} "
+                f"| {_fmt(r.get('longest_gap_ms'), 0)} | {_fmt(r.get('after_longest_gap_ms'), 0)} "
+                f"| {_fmt(r.get('loss_pct'), 2)} | {_fmt(r.get('rss_before_mb'), 0)} "
+                f"| {_fmt(r.get('rss_growth_mb'), 1)} | {replies} |"
+            )
+        lines.append("")
     if has_plot:
         lines += ["![CPU per forwarded packet vs subscribers](img/bench-cpu-fanout.png)", ""]
     if NOTES.exists():

@@ -36,8 +36,11 @@ FULL = {
     "fullroom": [5, 10, 15, 25],
     "churn": [10],
     "linkapi": [400],
+    "abuse": [10],
 }
-QUICK = {"fanout": [1, 5], "fullroom": [3], "churn": [3], "linkapi": [40]}
+QUICK = {"fanout": [1, 5], "fullroom": [3], "churn": [3], "linkapi": [40], "abuse": [3]}
+#: Scenarios only our server has (Janus has no link API, no meeting links to attack).
+OURS_ONLY = ("linkapi", "abuse")
 
 METRICS = (
     "us_per_forwarded_packet",
@@ -268,8 +271,8 @@ def main() -> int:
             pid = server.start()
             try:
                 for scenario, sizes in plan.items():
-                    if scenario == "linkapi" and server.name == "janus":
-                        continue  # Janus has no link API
+                    if scenario in OURS_ONLY and server.name == "janus":
+                        continue
                     for size in sizes:
                         runs: list[dict[str, Any]] = []
                         media = scenario in ("fanout", "fullroom")
@@ -287,6 +290,8 @@ def main() -> int:
                             **median_of(runs),
                             "repeats": len(runs),
                         }
+                        if scenario == "abuse" and runs:
+                            row["attack_replies"] = runs[-1].get("attack_replies")
                         if not runs:
                             row["error"] = "failed (see the bench output)"
                         if runs and not all(r.get("setup_complete", True) for r in runs):

@@ -43,3 +43,8 @@ def test_bench_quick_runs_both_systems(tmp_path: Path) -> None:
             assert 0 <= row["latency_ms_p50"] <= row["latency_ms_p99"]
     assert rows[("linkapi-40", "mediaserver")]["requests_per_second"] > 0
     assert rows[("churn-3", "janus")]["join_ms_p50"] > 0
+    abuse = rows[("abuse-3", "mediaserver")]
+    assert abuse["streams_during"] == 4, abuse  # both real peers kept receiving both kinds
+    assert abuse["baseline_longest_gap_ms"] > 0 and abuse["longest_gap_ms"] > 0
+    assert abuse["rss_before_mb"] > 0 and abuse["attack_messages_sent"] > 0
+    assert ("abuse-3", "janus") not in rows
