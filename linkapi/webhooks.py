@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -173,7 +174,7 @@ async def check_webhook_url_resolves(url: str) -> str | None:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
             await CheckedResolver().resolve(host, 0, socket.AF_UNSPEC)
     except ForbiddenAddress as exc:
-        return str(exc)
+        return str(exc.strerror)
     except (OSError, TimeoutError):
         return None
     return None
@@ -181,6 +182,9 @@ async def check_webhook_url_resolves(url: str) -> str | None:
 
 class ForbiddenAddress(OSError):
     """A webhook host resolved to (or is) an address that must not be contacted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)  # strerror: what aiohttp reports
 
 
 class CheckedResolver(ThreadedResolver):
