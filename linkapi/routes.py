@@ -112,6 +112,16 @@ def _limit(request: web.Request) -> int:
     return value
 
 
+def _query_id(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and not 1 <= len(value) <= 256:
+        raise invalid(name, "1 to 256 characters")
+    return value
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 async def openapi(request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
@@ -130,8 +140,8 @@ async def list_links(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     links = await service.find_links(
         _tenant(request),
-        event_id=request.query.get("event_id"),
-        calendar_id=request.query.get("calendar_id"),
+        event_id=_query_id(request, "event_id"),
+        calendar_id=_query_id(request, "calendar_id"),
         limit=_limit(request),
     )
     return _json({"links": [service.link_json(ln) for ln in links]})
@@ -235,7 +245,9 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    undelivered = request.query.get("undelivered", "false").lower() in ("1", "true", "yes")
+    undelivered = _BOOLEANS.get(request.query.get("undelivered", "false").lower())
+    if undelivered is None:
+        raise invalid("undelivered", "true or false")
     events = await service.store.list_outbox(
         _tenant(request).id, limit=_limit(request), undelivered_only=undelivered
     )
