@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
 
 __all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
 
@@ -24,25 +26,33 @@ EVENT_TYPES = [
     "room.finished",
 ]
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 256}
-_TEXT = {"type": "string", "maxLength": 1024}
+_SAFE = {"pattern": SAFE_TEXT_PATTERN}  # no control characters, no lone surrogates
+_ID = {"type": "string", "minLength": 1, "maxLength": 256, **_SAFE}
+_TEXT = {"type": "string", "maxLength": 1024, **_SAFE}
 _DATETIME = {"type": "string", "format": "date-time", "maxLength": 64}
 _NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
 _PERSON = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "email": {"type": "string", "maxLength": 320},
-        "name": {"type": "string", "maxLength": 256},
+        "email": {"type": "string", "maxLength": 320, **_SAFE},
+        "name": {"type": "string", "maxLength": 256, **_SAFE},
     },
 }
 _EVENT_FIELDS = {
     "summary": _TEXT,
     "start": _DATETIME,
     "end": _DATETIME,
-    "tzid": {"type": "string", "maxLength": 64},
+    "tzid": {"type": "string", "maxLength": 64, **_SAFE},
     "organizer": _PERSON,
     "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+}
+# a display name: also no bidi override/isolate characters (as the signalling join.name)
+_NAME_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\u202a-\\u202e\\u2066-\\u2069]+$"
+_URL = {
+    "type": "string",
+    "maxLength": 2048,
+    "pattern": "^https?://[^\\x00-\\x20\\x7f-\\x9f\\ud800-\\udfff]+$",
 }
 _OPTIONS_PROPS = {
     "waiting_room": {"type": "boolean"},
@@ -76,8 +86,8 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "profile": {"enum": ["default", "explicit"]},
-            "join_url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
-            "provider_description": {"type": "string", "maxLength": 256},
+            "join_url": _URL,
+            "provider_description": {"type": "string", "maxLength": 256, **_SAFE},
         },
     },
     "LinkCreate": {
@@ -103,7 +113,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "display_name": {"type": "string", "maxLength": 256},
+            "display_name": {"type": "string", "maxLength": 256, **_SAFE},
             "options": {"$ref": "#/components/schemas/LinkOptions"},
         },
     },
@@ -122,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]+$",
+                "pattern": _NAME_PATTERN,
             },
             "role": {"enum": ["host", "member"]},
             "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
@@ -133,8 +143,8 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["url"],
         "properties": {
-            "url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
-            "secret": {"type": "string", "minLength": 16, "maxLength": 256},
+            "url": _URL,
+            "secret": {"type": "string", "minLength": 16, "maxLength": 256, **_SAFE},
             "events": {
                 "type": "array",
                 "items": {"enum": EVENT_TYPES},
@@ -277,6 +287,10 @@ SCHEMAS: dict[str, Any] = {
                         "delivered_at": _NULLABLE_DATETIME,
                         "next_attempt_at": _NULLABLE_DATETIME,
                         "last_error": {"type": ["string", "null"]},
+                        "parked": {
+                            "type": "boolean",
+                            "description": "set aside for good, never sent (see last_error)",
+                        },
                         "attempts": {
                             "type": "array",
                             "items": {
@@ -381,7 +395,14 @@ _PROBLEM = {
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 _ERRORS = {str(s): _PROBLEM for s in (400, 401, 404, 409, 413, 415, 422, 429)}
-_LINK_ID = [{"name": "link_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_PATH_ID = {"type": "string", "minLength": 1, **_SAFE}
+_LINK_ID = [{"name": "link_id", "in": "path", "required": True, "schema": _PATH_ID}]
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "description": "1-500; anything else is 422",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+}
 _USER_ID = [{"name": "user_id", "in": "path", "required": True, "schema": _ID}]
 
 OPENAPI: dict[str, Any] = {
@@ -401,7 +422,7 @@ OPENAPI: dict[str, Any] = {
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 255},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, **_SAFE},
                     }
                 ],
                 "requestBody": _body("LinkCreate"),
@@ -416,7 +437,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [
                     {"name": "event_id", "in": "query", "schema": _ID},
                     {"name": "calendar_id", "in": "query", "schema": _ID},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    _LIMIT,
                 ],
                 "responses": {"200": _ok("LinkList"), **_ERRORS},
             },
@@ -454,7 +475,7 @@ OPENAPI: dict[str, Any] = {
             "parameters": _LINK_ID,
             "get": {
                 "summary": "Attendance and speaking time of the link's finished meetings",
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "parameters": [_LIMIT],
                 "responses": {"200": _ok("ReportList"), **_ERRORS},
             },
         },
@@ -490,7 +511,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/webhooks/{webhook_id}": {
             "parameters": [
-                {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": "webhook_id", "in": "path", "required": True, "schema": _PATH_ID}
             ],
             "delete": {
                 "summary": "Disable an endpoint",
@@ -501,7 +522,7 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Webhook events and their delivery attempts, newest first",
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    _LIMIT,
                     {"name": "undelivered", "in": "query", "schema": {"type": "boolean"}},
                 ],
                 "responses": {"200": _ok("DeliveryList"), **_ERRORS},
@@ -520,6 +541,23 @@ _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)
 )
 _VALIDATORS: dict[str, Draft202012Validator] = {}
+#: Request validation checks ``date-time`` itself (jsonschema's own check is a no-op
+#: without an optional package, and Python's parser accepts more than RFC 3339).
+FORMAT_CHECKER = FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if isinstance(value, str):
+        parse_rfc3339(value)
+    return True
+
+
+_PATTERN_MESSAGES = {
+    SAFE_TEXT_PATTERN: TEXT_MESSAGE,
+    _NAME_PATTERN: "control characters are not allowed",
+    _URL["pattern"]: "must be an http(s) URL without spaces or control characters",
+}
 
 
 def validator_for(schema_name: str) -> Draft202012Validator:
@@ -528,7 +566,7 @@ def validator_for(schema_name: str) -> Draft202012Validator:
         v = Draft202012Validator(
             {"$ref": f"urn:mediaserver:openapi#/components/schemas/{schema_name}"},
             registry=_REGISTRY,
-            format_checker=Draft202012Validator.FORMAT_CHECKER,
+            format_checker=FORMAT_CHECKER,
         )
         _VALIDATORS[schema_name] = v
     return v
@@ -550,8 +588,11 @@ def schema_errors(schema_name: str, instance: Any) -> list[dict[str, str]]:
             missing = err.message.split("'")[1] if "'" in err.message else err.message
             out.append({"field": f"{path}.{missing}" if path else missing, "message": "required"})
             continue
-        if err.validator == "pattern" and path.endswith("name"):
-            out.append({"field": path, "message": "control characters are not allowed"})
+        if err.validator == "pattern":
+            out.append({"field": path, "message": _PATTERN_MESSAGES[str(err.validator_value)]})
+            continue
+        if err.validator == "format":
+            out.append({"field": path, "message": TIME_MESSAGE})
             continue
         out.append({"field": path or "(body)", "message": err.message[:300]})
     return out

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from mediaserver.telemetry import get_logger
 
-__all__ = ["ApiProblem", "invalid", "problem_middleware", "problem_response"]
+__all__ = ["ApiProblem", "invalid", "problem_middleware", "problem_response", "unprocessable"]
 
 PROBLEM_BASE = "https://mediaserver.dev/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -40,12 +40,17 @@ class ApiProblem(Exception):
 
 def invalid(field: str, message: str) -> ApiProblem:
     """A 422 validation problem about one field."""
+    return unprocessable([{"field": field, "message": message}])
+
+
+def unprocessable(errors: list[dict[str, str]]) -> ApiProblem:
+    """A 422 validation problem listing field errors (``detail`` repeats five)."""
     return ApiProblem(
         422,
         "validation-error",
         "Invalid request",
-        f"{field}: {message}",
-        errors=[{"field": field, "message": message}],
+        "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+        errors=errors,
     )
 
 

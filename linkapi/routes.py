@@ -10,10 +10,12 @@ from aiohttp import web
 
 from mediaserver.state.models import Tenant
 
+from .inputs import TEXT_MESSAGE, bad_text, text_errors
 from .openapi import OPENAPI, schema_errors
-from .problems import ApiProblem, invalid, problem_middleware
+from .problems import ApiProblem, invalid, problem_middleware, unprocessable
 from .ratelimit import RateLimiter
 from .service import LinkService, iso
+from .webhooks import PARKED_PREFIX
 
 __all__ = ["SERVICE", "TENANT", "setup_linkapi"]
 
@@ -48,7 +50,23 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             headers={"Retry-After": str(int(retry))},
         )
     request[TENANT] = tenant
+    _check_parameters(request)
     return await handler(request)
+
+
+def _check_parameters(request: web.Request) -> None:
+    """The text rule (linkapi/inputs.py) for path and query parameters and the one
+    free-form header; bodies are checked in ``_body``."""
+    params = [*request.match_info.items(), *request.query.items()]
+    if "Idempotency-Key" in request.headers:
+        params.append(("Idempotency-Key", request.headers["Idempotency-Key"]))
+    errors = [
+        {"field": name if not bad_text(name) else "(query)", "message": TEXT_MESSAGE}
+        for name, value in params
+        if bad_text(name) or bad_text(value)
+    ]
+    if errors:
+        raise unprocessable(errors)
 
 
 async def _body(request: web.Request, schema: str, *, optional: bool = False) -> dict[str, Any]:
@@ -74,15 +92,10 @@ async def _body(request: web.Request, schema: str, *, optional: bool = False) ->
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise ApiProblem(400, "invalid-json", "Invalid JSON", str(exc)[:200]) from None
-    errors = schema_errors(schema, data)
+    # the text rule first: the schema's messages would quote the offending strings
+    errors = text_errors(data) or schema_errors(schema, data)
     if errors:
-        raise ApiProblem(
-            422,
-            "validation-error",
-            "Invalid request",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
-            errors=errors,
-        )
+        raise unprocessable(errors)
     assert isinstance(data, dict)
     return data
 
@@ -93,13 +106,20 @@ def _tenant(request: web.Request) -> Tenant:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", "50")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else 0
     if not 1 <= value <= 500:
         raise invalid("limit", "must be an integer between 1 and 500")
     return value
+
+
+def _query_id(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and not 1 <= len(value) <= 256:
+        raise invalid(name, "1 to 256 characters")
+    return value
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -120,8 +140,8 @@ async def list_links(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     links = await service.find_links(
         _tenant(request),
-        event_id=request.query.get("event_id"),
-        calendar_id=request.query.get("calendar_id"),
+        event_id=_query_id(request, "event_id"),
+        calendar_id=_query_id(request, "calendar_id"),
         limit=_limit(request),
     )
     return _json({"links": [service.link_json(ln) for ln in links]})
@@ -225,13 +245,17 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    undelivered = request.query.get("undelivered", "false").lower() in ("1", "true", "yes")
+    undelivered = _BOOLEANS.get(request.query.get("undelivered", "false").lower())
+    if undelivered is None:
+        raise invalid("undelivered", "true or false")
     events = await service.store.list_outbox(
         _tenant(request).id, limit=_limit(request), undelivered_only=undelivered
     )
     out = []
     for ev in events:
         attempts = await service.store.list_attempts(ev.id)
+        # a parked entry is closed out in the store (its queue moves on), never sent
+        parked = ev.delivered_at is not None and (ev.last_error or "").startswith(PARKED_PREFIX)
         out.append(
             {
                 "id": ev.id,
@@ -239,9 +263,10 @@ async def list_deliveries(request: web.Request) -> web.Response:
                 "type": ev.type,
                 "endpoint_id": ev.endpoint_id,
                 "created_at": iso(ev.created_at),
-                "delivered_at": iso(ev.delivered_at),
+                "delivered_at": None if parked else iso(ev.delivered_at),
                 "next_attempt_at": None if ev.delivered_at else iso(ev.next_attempt_at),
                 "last_error": ev.last_error,
+                "parked": parked,
                 "attempts": [
                     {
                         "attempt": a.attempt,
@@ -279,6 +304,7 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r.add_post("/webhooks", create_webhook)
     r.add_get("/webhooks", list_webhooks)
     r.add_get("/webhooks/deliveries", list_deliveries)
-    r.add_delete("/webhooks/{webhook_id}", delete_webhook)
+    # not "deliveries": a 405 there must not advertise this route's DELETE
+    r.add_delete("/webhooks/{webhook_id:(?!deliveries$)[^{}/]+}", delete_webhook)
     app.add_subapp("/v1", v1)
     return v1

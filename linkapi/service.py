@@ -24,6 +24,7 @@ from mediaserver.state.models import (
     WebhookEndpoint,
 )
 
+from .inputs import parse_rfc3339
 from .invitation import build_invitation
 from .openapi import EVENT_TYPES
 from .problems import ApiProblem, invalid
@@ -59,14 +60,11 @@ def iso(ts: float | None) -> str | None:
 
 
 def parse_time(value: str, field: str) -> float:
-    """RFC 3339 date-time with an offset (or Z) → Unix seconds."""
+    """RFC 3339 date-time with an offset (or Z), years MIN_YEAR-MAX_YEAR → Unix seconds."""
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise _invalid(field, "not an RFC 3339 date-time") from None
-    if dt.tzinfo is None:
-        raise _invalid(field, "needs a UTC offset (e.g. 2026-01-02T10:00:00+01:00 or ...Z)")
-    return dt.timestamp()
+        return parse_rfc3339(value).timestamp()
+    except ValueError as exc:
+        raise _invalid(field, str(exc)) from None
 
 
 def _invalid(field: str, message: str) -> ApiProblem:
@@ -469,9 +467,12 @@ class LinkService:
     async def add_webhook(
         self, tenant: Tenant, body: dict[str, Any]
     ) -> tuple[WebhookEndpoint, str]:
-        from .webhooks import check_webhook_url
+        from .webhooks import check_webhook_url, check_webhook_url_resolves
 
-        problem = check_webhook_url(body["url"], self.config.linkapi.allow_private_webhook_urls)
+        allow_private = self.config.linkapi.allow_private_webhook_urls
+        problem = check_webhook_url(body["url"], allow_private)
+        if problem is None and not allow_private:
+            problem = await check_webhook_url_resolves(body["url"])
         if problem:
             raise _invalid("url", problem)
         secret = body.get("secret") or f"whsec_{secrets.token_urlsafe(32)}"

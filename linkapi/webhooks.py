@@ -14,25 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import ipaddress
 import json
 import random
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 from mediaserver.state import Store
 from mediaserver.state.models import DeliveryAttempt, OutboxEvent, WebhookEndpoint
 from mediaserver.telemetry import get_logger
 
 __all__ = [
+    "CheckedResolver",
+    "ForbiddenAddress",
     "WebhookDispatcher",
     "backoff_seconds",
     "check_webhook_url",
+    "check_webhook_url_resolves",
+    "forbidden_address",
     "sign",
     "verify_signature",
 ]
@@ -72,26 +82,139 @@ def backoff_seconds(attempts: int, base: float, cap: float) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
-def check_webhook_url(url: str, allow_private: bool) -> str | None:
-    """Why ``url`` is not acceptable, or None. Literal private addresses are refused
-    unless allowed (names are not resolved here: see docs/linkapi.md)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute http(s) URL"
-    if parts.username or parts.password:
-        return "must not contain credentials"
-    if allow_private:
-        return None
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        return "loopback addresses are not allowed"
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.ASCII | re.IGNORECASE)
+_HOST_NAME = re.compile(r"[a-z0-9_.-]+", re.ASCII)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+RESOLVE_TIMEOUT_SECONDS = 2.0
+_NOT_CANONICAL = "an IP address must be written in canonical form (e.g. 192.0.2.10, [2001:db8::1])"
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo, NAT64)."""
+    out = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    if ip in _NAT64:
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return out
+
+
+def forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True unless ``ip`` (and every IPv4 address it embeds) is a global unicast
+    address: loopback, private, link-local, CGNAT (100.64/10), multicast, reserved,
+    unspecified, documentation and the like are forbidden webhook targets."""
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates.extend(_embedded_ipv4(ip))
+    return any(
+        not a.is_global
+        or a.is_multicast
+        or a.is_reserved
+        or a.is_unspecified
+        or a.is_loopback
+        or a.is_link_local
+        or a.is_private
+        for a in candidates
+    )
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ip = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
         return None
-    if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved:
-        return "private, loopback and link-local addresses are not allowed"
+
+
+def check_webhook_url(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` is not acceptable as a webhook URL, or None (no network access).
+
+    The host checked is the one the HTTP client will use (yarl's IDNA-normalised host),
+    and IP addresses must be written canonically (no ``127.1``, ``0x7f000001``,
+    ``0177.0.0.1`` or ``①②⑦.0.0.1``). Unless ``allow_private``, ``localhost`` names and
+    forbidden literal addresses are refused; names are resolved by
+    ``check_webhook_url_resolves`` and, what counts, at every delivery."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+        target = yarl.URL(url)
+        host = target.raw_host
+    except ValueError:  # also UnicodeError (IDNA)
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not host:
+        return "must be an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "must not contain credentials"
+    ip = _ip(host)
+    if "%" in host:
+        return "scoped IPv6 addresses are not allowed"
+    if ip is None:
+        if not _HOST_NAME.fullmatch(host):
+            return "not a valid host name"
+        if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1]):
+            return _NOT_CANONICAL
+    elif ip.version == 4 and parts.hostname != host:
+        return _NOT_CANONICAL
+    if allow_private:
+        return None
+    name = host.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback addresses are not allowed"
+    if ip is not None and forbidden_address(ip):
+        return "private, loopback, link-local and other non-global addresses are not allowed"
     return None
+
+
+async def check_webhook_url_resolves(url: str) -> str | None:
+    """Early feedback at registration: a name that resolves now to a forbidden address
+    is refused. A name that does not resolve is accepted (deliveries check again)."""
+    host = yarl.URL(url).raw_host
+    if host is None or _ip(host) is not None:
+        return None
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            await CheckedResolver().resolve(host, 0, socket.AF_UNSPEC)
+    except ForbiddenAddress as exc:
+        return str(exc.strerror)
+    except (OSError, TimeoutError):
+        return None
+    return None
+
+
+class ForbiddenAddress(OSError):
+    """A webhook host resolved to (or is) an address that must not be contacted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)  # strerror: what aiohttp reports
+
+
+class CheckedResolver(ThreadedResolver):
+    """aiohttp's getaddrinfo resolver, refusing a name if ANY of its addresses is
+    forbidden. aiohttp connects only to the addresses a resolver returns, so the
+    address checked is the address connected to (no second lookup); TLS SNI and the
+    Host header keep the name."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        for result in results:
+            ip = _ip(result["host"].split("%", 1)[0])
+            if ip is None or forbidden_address(ip):
+                raise ForbiddenAddress(f"{host} resolves to {result['host']}, a forbidden address")
+        return results
+
+
+def delivery_refusal(url: str) -> str | None:
+    """Why a delivery to ``url`` must not be attempted, for what the resolver does not
+    see: aiohttp connects to an IP literal (also one that IDNA made) without resolving."""
+    host = yarl.URL(url).raw_host or ""
+    ip = _ip(host)
+    if ip is not None and forbidden_address(ip):
+        return f"{host} is a forbidden address"
+    return None
+
+
+PARKED_PREFIX = "parked: "
 
 
 class WebhookDispatcher:
@@ -103,12 +226,15 @@ class WebhookDispatcher:
         retry_base: float,
         retry_max: float,
         poll_interval: float = 1.0,
+        allow_private: bool = False,
     ) -> None:
         self.store = store
         self.timeout = timeout
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.poll_interval = poll_interval
+        #: linkapi.allow_private_webhook_urls: no address checks at delivery
+        self.allow_private = allow_private
         self.log = get_logger(component="webhooks")
         #: In a cluster only one node delivers (it holds a renewed lock): see app.py.
         self.should_run: Callable[[], Awaitable[bool]] | None = None
@@ -117,12 +243,19 @@ class WebhookDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.failed_attempts = 0
+        self.parked = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
+        # Every connection goes to an address the resolver checked (IP literals, which
+        # aiohttp does not resolve, are checked in _deliver).
+        connector = aiohttp.TCPConnector(
+            resolver=ThreadedResolver() if self.allow_private else CheckedResolver()
+        )
         self._session = aiohttp.ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             headers={"User-Agent": "mediaserver-webhooks/1"},
         )
@@ -152,14 +285,48 @@ class WebhookDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def run_once(self) -> int:
-        """Deliver every event due now (heads of their queues), concurrently."""
+        """Deliver every event due now (heads of their queues), concurrently; a failure
+        of one entry never stops the others."""
         due = await self.store.due_events(time.time(), limit=100)
         if due:
-            await asyncio.gather(*(self._deliver(ev) for ev in due))
+            await asyncio.gather(*(self._deliver_isolated(ev) for ev in due))
         return len(due)
 
     async def _endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
         return await self.store.get_webhook_endpoint(endpoint_id)
+
+    async def _deliver_isolated(self, event: OutboxEvent) -> None:
+        try:
+            await self._deliver(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store failed (transient): the entry is tried again
+            self.log.exception("webhook delivery failed", outbox_id=event.id)
+
+    async def _close_out(
+        self, event: OutboxEvent, attempt_no: int, at: float, error: str, last_error: str
+    ) -> None:
+        """Record one attempt that sent nothing and take the entry out of its queue."""
+        await self.store.record_attempt(
+            DeliveryAttempt(event.id, attempt_no, at, None, error, 0.0), True, at, last_error
+        )
+
+    def _request(
+        self, event: OutboxEvent, ep: WebhookEndpoint, attempt_no: int, ts: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """Body and headers of an attempt; raises if the entry can never be sent."""
+        problem = check_webhook_url(ep.url, self.allow_private)
+        if problem is not None:
+            raise ValueError(f"webhook URL {problem}")
+        body = json.dumps(event.payload, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(ep.secret, ts, body),
+            "Mediaserver-Event-Id": event.event_id,
+            "Mediaserver-Event-Type": event.type,
+            "Mediaserver-Delivery-Attempt": str(attempt_no),
+        }
+        return body, headers
 
     async def _deliver(self, event: OutboxEvent) -> None:
         assert self._session is not None
@@ -168,25 +335,29 @@ class WebhookDispatcher:
         started = time.time()
         if ep is None or ep.disabled_at is not None:
             # The tenant removed the endpoint: close the event out so its queue moves on.
-            await self.store.record_attempt(
-                DeliveryAttempt(event.id, attempt_no, started, None, "endpoint disabled", 0.0),
-                True,
-                started,
-                "endpoint disabled: not sent",
+            await self._close_out(
+                event, attempt_no, started, "endpoint disabled", "endpoint disabled: not sent"
             )
             return
-        body = json.dumps(event.payload, separators=(",", ":")).encode()
-        ts = int(started)
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(ep.secret, ts, body),
-            "Mediaserver-Event-Id": event.event_id,
-            "Mediaserver-Event-Type": event.type,
-            "Mediaserver-Delivery-Attempt": str(attempt_no),
-        }
+        try:
+            body, headers = self._request(event, ep, attempt_no, int(started))
+        except Exception as exc:
+            # A poison entry (it can never be sent): park it with the reason, so that
+            # it neither blocks its queue nor fails on every pass.
+            reason = f"{type(exc).__name__}: {exc}".encode("ascii", "backslashreplace")
+            parked = PARKED_PREFIX + reason.decode()[:300]
+            await self._close_out(event, attempt_no, started, parked, parked)
+            self.parked += 1
+            self.log.warning(
+                "webhook entry parked", endpoint=ep.id, outbox_id=event.id, error=parked
+            )
+            return
         status: int | None = None
         error: str | None = None
+        refusal = None if self.allow_private else delivery_refusal(ep.url)
         try:
+            if refusal is not None:
+                raise ForbiddenAddress(refusal)
             async with self._session.post(
                 ep.url, data=body, headers=headers, allow_redirects=False
             ) as resp:
@@ -195,6 +366,8 @@ class WebhookDispatcher:
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        except Exception as exc:  # anything else: a failed attempt, retried with backoff
             error = f"{type(exc).__name__}: {exc}"[:300]
         delivered = error is None
         duration = (time.time() - started) * 1000

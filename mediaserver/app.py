@@ -164,6 +164,7 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=cfg.webhook_timeout_seconds,
         retry_base=cfg.webhook_retry_base_seconds,
         retry_max=cfg.webhook_retry_max_seconds,
+        allow_private=cfg.allow_private_webhook_urls,
     )
     service.wake_dispatcher = dispatcher.wake
     relay = app.get(RELAY)
