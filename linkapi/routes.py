@@ -178,6 +178,7 @@ async def create_join_token(request: web.Request) -> web.Response:
 
 async def create_room_token(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
+    service.check_adhoc_room(request.match_info["room"])  # the path before the body
     body = await _body(request, "RoomTokenCreate")
     token, claims = service.create_room_token(_tenant(request), request.match_info["room"], body)
     return _json(

@@ -418,10 +418,8 @@ class LinkService:
         )
         return sign_join_token(self._token_secret, claims), claims, link
 
-    def create_room_token(
-        self, tenant: Tenant, room: str, body: dict[str, Any]
-    ) -> tuple[str, RoomClaims]:
-        """A room token for an ad-hoc room in the tenant's namespace (docs/linkapi.md)."""
+    def check_adhoc_room(self, room: str) -> None:
+        """409 when ad-hoc rooms are off, 422 for a room id a join could not use."""
         if not self.config.rooms.adhoc:
             raise ApiProblem(
                 409,
@@ -435,12 +433,17 @@ class LinkService:
             raise _invalid("room", "1 to 128 ASCII letters, digits, '-', '_' or '.'")
         if room.startswith("lnk_"):
             raise _invalid("room", "must not start with 'lnk_' (the rooms of meeting links)")
-        name = self._display_name(body)
+
+    def create_room_token(
+        self, tenant: Tenant, room: str, body: dict[str, Any]
+    ) -> tuple[str, RoomClaims]:
+        """A room token for an ad-hoc room in the tenant's namespace (docs/linkapi.md)."""
+        self.check_adhoc_room(room)
         ttl = float(body.get("ttl_seconds", self.config.linkapi.join_token_ttl_seconds))
         return mint_room_token(
             self._token_secret,
             room,
-            name,
+            self._display_name(body),
             role=body["role"],
             user_id=body["user_id"],
             tenant_id=tenant.id,

@@ -187,6 +187,15 @@ async def test_clients_on_two_nodes_meet_on_a_third(cluster, clients):
         await filler.connect()
         await join_room(filler, f"filler-{node.name}")
     await asyncio.sleep(1.2)  # heartbeats carry the load
+    # joins without a valid room token are refused before placement: no lease anywhere
+    probe = client(a.ws, "mallory")
+    clients.append(probe)
+    await probe.connect()
+    for token, code in ((None, "token_required"), (room_token("other", "m"), "invalid_token")):
+        with pytest.raises(ClientError) as exc:
+            await probe.join_with({"type": "join", "room": "meet", "name": "m", "token": token})
+        assert exc.value.code == code
+    assert await owner_of(redis, "meet") == ""
     x = client(a.ws, "via-a")
     y = client(b.ws, "via-b")
     clients += [x, y]
