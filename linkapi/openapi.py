@@ -31,6 +31,43 @@ _ID = {"type": "string", "minLength": 1, "maxLength": 256, **_SAFE}
 _TEXT = {"type": "string", "maxLength": 1024, **_SAFE}
 _DATETIME = {"type": "string", "format": "date-time", "maxLength": 64}
 _NULLABLE_DATETIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _token(roles: list[str], *strings: str) -> dict[str, Any]:
+    """A minted join token or room token: the token, its expiry and role, and more."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["token", *strings, "expires_at", "role"],
+        "properties": {
+            "token": {"type": "string"},
+            **{name: {"type": "string"} for name in strings},
+            "expires_at": _DATETIME,
+            "role": {"enum": roles},
+        },
+    }
+
+
+def _token_create(roles: list[str]) -> dict[str, Any]:
+    """The request body that mints a join token or a room token."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["user_id", "name", "role"],
+        "properties": {
+            "user_id": _ID,
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": _NAME_PATTERN,
+            },
+            "role": {"enum": roles},
+            "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+        },
+    }
+
+
 _PERSON = {
     "type": "object",
     "additionalProperties": False,
@@ -122,22 +159,8 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"max_guests": {"type": "integer", "minimum": 1, "maximum": 100}},
     },
-    "JoinTokenCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["user_id", "name", "role"],
-        "properties": {
-            "user_id": _ID,
-            "name": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 64,
-                "pattern": _NAME_PATTERN,
-            },
-            "role": {"enum": ["host", "member"]},
-            "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
-        },
-    },
+    "JoinTokenCreate": _token_create(["host", "member"]),
+    "RoomTokenCreate": _token_create(["host", "member", "guest"]),
     "WebhookCreate": {
         "type": "object",
         "additionalProperties": False,
@@ -230,17 +253,8 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _DATETIME,
         },
     },
-    "JoinToken": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["token", "join_url", "expires_at", "role"],
-        "properties": {
-            "token": {"type": "string"},
-            "join_url": {"type": "string"},
-            "expires_at": _DATETIME,
-            "role": {"enum": ["host", "member"]},
-        },
-    },
+    "JoinToken": _token(["host", "member"], "join_url"),
+    "RoomToken": _token(["host", "member", "guest"], "room", "room_id"),
     "Webhook": {
         "type": "object",
         "additionalProperties": False,
@@ -469,6 +483,21 @@ OPENAPI: dict[str, Any] = {
                 "summary": "A short-lived signed token for a signed-in user",
                 "requestBody": _body("JoinTokenCreate"),
                 "responses": {"201": _ok("JoinToken", "Created"), **_ERRORS},
+            },
+        },
+        "/v1/rooms/{room}/tokens": {
+            "parameters": [
+                {
+                    "name": "room",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+                }
+            ],
+            "post": {
+                "summary": "A signed token to join the tenant's ad-hoc room (rooms.adhoc)",
+                "requestBody": _body("RoomTokenCreate"),
+                "responses": {"201": _ok("RoomToken", "Created"), **_ERRORS},
             },
         },
         "/v1/links/{link_id}/report": {

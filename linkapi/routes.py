@@ -196,6 +196,23 @@ async def create_join_token(request: web.Request) -> web.Response:
     )
 
 
+async def create_room_token(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    service.check_adhoc_room(request.match_info["room"])  # the path before the body
+    body = await _body(request, "RoomTokenCreate")
+    token, claims = service.create_room_token(_tenant(request), request.match_info["room"], body)
+    return _json(
+        {
+            "token": token,
+            "room": claims.room,
+            "room_id": claims.room_id,
+            "expires_at": iso(claims.expires_at),
+            "role": claims.role,
+        },
+        201,
+    )
+
+
 async def get_reports(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     link = await service.get_link(_tenant(request), request.match_info["link_id"])
@@ -299,6 +316,7 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r.add_post("/links/{link_id}/guest-invites", create_guest_invite)
     r.add_post("/links/{link_id}/join-tokens", create_join_token)
     r.add_get("/links/{link_id}/report", get_reports)
+    r.add_post("/rooms/{room}/tokens", create_room_token)
     r.add_put("/users/{user_id}/personal-room", put_personal_room)
     r.add_post("/users/{user_id}/personal-room/rotate", rotate_personal_room)
     r.add_post("/webhooks", create_webhook)

@@ -31,7 +31,10 @@ from .problems import ApiProblem, invalid
 from .secrets_ import (
     InvalidToken,
     JoinClaims,
+    RoomClaims,
     hash_secret,
+    load_token_secret,
+    mint_room_token,
     new_api_key,
     new_id,
     new_slug,
@@ -104,11 +107,7 @@ class LinkService:
         self.wake_dispatcher: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
-        configured = self.config.linkapi.token_secret
-        secret = configured or await self.store.get_or_create_secret(
-            "join_token_secret", secrets.token_urlsafe(48)
-        )
-        self._token_secret = secret.encode()
+        self._token_secret = await load_token_secret(self.config.linkapi.token_secret, self.store)
 
     # --- tenants and keys (CLI) ------------------------------------------------------
 
@@ -390,6 +389,13 @@ class LinkService:
         await self.store.add_guest_invite(invite)
         return invite
 
+    @staticmethod
+    def _display_name(body: dict[str, Any]) -> str:
+        name = str(body["name"]).strip()
+        if not name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+            raise _invalid("name", "must be a display name without control characters")
+        return name
+
     async def create_join_token(
         self, tenant: Tenant, link_id: str, body: dict[str, Any]
     ) -> tuple[str, JoinClaims, Link]:
@@ -398,10 +404,7 @@ class LinkService:
             raise ApiProblem(409, "link-revoked", "Link revoked", "the link was revoked")
         if link.profile != "default":
             raise ApiProblem(409, "not-hosted", "Not hosted here", "explicit links have no room")
-        name = str(body["name"]).strip()
-        if not name or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
-            raise _invalid("name", "must be a display name without control characters")
-        body = {**body, "name": name}
+        body = {**body, "name": self._display_name(body)}
         ttl = float(body.get("ttl_seconds", self.config.linkapi.join_token_ttl_seconds))
         claims = JoinClaims(
             link_id=link.id,
@@ -412,6 +415,39 @@ class LinkService:
             token_id=secrets.token_urlsafe(9),
         )
         return sign_join_token(self._token_secret, claims), claims, link
+
+    def check_adhoc_room(self, room: str) -> None:
+        """409 when ad-hoc rooms are off, 422 for a room id a join could not use."""
+        if not self.config.rooms.adhoc:
+            raise ApiProblem(
+                409,
+                "adhoc-disabled",
+                "Ad-hoc rooms disabled",
+                "this server does not host ad-hoc rooms (rooms.adhoc is false)",
+            )
+        if not 1 <= len(room) <= 128 or not all(
+            c.isascii() and (c.isalnum() or c in "-_.") for c in room
+        ):
+            raise _invalid("room", "1 to 128 ASCII letters, digits, '-', '_' or '.'")
+        if room.startswith("lnk_"):
+            raise _invalid("room", "must not start with 'lnk_' (the rooms of meeting links)")
+
+    def create_room_token(
+        self, tenant: Tenant, room: str, body: dict[str, Any]
+    ) -> tuple[str, RoomClaims]:
+        """A room token for an ad-hoc room in the tenant's namespace (docs/linkapi.md)."""
+        self.check_adhoc_room(room)
+        ttl = float(body.get("ttl_seconds", self.config.linkapi.join_token_ttl_seconds))
+        return mint_room_token(
+            self._token_secret,
+            room,
+            self._display_name(body),
+            role=body["role"],
+            user_id=body["user_id"],
+            tenant_id=tenant.id,
+            ttl_seconds=ttl,
+            now=self.clock(),
+        )
 
     # --- joining (used by signalling) ------------------------------------------------
 

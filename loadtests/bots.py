@@ -23,7 +23,9 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from linkapi.secrets_ import mint_room_token
 from mediaserver.client.sdk import MeetingClient
+from mediaserver.config import load_config
 from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
 from .rtp import RtpCounter, RtpPump
@@ -77,11 +79,16 @@ class Participant:
         raise NotImplementedError
 
 
+#: The key that signs room tokens: the server's linkapi.token_secret (--server-config).
+TOKEN_SECRET = b""
+
+
 class OurParticipant(Participant):
     def __init__(self, url: str, name: str) -> None:
         self.client = MeetingClient(url, name=name)
 
     async def join(self, room: str, *, publish: bool, subscribe: bool, video: bool = True) -> None:
+        token, _ = mint_room_token(TOKEN_SECRET, room, self.client.name, ttl_seconds=3600)
         started = time.monotonic()
         if subscribe:
             self.counter = None
@@ -93,7 +100,7 @@ class OurParticipant(Participant):
 
             self.client.subscriber_hook = hook
         await self.client.connect()
-        await self.client.join(room)
+        await self.client.join(room, token)
         self.join_seconds = time.monotonic() - started
         if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
@@ -458,7 +465,16 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=1, help="consecutive measurements")
     parser.add_argument("--ice-address", default="10.77.0.2")
     parser.add_argument("--api-key", default="")
+    parser.add_argument(
+        "--server-config",
+        default=None,
+        help="mediaserver's config: room tokens are signed "
+        "with its linkapi.token_secret (mediaserver needs rooms.adhoc = true)",
+    )
     args = parser.parse_args()
+    if args.server_config:
+        global TOKEN_SECRET
+        TOKEN_SECRET = load_config(args.server_config, env={}).linkapi.token_secret.encode()
     configure_ice_addresses([args.ice_address])
     try:
         import uvloop

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -113,6 +114,7 @@ ice_addresses = ["{ns.server_ip}"]
 [rooms]
 max_participants = 200
 max_publications_per_participant = 4
+adhoc = true
 [state]
 backend = "sqlite"
 data_dir = "{workdir / "data"}"
@@ -120,6 +122,8 @@ data_dir = "{workdir / "data"}"
 level = "warning"
 [linkapi]
 rate_limit_per_minute = 1000000
+# the bots read this file and mint their room tokens with this key (loadtests/bots.py)
+token_secret = "{secrets.token_urlsafe(32)}"
 """
         )
         out = subprocess.run(
@@ -180,6 +184,7 @@ class JanusServer:
 
         self.url = janus_url(self.dir)
         self.api_key = ""
+        self.config: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> int:
@@ -219,6 +224,8 @@ def run_bots(
         "--windows",
         str(windows),
     ]
+    if server.config is not None:  # the bots mint room tokens with the server's key
+        argv += ["--server-config", str(server.config)]
     started = time.monotonic()
     proc = subprocess.run(
         ns.cmd(argv, BOTS_CPU), capture_output=True, text=True, cwd=ROOT, timeout=400

@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .app_keys import CONFIG, LINKS, METRICS, RELAY, ROOMS, SESSIONS, STORE
+from .app_keys import CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS, STORE
 from .config import Config
 from .sfu.peer import configure_ice_addresses, configure_port_range
 from .sfu.room import Room, RoomManager
@@ -84,6 +84,14 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
+async def _room_tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+    """rooms.adhoc: the key that signs room tokens, the same one as join tokens."""
+    from linkapi.secrets_ import load_token_secret
+
+    app[ROOM_TOKEN_SECRET] = await load_token_secret(app[CONFIG].linkapi.token_secret, app[STORE])
+    yield
+
+
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rtc = app[CONFIG].rtc
     configure_ice_addresses(rtc.ice_addresses)
@@ -124,6 +132,7 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
             links=links,
             disconnect=disconnect,
             peer=peer,
+            room_token_secret=app.get(ROOM_TOKEN_SECRET),
         )
 
     async def room_closed(room: Room) -> None:
@@ -271,6 +280,8 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
         redis_url=config.state.redis_url,
     )
     app.cleanup_ctx.append(_store_ctx)
+    if config.rooms.adhoc:
+        app.cleanup_ctx.append(_room_tokens_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
     if config.state.backend == "redis":
         app.cleanup_ctx.append(_cluster_ctx)

@@ -11,7 +11,16 @@ from .sfu.room import RoomManager
 from .state.store import Store
 from .telemetry import Metrics
 
-__all__ = ["CONFIG", "LINKS", "METRICS", "RELAY", "ROOMS", "SESSIONS", "STORE"]
+__all__ = [
+    "CONFIG",
+    "LINKS",
+    "METRICS",
+    "RELAY",
+    "ROOMS",
+    "ROOM_TOKEN_SECRET",
+    "SESSIONS",
+    "STORE",
+]
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
@@ -22,3 +31,5 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 LINKS: web.AppKey[object] = web.AppKey("links")
 # The cluster relay (mediaserver.cluster.relay.Relay) when state.backend = "redis".
 RELAY: web.AppKey[Any] = web.AppKey("relay")
+# The key that signs room tokens; present only when rooms.adhoc is true.
+ROOM_TOKEN_SECRET: web.AppKey[bytes] = web.AppKey("room_token_secret")

@@ -1,12 +1,18 @@
-"""Command line: ``mediaserver serve | check-config``."""
+"""Command line: ``mediaserver serve | check-config | tenant | room-token``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .state.store import Store
 
 __all__ = ["main"]
 
@@ -77,7 +83,6 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     import asyncio
 
     from .config import Config
-    from .state import create_store
 
     config = _load(args.config)
     assert isinstance(config, Config)
@@ -86,18 +91,12 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         from linkapi.secrets_ import parse_api_key
         from linkapi.service import LinkService
 
-        store = create_store(
-            config.state.backend,
-            sqlite_path=config.state.effective_sqlite_path,
-            redis_url=config.state.redis_url,
-        )
         if config.state.backend == "memory":
             print(
                 "warning: state.backend is 'memory': nothing is kept after this command",
                 file=sys.stderr,
             )
-        await store.open()
-        try:
+        async with _open_store(config) as store:
             service = LinkService(store, config)
             if args.tenant_command == "create":
                 tenant, key = await service.create_tenant(args.name, args.guest_policy)
@@ -129,10 +128,72 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                         state = "revoked" if k.revoked_at else "active"
                         print(f"  key {k.id}\t{state}")
             return 0
-        finally:
-            await store.close()
 
     return asyncio.run(run())
+
+
+@contextlib.asynccontextmanager
+async def _open_store(config: Config) -> AsyncIterator[Store]:
+    """The configured store, as the server opens it (the server may be running)."""
+    from .state import create_store
+
+    store = create_store(
+        config.state.backend,
+        sqlite_path=config.state.effective_sqlite_path,
+        redis_url=config.state.redis_url,
+    )
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def cmd_room_token(args: argparse.Namespace) -> int:
+    """Mint a room token for an ad-hoc room (signed with the server's token key)."""
+    import asyncio
+
+    from linkapi.secrets_ import load_token_secret, mint_room_token
+
+    from .config import Config
+    from .signalling.messages import Join, ProtocolError
+
+    config = _load(args.config)
+    assert isinstance(config, Config)
+    try:
+        Join(room=args.room, token="-", name=args.name).validate()
+    except ProtocolError as exc:
+        print(f"invalid room or name: {exc.message}", file=sys.stderr)
+        return 2
+    if not 10 <= args.ttl <= 31 * 86400:
+        print("--ttl must be between 10 seconds and 31 days", file=sys.stderr)
+        return 2
+    if config.state.backend == "memory" and not config.linkapi.token_secret:
+        print(
+            "state.backend is 'memory' and linkapi.token_secret is empty: the server's "
+            "key exists only inside the server; set linkapi.token_secret",
+            file=sys.stderr,
+        )
+        return 2
+    if not config.rooms.adhoc:
+        print("warning: rooms.adhoc is false: the server refuses joins by room", file=sys.stderr)
+
+    async def secret() -> bytes:
+        if config.linkapi.token_secret:
+            return config.linkapi.token_secret.encode()
+        async with _open_store(config) as store:
+            return await load_token_secret("", store)
+
+    token, _ = mint_room_token(
+        asyncio.run(secret()),
+        args.room,
+        args.name.strip(),
+        role=args.role,
+        user_id=args.user,
+        ttl_seconds=args.ttl,
+    )
+    print(token)
+    return 0
 
 
 def _serve_workers(args: argparse.Namespace, config: object) -> int:
@@ -220,5 +281,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke.add_argument("key")
     tsub.add_parser("list", parents=[config_opt], help="list tenants and their keys")
     tenant.set_defaults(func=cmd_tenant)
+    room_token = sub.add_parser(
+        "room-token",
+        parents=[config_opt],
+        help="print a signed token to join an ad-hoc room (rooms.adhoc)",
+    )
+    room_token.add_argument("room", help="the room id the token is for")
+    room_token.add_argument("--name", required=True, help="display name of the participant")
+    room_token.add_argument(
+        "--user", default=None, help="identity (removal bars it); default: the name"
+    )
+    room_token.add_argument(
+        "--role",
+        choices=["host", "member", "guest"],
+        default="member",
+        help="host: may moderate; member: never waits; guest: follows the guest policy",
+    )
+    room_token.add_argument(
+        "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
+    )
+    room_token.set_defaults(func=cmd_room_token)
     args = parser.parse_args(argv)
     return int(args.func(args))

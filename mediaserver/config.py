@@ -358,6 +358,9 @@ class RoomsConfig(_Validated):
     empty_timeout_seconds: float = 30.0
     max_publications_per_participant: int = 4
     lobby_timeout_seconds: float = 300.0
+    #: Rooms joined by id (``join {room, token}``), each join with a signed room token.
+    #: Off: only meeting links can be joined.
+    adhoc: bool = False
 
     def _validate(self) -> None:
         self._range(

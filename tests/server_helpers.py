@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from linkapi.secrets_ import mint_room_token
 from mediaserver.app import create_app
 from mediaserver.app_keys import LINKS, METRICS, ROOMS
 from mediaserver.client.sdk import MeetingClient
 from mediaserver.config import Config, load_config
+
+#: The token key of every test server, so that tests can mint room tokens themselves.
+TOKEN_SECRET = "test-token-secret-0123456789abcdefghij"
+#: For servers started as processes: ad-hoc rooms on, signed with TOKEN_SECRET.
+ADHOC_ENV = {"MEDIASERVER_ROOMS_ADHOC": "true", "MEDIASERVER_LINKAPI_TOKEN_SECRET": TOKEN_SECRET}
+
+
+def room_token(room: str, name: str, *, role: str = "member", ttl: float = 600.0) -> str:
+    """A room token for a test server (the one way tests mint them)."""
+    return mint_room_token(TOKEN_SECRET.encode(), room, name, role=role, ttl_seconds=ttl)[0]
+
+
+async def join_room(client: MeetingClient, room: str, *, role: str = "member") -> dict[str, Any]:
+    """``client`` joins the ad-hoc ``room`` with a token in its own name."""
+    return await client.join(room, room_token(room, client.name, role=role))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> dict:
+    """Poll a server process's /healthz until it answers 200; returns the answer."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited during start-up"
+            try:
+                async with s.get(url + "/healthz") as r:
+                    if r.status == 200:
+                        return dict(await r.json())
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("server did not answer /healthz")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server process; SIGKILL it if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def make_config(**rooms: Any) -> Config:
@@ -19,10 +73,11 @@ def make_config(**rooms: Any) -> Config:
     return dataclasses.replace(
         config,
         rtc=dataclasses.replace(config.rtc, ice_addresses=("127.0.0.1",)),
-        rooms=dataclasses.replace(config.rooms, **rooms) if rooms else config.rooms,
+        rooms=dataclasses.replace(config.rooms, **{"adhoc": True, **rooms}),
         state=dataclasses.replace(config.state, backend="memory"),
         linkapi=dataclasses.replace(
             config.linkapi,
+            token_secret=TOKEN_SECRET,
             allow_private_webhook_urls=True,
             webhook_retry_base_seconds=0.05,
             webhook_retry_max_seconds=0.5,

@@ -2,7 +2,7 @@
 
     client = MeetingClient("ws://127.0.0.1:8080/ws", name="Ada", ice_addresses=["127.0.0.1"])
     await client.connect()
-    await client.join("standup")
+    await client.join("standup", token)           # a room token (mediaserver room-token)
     await client.publish([audio_track, video_track])
     remote = await client.wait_for_tracks(2)      # RemoteTrack(track, participant_id, ...)
     await client.leave()
@@ -191,8 +191,10 @@ class MeetingClient:
 
     # --- room -----------------------------------------------------------------------
 
-    async def join(self, room: str) -> dict[str, Any]:
-        return await self.join_with({"type": "join", "room": room, "name": self.name})
+    async def join(self, room: str, token: str) -> dict[str, Any]:
+        """Join an ad-hoc room with a room token (minted by ``mediaserver room-token`` or
+        ``POST /v1/rooms/{room}/tokens``); the token decides the name and role."""
+        return await self.join_with({"type": "join", "room": room, "token": token})
 
     async def join_with(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send a join message (by room or by link); remembered for reconnects."""

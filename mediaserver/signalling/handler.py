@@ -11,12 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from linkapi.secrets_ import ExpiredToken, InvalidToken, RoomClaims, verify_room_token
+
 from ..lobby import decide_admission, effective_guest_policy, moderation
 from ..lobby.lobby import Knock
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
 from ..sfu.room import Room, RoomManager
+from ..state.models import GuestInvite
 from ..telemetry import get_logger
 from . import messages as m
 
@@ -40,9 +43,12 @@ class SignallingSession:
         links: LinkService | None = None,
         disconnect: Callable[[], Awaitable[None]] | None = None,
         peer: str = "",
+        room_token_secret: bytes | None = None,
     ) -> None:
         self.manager = manager
         self.links = links
+        #: The key that signs room tokens; None: ad-hoc rooms are disabled.
+        self.room_token_secret = room_token_secret
         self.peer = peer
         self.knock: Knock | None = None
         self._knock_room: Room | None = None
@@ -136,11 +142,17 @@ class SignallingSession:
                     return True
                 self.participant = joined
             else:
-                assert msg.room is not None and msg.name is not None
-                room = self.manager.room(msg.room)
-                self.participant = await room.join(
-                    msg.name.strip(), self.send, msg.id, bar_key=self._bar_key(None, msg.name)
+                claims = self.room_claims(msg)
+                joined = await self._admit(
+                    self.manager.room(claims.room_id),
+                    msg.id,
+                    role=claims.role,
+                    name=claims.name,
+                    user_id=claims.user_id,
                 )
+                if joined is None:  # waiting in the lobby
+                    return True
+                self.participant = joined
             self._joined(self.participant)
             self.manager.metrics.join_duration.observe(time.perf_counter() - started)
             return True
@@ -204,6 +216,31 @@ class SignallingSession:
             return False
         return True
 
+    def room_claims(self, msg: m.Join) -> RoomClaims:
+        """What the room token of a join by room id grants, or the precise refusal.
+        Checked before any room is looked up or created (also before a cluster node
+        places the room: see websocket._place)."""
+        assert msg.room is not None
+        if self.room_token_secret is None:
+            raise m.ProtocolError(
+                m.ErrorCode.ADHOC_DISABLED,
+                "join: this server has no ad-hoc rooms; join through a meeting link",
+            )
+        if msg.token is None:
+            raise m.ProtocolError(
+                m.ErrorCode.TOKEN_REQUIRED, "join: a room token is required to join by room"
+            )
+        try:
+            return verify_room_token(self.room_token_secret, msg.token, room=msg.room)
+        except ExpiredToken:
+            raise m.ProtocolError(
+                m.ErrorCode.TOKEN_EXPIRED, "join: room token rejected: token expired"
+            ) from None
+        except InvalidToken as exc:
+            raise m.ProtocolError(
+                m.ErrorCode.INVALID_TOKEN, f"join: room token rejected: {exc}"
+            ) from None
+
     def _bar_key(self, user_id: str | None, name: str | None) -> str:
         """Who a removal bars: the signed-in user, else this address + display name."""
         if user_id:
@@ -235,12 +272,30 @@ class SignallingSession:
             room.guest_policy = effective_guest_policy(link.options)
             room.share_url = self.links.join_url(link)
             room.title = str(link.event.get("summary") or "")
-        invite = grant.via_invite
-        bar_key = self._bar_key(
-            grant.user_id, f"{grant.name}:{invite.id}" if invite else grant.name
-        )
-        decision = decide_admission(
+        return await self._admit(
+            room,
+            msg.id,
             role=grant.role,
+            name=grant.name,
+            user_id=grant.user_id,
+            invite=grant.via_invite,
+        )
+
+    async def _admit(
+        self,
+        room: Room,
+        ref: str | int | None,
+        *,
+        role: str,
+        name: str,
+        user_id: str | None,
+        invite: GuestInvite | None = None,
+    ) -> Participant | None:
+        """The admission decision (docs/protocol.md §12): admitted now (participant),
+        waiting in the lobby (None), or refused (raises)."""
+        bar_key = self._bar_key(user_id, f"{name}:{invite.id}" if invite else name)
+        decision = decide_admission(
+            role=role,
             guest_policy=room.guest_policy,
             locked=room.locked,
             barred=bar_key in room.barred,
@@ -253,11 +308,11 @@ class SignallingSession:
         invite_limit = invite.max_guests if invite else 0
         if decision.action == "admit":
             return await room.join(
-                grant.name,
+                name,
                 self.send,
-                msg.id,
-                role=grant.role,
-                user_id=grant.user_id,
+                ref,
+                role=role,
+                user_id=user_id,
                 invite_id=invite_id,
                 invite_limit=invite_limit,
                 bar_key=bar_key,
@@ -271,16 +326,16 @@ class SignallingSession:
                 )
         self.knock = await room.lobby.knock(
             Knock(
-                name=grant.name,
+                name=name,
                 send=self.send,
                 on_admitted=self._joined,
                 disconnect=self.disconnect,
-                user_id=grant.user_id,
+                user_id=user_id,
                 invite_id=invite_id,
                 invite_limit=invite_limit,
                 bar_key=bar_key,
             ),
-            msg.id,
+            ref,
         )
         self._knock_room = room
         self.ever_joined = True  # waiting in a lobby is not idling: no join timeout

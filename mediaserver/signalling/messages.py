@@ -73,6 +73,11 @@ class ErrorCode:
     FORBIDDEN = "forbidden"
     LOCKED_BY_HOST = "locked_by_host"
     SHUTTING_DOWN = "shutting_down"
+    # joins by room id (ad-hoc rooms, docs/protocol.md §4)
+    ADHOC_DISABLED = "adhoc_disabled"
+    TOKEN_REQUIRED = "token_required"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
     INTERNAL = "internal_error"
 
 
@@ -119,8 +124,10 @@ class Hello(ClientMessage):
 
 @dataclass(frozen=True, slots=True)
 class Join(ClientMessage):
-    """Join a room by id (``room``) or through a meeting link (``link``: the slug of a
-    join or host URL, plus an optional join ``token`` or guest ``invite``)."""
+    """Join an ad-hoc room by id (``room``, with a room ``token``) or through a meeting
+    link (``link``: the slug of a join or host URL, plus an optional join ``token`` or
+    guest ``invite``). A missing room token is not a format error: the server answers
+    ``adhoc_disabled`` or ``token_required`` (docs/protocol.md §4)."""
 
     TYPE: ClassVar[str] = "join"
     room: str | None = None
@@ -142,10 +149,10 @@ class Join(ClientMessage):
                 raise ProtocolError(
                     ErrorCode.INVALID_FIELD, "room: meeting-link rooms are joined with 'link'"
                 )
-            if self.token is not None or self.invite is not None:
-                raise ProtocolError(ErrorCode.INVALID_FIELD, "token/invite: only with 'link'")
-            if self.name is None:
-                raise ProtocolError(ErrorCode.MISSING_FIELD, "missing field 'name'")
+            if self.invite is not None:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "invite: only with 'link'")
+            if self.token is not None:
+                _check_str("token", self.token, max_len=2048)
         else:
             link = _check_str("link", self.link, max_len=64)
             if not all(c.isascii() and (c.isalnum() or c in "-_") for c in link):

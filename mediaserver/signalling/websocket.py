@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..app_keys import CONFIG, LINKS, METRICS, RELAY, ROOMS, SESSIONS
+from ..app_keys import CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS
 from ..cluster.cluster import Lease, Unavailable
 from ..cluster.relay import Relay
 from . import messages as m
@@ -48,6 +48,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         links=links,
         disconnect=disconnect,
         peer=request.remote or "",
+        room_token_secret=request.app.get(ROOM_TOKEN_SECRET),
     )
 
     async def send_text(text: str) -> None:
@@ -131,6 +132,11 @@ async def _place(
         return None  # the local session answers with the precise error
     assert isinstance(msg, m.Join)
     room = msg.room
+    if room is not None:  # an ad-hoc room: no lease for a join without a valid token
+        try:
+            room = session.room_claims(msg).room_id
+        except m.ProtocolError:
+            return None  # the local session refuses it the same way, creating nothing
     try:
         if msg.link is not None:
             try:

@@ -15,19 +15,12 @@ import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
 from redis_server import RedisServer
+from server_helpers import ADHOC_ENV, free_port, join_room, room_token, stop_process
 
 from mediaserver.client.sdk import ClientError, MeetingClient
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Node:
@@ -67,7 +60,7 @@ allow_private_webhook_urls = true
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")} | ADHOC_ENV
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
@@ -103,13 +96,8 @@ allow_private_webhook_urls = true
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 @pytest.fixture
@@ -197,14 +185,23 @@ async def test_clients_on_two_nodes_meet_on_a_third(cluster, clients):
         filler = client(node.ws, "filler")
         clients.append(filler)
         await filler.connect()
-        await filler.join(f"filler-{node.name}")
+        await join_room(filler, f"filler-{node.name}")
     await asyncio.sleep(1.2)  # heartbeats carry the load
+    # joins without a valid room token are refused before placement: no lease anywhere
+    probe = client(a.ws, "mallory")
+    clients.append(probe)
+    await probe.connect()
+    for token, code in ((None, "token_required"), (room_token("other", "m"), "invalid_token")):
+        with pytest.raises(ClientError) as exc:
+            await probe.join_with({"type": "join", "room": "meet", "name": "m", "token": token})
+        assert exc.value.code == code
+    assert await owner_of(redis, "meet") == ""
     x = client(a.ws, "via-a")
     y = client(b.ws, "via-b")
     clients += [x, y]
     for i, cl in enumerate((x, y)):
         await cl.connect()
-        joined = await cl.join("meet")
+        joined = await join_room(cl, "meet")
         assert joined["room"] == "meet"
         await cl.publish([ToneTrack(), ColourTrack(COLOURS[i])])
     assert await owner_of(redis, "meet") == "node-c"
@@ -219,7 +216,7 @@ async def test_concurrent_first_joins_end_in_one_room(cluster, clients):
     people = [client((a if i % 2 else b).ws, f"p{i}") for i in range(50)]
     clients += people
     await asyncio.gather(*(p.connect() for p in people))
-    replies = await asyncio.gather(*(p.join("race") for p in people))
+    replies = await asyncio.gather(*(join_room(p, "race") for p in people))
     assert all(r["room"] == "race" for r in replies)
     owner = await owner_of(redis, "race")
     health = {n.name: await n.health() for n in cluster[1]}
@@ -233,14 +230,16 @@ async def test_owner_killed_media_resumes(cluster, clients):
         filler = client(node.ws, "filler")
         clients.append(filler)
         await filler.connect()
-        await filler.join(f"filler-{node.name}")
+        await join_room(filler, f"filler-{node.name}")
     await asyncio.sleep(1.2)
     x = client(a.ws, "x", reconnect_seconds=30)
     y = client(b.ws, "y", reconnect_seconds=30)
     clients += [x, y]
     for i, cl in enumerate((x, y)):
         await cl.connect()
-        await cl.join_with({"type": "join", "room": "moving", "name": cl.name})
+        await cl.join_with(
+            {"type": "join", "room": "moving", "token": room_token("moving", cl.name)}
+        )
         await cl.publish_with(lambda i=i: [ToneTrack(), ColourTrack(COLOURS[i])])
     assert await owner_of(redis, "moving") == "node-c"
     await sees_colour(x, 1)
@@ -261,7 +260,7 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     clients += [x, y]
     for i, cl in enumerate((x, y)):
         await cl.connect()
-        await cl.join("steady")
+        await join_room(cl, "steady")
         await cl.publish([ToneTrack(), ColourTrack(COLOURS[i])])
     await sees_colour(x, 1)
     video = next(t for t in x.live_tracks() if t.kind == "video")
@@ -272,7 +271,7 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     clients.append(late)
     await late.connect()
     with pytest.raises(ClientError) as err:
-        await late.join("steady")
+        await join_room(late, "steady")
     assert err.value.code == "unavailable"
     while time.monotonic() - outage_started < 5:
         await asyncio.wait_for(video.track.recv(), 2)  # media never stops
@@ -283,7 +282,7 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     again = client(b.ws, "again")
     clients.append(again)
     await again.connect()
-    joined = await again.join("steady")
+    joined = await join_room(again, "steady")
     assert joined["room"] == "steady" and len(joined["participants"]) == 2
 
 
@@ -315,7 +314,7 @@ async def test_workers_share_the_port_as_cluster_nodes(tmp_path):
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     node = Node("multi", redis.url, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")} | ADHOC_ENV
     proc = subprocess.Popen(
         [
             sys.executable,

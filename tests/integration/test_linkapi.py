@@ -407,3 +407,31 @@ async def test_idempotency_key_reused_for_another_event_is_a_conflict(api_server
         "/v1/links", {"event": event("two", calendar_id="c")}, headers=headers
     )
     assert code == 409 and body["type"].endswith("idempotency-key-reused")
+
+
+async def test_room_tokens_for_the_tenants_ad_hoc_rooms(api_server, clients):
+    srv, api = api_server
+    body = {"user_id": "u-1", "name": " Hana ", "role": "host", "ttl_seconds": 60}
+    status, minted, _ = await api.post("/v1/rooms/standup/tokens", body)
+    assert status == 201 and minted["token"].startswith("mrt1.")
+    assert (minted["room"], minted["room_id"]) == ("standup", f"{api.tenant.id}/standup")
+    assert minted["role"] == "host"
+    host = srv.client("ignored")
+    clients.append(host)
+    await host.connect()
+    joined = await host.join("standup", minted["token"])
+    assert (joined["room"], joined["role"]) == (minted["room_id"], "host")
+    assert "lobby" in joined  # a host of an ad-hoc room moderates it
+    # the path is checked before the body, then the body against the schema
+    for room, field in (("lnk_abc", "room"), ("x" * 129, "room")):
+        status, problem, _ = await api.post(f"/v1/rooms/{room}/tokens", {})
+        assert status == 422 and problem["errors"][0]["field"] == field
+    status, problem, _ = await api.post("/v1/rooms/r/tokens", {**body, "role": "owner"})
+    assert status == 422 and problem["errors"][0]["field"] == "role"
+    # off: the API mints nothing
+    srv.app[LINKS].config = dataclasses.replace(
+        srv.app[LINKS].config,
+        rooms=dataclasses.replace(srv.app[LINKS].config.rooms, adhoc=False),
+    )
+    status, problem, _ = await api.post("/v1/rooms/standup/tokens", body)
+    assert status == 409 and problem["type"].endswith("/adhoc-disabled")

@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+from server_helpers import join_room, room_token
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         c = server.client(f"peer{i}")
         clients.append(c)
         await c.connect()
-        await c.join("r1")
+        await join_room(c, "r1")
         await c.publish([ToneTrack(), ColourTrack(COLOURS[i])])
     for c in clients:
         await c.wait_for_tracks(2)
@@ -85,7 +86,11 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
         # oversize frame
         await s.expect_error({"type": "ping", "pad": "x" * 70_000}, "message_too_large")
         # join
-        await s.expect_error({"type": "join", "room": "r1"}, "missing_field", mentions="name")
+        await s.expect_error({"type": "join", "room": "r1"}, "token_required")
+        await s.expect_error({"type": "join", "room": "r1", "token": ""}, "invalid_field")
+        await s.expect_error(
+            {"type": "join", "room": "r1", "token": "t", "invite": "i"}, "invalid_field"
+        )
         await s.expect_error({"type": "join", "name": "x"}, "missing_field", mentions="room")
         await s.expect_error(
             {"type": "join", "room": 5, "name": "x"}, "invalid_field", mentions="room"
@@ -105,7 +110,7 @@ async def test_malformed_inputs_get_errors_and_room_keeps_working(server, client
             {"type": "mute", "publication_id": "PU_x", "muted": True},
         ):
             await s.expect_error(msg, "not_joined")
-        await s.send({"type": "join", "room": "r1", "name": "mallory", "id": 7})
+        await s.send({"type": "join", "room": "r1", "token": room_token("r1", "mallory"), "id": 7})
         joined = await s.recv()
         assert joined["type"] == "joined" and joined["ref"] == 7
         await s.expect_error({"type": "join", "room": "r1", "name": "again"}, "already_joined")
@@ -185,12 +190,12 @@ async def test_too_many_publications_is_refused_before_anything_changes(server, 
     watcher = server.client("watcher")
     clients.append(watcher)
     await watcher.connect()
-    await watcher.join("r1")
+    await join_room(watcher, "r1")
     async with aiohttp.ClientSession() as session, session.ws_connect(server.ws_url) as ws:
         s = RawSocket(ws)
         await s.send({"type": "hello", "version": 1})
         await s.recv()
-        await s.send({"type": "join", "room": "r1", "name": "greedy"})
+        await s.send({"type": "join", "room": "r1", "token": room_token("r1", "greedy")})
         await s.recv()
         pc = RTCPeerConnection(make_configuration())
         try:

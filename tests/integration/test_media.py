@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiortc.mediastreams import MediaStreamError
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+from server_helpers import join_room
 
 from mediaserver.client.sdk import ClientError
 
@@ -18,7 +19,7 @@ async def join_and_publish(server, clients, n: int, room: str = "r1", video_code
         c = server.client(f"peer{i}")
         clients.append(c)
         await c.connect()
-        await c.join(room)
+        await join_room(c, room)
         await c.publish(
             [ToneTrack(300 + 100 * i), ColourTrack(COLOURS[i])], video_codec=video_codec
         )
@@ -87,7 +88,7 @@ async def test_late_joiner_decodes_video_within_a_second(server, clients):
     late = server.client("late")
     clients.append(late)
     await late.connect()
-    await late.join("r1")
+    await join_room(late, "r1")
     offer = await late.wait_message("subscribe_offer", timeout=10)
     subscribed_at = asyncio.get_running_loop().time()
     assert len(offer["tracks"]) == 4
@@ -196,12 +197,12 @@ async def test_room_full_and_empty_room_closes(clients):
             c = srv.client(f"p{i}")
             clients.append(c)
             await c.connect()
-            await c.join("small")
+            await join_room(c, "small")
         third = srv.client("third")
         clients.append(third)
         await third.connect()
         with pytest.raises(ClientError) as err:
-            await third.join("small")
+            await join_room(third, "small")
         assert err.value.code == "room_full"
         assert len(srv.rooms.rooms["small"].participants) == 2
         for c in clients[:2]:
@@ -292,11 +293,11 @@ async def test_subscriber_connection_is_renewed_after_much_churn(server, clients
     observer = server.client("observer")
     clients.append(observer)
     await observer.connect()
-    await observer.join("churn")
+    await join_room(observer, "churn")
     for i in range(3):  # each leaves two inactive m-lines behind on the observer
         guest = server.client(f"guest{i}")
         await guest.connect()
-        await guest.join("churn")
+        await join_room(guest, "churn")
         await guest.publish([ToneTrack(), ColourTrack(COLOURS[i])])
         await observer.wait_for_tracks(2, timeout=15)
         await guest.leave()
@@ -304,7 +305,7 @@ async def test_subscriber_connection_is_renewed_after_much_churn(server, clients
     last = server.client("last")
     clients.append(last)
     await last.connect()
-    await last.join("churn")
+    await join_room(last, "churn")
     await last.publish([ToneTrack(), ColourTrack(COLOURS[4])])
     tracks = await observer.wait_for_tracks(2, timeout=15)
     video = next(t for t in tracks if t.kind == "video")

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+from server_helpers import ADHOC_ENV, TOKEN_SECRET, free_port, join_room, wait_healthy
 
 from mediaserver.client.sdk import MeetingClient
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _metric(text: str, name: str) -> float:
@@ -34,21 +28,6 @@ def _metric(text: str, name: str) -> float:
             if head == name:
                 return float(value)
     raise AssertionError(f"metric {name} not exported")
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "server exited during start-up"
-            try:
-                async with s.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return await r.json()
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("server did not answer /healthz")
 
 
 async def test_server_process_forwards_without_codecs_and_stops_on_sigterm(tmp_path: Path):
@@ -71,6 +50,7 @@ format = "json"
     codec_log = tmp_path / "codecs.log"  # written by the guard inside the server process
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
     env["CODEC_GUARD_LOG"] = str(codec_log)
+    env.update(ADHOC_ENV)
     guard = Path(__file__).resolve().parents[1] / "codec_guard.py"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -82,7 +62,7 @@ format = "json"
     url = f"http://127.0.0.1:{port}"
     clients: list[MeetingClient] = []
     try:
-        health = await _wait_healthy(url, proc)
+        health = await wait_healthy(url, proc)
         assert health["status"] == "ok" and health["state_backend"] == "sqlite"
 
         for i in range(2):
@@ -91,7 +71,7 @@ format = "json"
             )
             clients.append(c)
             await c.connect()
-            await c.join("proc")
+            await join_room(c, "proc")
             await c.publish([ToneTrack(), ColourTrack(COLOURS[i])])
         for i, c in enumerate(clients):
             tracks = await c.wait_for_tracks(2, timeout=20)
@@ -134,6 +114,7 @@ format = "json"
     assert len(joined) == 2
     assert all(e["room"] == "proc" and e["participant"].startswith("PA_") for e in joined)
     assert not any("a=fingerprint" in json.dumps(e) for e in events)
+    assert TOKEN_SECRET not in stderr_path.read_text()  # the room-token key is never logged
 
 
 async def test_bad_config_stops_startup_with_the_key(tmp_path: Path):
