@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from api_client import ApiClient
-from server_helpers import event
-from test_server_process import _wait_healthy, free_port
+from server_helpers import event, free_port, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ async def test_links_survive_sigkill(tmp_path: Path):
     api = ApiClient(url, key)
     minted: dict[str, str] = {}
     try:
-        await _wait_healthy(url, proc)
+        await wait_healthy(url, proc)
         for i in range(20):
             status, link, _ = await api.post("/v1/links", {"event": event(f"e{i}")})
             assert status == 201
@@ -62,7 +61,7 @@ async def test_links_survive_sigkill(tmp_path: Path):
         await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
 
         proc = _start(config, log)
-        await _wait_healthy(url, proc)
+        await wait_healthy(url, proc)
         for link_id, join_url in minted.items():
             status, link, _ = await api.get(f"/v1/links/{link_id}")
             assert status == 200 and link["join_url"] == join_url
