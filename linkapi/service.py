@@ -112,6 +112,12 @@ class LinkService:
         )
         self._token_secret = secret.encode()
 
+    @property
+    def token_secret(self) -> bytes:
+        """The server's signing secret (join tokens; participant keys, with their own
+        purpose prefix). Set by start()."""
+        return self._token_secret
+
     # --- tenants and keys (CLI) ------------------------------------------------------
 
     async def create_tenant(self, name: str, guest_policy: str = "lobby") -> tuple[Tenant, str]:

@@ -358,10 +358,16 @@ class RoomsConfig(_Validated):
     empty_timeout_seconds: float = 30.0
     max_publications_per_participant: int = 4
     lobby_timeout_seconds: float = 300.0
+    lobby_max_waiting: int = 50
+    lobby_max_per_address: int = 10
 
     def _validate(self) -> None:
         self._range(
             "lobby_timeout_seconds", self.lobby_timeout_seconds, 1, 86400, "between 1 and 86400"
+        )
+        self._range("lobby_max_waiting", self.lobby_max_waiting, 1, 1000, "between 1 and 1000")
+        self._range(
+            "lobby_max_per_address", self.lobby_max_per_address, 0, 1000, "between 0 and 1000"
         )
         self._range("max_participants", self.max_participants, 1, 1000, "between 1 and 1000")
         self._range("empty_timeout_seconds", self.empty_timeout_seconds, 0, None, ">= 0")

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..lobby import decide_admission, effective_guest_policy, moderation
+from ..lobby.identity import Identity, normalise_name
+from ..lobby.keys import new_client_id, read_key
 from ..lobby.lobby import Knock
+from ..lobby.policy import link_role
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
@@ -138,9 +141,9 @@ class SignallingSession:
             else:
                 assert msg.room is not None and msg.name is not None
                 room = self.manager.room(msg.room)
-                self.participant = await room.join(
-                    msg.name.strip(), self.send, msg.id, bar_key=self._bar_key(None, msg.name)
-                )
+                who = self._identity(msg.room, msg.key, name_key=normalise_name(msg.name))
+                name = msg.name.strip()
+                self.participant = await room.join(name, self.send, msg.id, identity=who)
             self._joined(self.participant)
             self.manager.metrics.join_duration.observe(time.perf_counter() - started)
             return True
@@ -204,11 +207,26 @@ class SignallingSession:
             return False
         return True
 
-    def _bar_key(self, user_id: str | None, name: str | None) -> str:
-        """Who a removal bars: the signed-in user, else this address + display name."""
-        if user_id:
-            return f"user:{user_id}"
-        return f"guest:{self.peer}:{(name or '').strip().casefold()}"
+    def _identity(
+        self,
+        room_id: str,
+        key: str | None,
+        *,
+        user_id: str | None = None,
+        name_key: str = "",
+        invite_id: str | None = None,
+        via_host_link: bool = False,
+    ) -> Identity:
+        """Who is joining, for the removal bar: the client id of a genuine participant
+        key for this room (anything else is ignored: a fresh id), and the rest."""
+        client_id = read_key(self.manager.key_secret, room_id, key) if key else None
+        return Identity(
+            client_id or new_client_id(),
+            user_id=user_id,
+            name_key=name_key,
+            invite_id=invite_id,
+            via_host_link=via_host_link,
+        )
 
     def _joined(self, participant: Participant) -> None:
         self.participant = participant
@@ -226,6 +244,8 @@ class SignallingSession:
             msg.link, token=msg.token, invite=msg.invite, name=msg.name
         )
         link = grant.link
+        # From here to Room.join or the knock there is no await: the revocation check
+        # in manager.room() and the admission are one step (docs/architecture.md).
         room = self.manager.room(link.id)
         if room.link_id is None:  # a new meeting: settings from the link
             room.link_id = link.id
@@ -236,34 +256,44 @@ class SignallingSession:
             room.share_url = self.links.join_url(link)
             room.title = str(link.event.get("summary") or "")
         invite = grant.via_invite
-        bar_key = self._bar_key(
-            grant.user_id, f"{grant.name}:{invite.id}" if invite else grant.name
+        via_host_link = grant.role == "host" and grant.user_id is None
+        who = self._identity(
+            link.id,
+            msg.key,
+            user_id=grant.user_id,
+            # names chosen by the person (not a token's, not the invite's "Guest")
+            name_key=normalise_name(grant.name) if not grant.user_id and not invite else "",
+            invite_id=invite.id if invite else None,
+            via_host_link=via_host_link,
+        )
+        role = link_role(
+            grant.role,
+            via_host_link=via_host_link,
+            host_link_suspended=room.bar.host_link_suspended,
         )
         decision = decide_admission(
-            role=grant.role,
+            role=role,
             guest_policy=room.guest_policy,
             locked=room.locked,
-            barred=bar_key in room.barred,
+            barred=room.bar.bars(who),
             guests_in_room=sum(1 for p in room.participants.values() if p.role == "guest"),
             max_guests=room.max_guests,
         )
         if decision.action == "refuse":
             raise Refused(decision.code, decision.message)
-        invite_id = invite.id if invite else None
         invite_limit = invite.max_guests if invite else 0
         if decision.action == "admit":
             return await room.join(
                 grant.name,
                 self.send,
                 msg.id,
-                role=grant.role,
-                user_id=grant.user_id,
-                invite_id=invite_id,
+                role=role,
+                identity=who,
                 invite_limit=invite_limit,
-                bar_key=bar_key,
             )
         if invite is not None:  # the invite's cap holds for the waiting room too
-            waiting = sum(1 for k in room.lobby.knocks.values() if k.invite_id == invite.id)
+            knocks = room.lobby.knocks.values()
+            waiting = sum(1 for k in knocks if k.identity.invite_id == invite.id)
             inside = sum(1 for p in room.participants.values() if p.invite_id == invite.id)
             if waiting + inside >= invite.max_guests:
                 raise Refused(
@@ -275,10 +305,9 @@ class SignallingSession:
                 send=self.send,
                 on_admitted=self._joined,
                 disconnect=self.disconnect,
-                user_id=grant.user_id,
-                invite_id=invite_id,
+                identity=who,
                 invite_limit=invite_limit,
-                bar_key=bar_key,
+                address=self.peer,
             ),
             msg.id,
         )
