@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -73,3 +76,37 @@ def event(eid: str = "evt-1", start: float = -5, end: float = 55, **extra):
 
 def slug_of(url: str) -> str:
     return url.split("/j/", 1)[1].split("?", 1)[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli_tenant_key(config: Path, env: dict[str, str] | None = None) -> str:
+    """A new tenant "Acme" through `mediaserver tenant create`, on the config's store;
+    its API key."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mediaserver", "tenant", "create", "Acme", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=60,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -21,18 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from server_helpers import event, slug_of
+from server_helpers import cli_tenant_key, event, free_port, slug_of, stop_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
@@ -66,25 +58,7 @@ allow_private_webhook_urls = true
         self.links = 0
 
     async def start(self) -> None:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mediaserver",
-                "tenant",
-                "create",
-                "Acme",
-                "--config",
-                str(self.config),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            env=self.env,
-            timeout=60,
-        )
-        self.key = out.stdout.strip().splitlines()[-1]
+        self.key = cli_tenant_key(self.config, self.env)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
@@ -104,13 +78,7 @@ allow_private_webhook_urls = true
         raise AssertionError("server did not start")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     async def health(self) -> dict[str, Any]:
         async with aiohttp.ClientSession() as s, s.get(self.http + "/healthz") as r:

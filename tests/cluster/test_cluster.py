@@ -15,19 +15,12 @@ import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
 from redis_server import RedisServer
+from server_helpers import cli_tenant_key, free_port, stop_process
 
 from mediaserver.client.sdk import ClientError, MeetingClient
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Node:
@@ -103,13 +96,7 @@ allow_private_webhook_urls = true
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
@@ -143,24 +130,7 @@ async def owner_of(redis: RedisServer, room: str) -> str:
 
 async def mint_link(node: Node, event_id: str) -> dict:
     """A tenant (through the CLI, on the shared store) and a link starting now."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mediaserver",
-            "tenant",
-            "create",
-            "Acme",
-            "--config",
-            str(node.config),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    key = out.stdout.strip().splitlines()[-1]
+    key = cli_tenant_key(node.config)
     now = time.time()
     event = {
         "id": event_id,
