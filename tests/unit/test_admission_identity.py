@@ -79,3 +79,14 @@ def test_knock_caps():
     per = decide_knock(**{**ok, "waiting": 3, "waiting_from_address": 2})
     assert per is not None and per.code == "lobby_full" and "address" in per.message
     assert decide_knock(**{**ok, "waiting_from_address": 50, "max_per_address": 0}) is None
+
+
+def test_join_key_field_is_validated():
+    from mediaserver.signalling import messages as m
+
+    join = m.parse({"type": "join", "link": "abc", "name": "A", "key": "pk1.YWJj.ZGVm"})
+    assert isinstance(join, m.Join) and join.key == "pk1.YWJj.ZGVm"
+    for bad in ("", "pk1 x", "k" * 300, "pk1.\u00e9"):
+        with pytest.raises(m.ProtocolError) as exc:
+            m.parse({"type": "join", "link": "abc", "name": "A", "key": bad})
+        assert exc.value.code in ("invalid_field", "missing_field")
