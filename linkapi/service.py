@@ -109,6 +109,12 @@ class LinkService:
     async def start(self) -> None:
         self._token_secret = await load_token_secret(self.config.linkapi.token_secret, self.store)
 
+    @property
+    def token_secret(self) -> bytes:
+        """The server's signing secret (join tokens; participant keys, with their own
+        purpose prefix). Set by start()."""
+        return self._token_secret
+
     # --- tenants and keys (CLI) ------------------------------------------------------
 
     async def create_tenant(self, name: str, guest_policy: str = "lobby") -> tuple[Tenant, str]:

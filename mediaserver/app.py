@@ -221,12 +221,14 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
         queue.put_nowait((room.tenant_id, etype, room.link_id, data))
 
     async def on_revoked(link: Any) -> None:
-        room = manager.rooms.get(link.id)
-        if room is not None:
-            await manager.close_room(room, "link_revoked")
-            return
+        """Called after the revocation is stored. Every mark is set before any lookup,
+        so a join in flight either sees a mark or opened a room that is then closed."""
         relay = app.get(RELAY)
-        if relay is not None:  # the meeting may run on another node
+        if relay is not None:  # no node claims the room from now on
+            with contextlib.suppress(Exception):
+                await relay.cluster.mark_revoked(link.id)
+        await manager.revoke_link(link.id)  # marks it here, closes the room if it is here
+        if relay is not None:  # the meeting may run (or be opening) on another node
             owner = await relay.cluster.owner_of(link.id)
             if owner and owner != relay.node:
                 with contextlib.suppress(Exception):
@@ -235,6 +237,7 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
                     )
 
     manager.on_event = on_room_event
+    manager.key_secret = service.token_secret  # participant keys valid on every node
     service.on_revoked = on_revoked
     yield
     await manager.shutdown()  # rooms still open now still report (room.finished, ...)

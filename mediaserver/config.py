@@ -361,10 +361,16 @@ class RoomsConfig(_Validated):
     #: Rooms joined by id (``join {room, token}``), each join with a signed room token.
     #: Off: only meeting links can be joined.
     adhoc: bool = False
+    lobby_max_waiting: int = 50
+    lobby_max_per_address: int = 10
 
     def _validate(self) -> None:
         self._range(
             "lobby_timeout_seconds", self.lobby_timeout_seconds, 1, 86400, "between 1 and 86400"
+        )
+        self._range("lobby_max_waiting", self.lobby_max_waiting, 1, 1000, "between 1 and 1000")
+        self._range(
+            "lobby_max_per_address", self.lobby_max_per_address, 0, 1000, "between 0 and 1000"
         )
         self._range("max_participants", self.max_participants, 1, 1000, "between 1 and 1000")
         self._range("empty_timeout_seconds", self.empty_timeout_seconds, 0, None, ">= 0")

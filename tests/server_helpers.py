@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -57,9 +59,9 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float =
     raise AssertionError("server did not answer /healthz")
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM a server process; SIGKILL it if it has not exited within 10 s."""
-    if proc.poll() is None:
+    if proc is not None and proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(10)
@@ -128,3 +130,18 @@ def event(eid: str = "evt-1", start: float = -5, end: float = 55, **extra):
 
 def slug_of(url: str) -> str:
     return url.split("/j/", 1)[1].split("?", 1)[0]
+
+
+def cli_tenant_key(config: Path, env: dict[str, str] | None = None) -> str:
+    """A new tenant "Acme" through `mediaserver tenant create`, on the config's store;
+    its API key."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mediaserver", "tenant", "create", "Acme", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=60,
+    )
+    return out.stdout.strip().splitlines()[-1]

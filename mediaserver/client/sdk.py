@@ -79,6 +79,10 @@ class MeetingClient:
             configure_ice_addresses(ice_addresses)
         self.participant_id: str | None = None
         self.room: str | None = None
+        #: The participant key of the meeting (from ``joined`` or ``lobby``): sent with
+        #: every later join, reconnects included, so that a removal holds against this
+        #: client. Settable (e.g. to keep it across processes); None: none yet.
+        self.key: str | None = None
         self.participants: dict[str, dict[str, Any]] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # by mid
         self.publications: list[dict[str, Any]] = []
@@ -168,6 +172,8 @@ class MeetingClient:
         for fut in self._waiters.pop(str(mtype), []):
             if not fut.done():
                 fut.set_result(data)
+        if mtype in ("joined", "lobby") and isinstance(data.get("key"), str):
+            self.key = data["key"]
         if mtype == "joined":
             self.participant_id = data["participant_id"]
             self.room = data["room"]
@@ -197,9 +203,15 @@ class MeetingClient:
         return await self.join_with({"type": "join", "room": room, "token": token})
 
     async def join_with(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send a join message (by room or by link); remembered for reconnects."""
+        """Send a join message (by room or by link); remembered for reconnects. The
+        participant key, if the client has one, is added (unless the message has one)."""
         self._join_message = dict(message)
-        return await self.request(message)
+        return await self.request(self._with_key(message))
+
+    def _with_key(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.key is None or "key" in message:
+            return message
+        return {**message, "key": self.key}
 
     async def publish_with(
         self, factory: Callable[[], Sequence[MediaStreamTrack]]
@@ -232,7 +244,7 @@ class MeetingClient:
             try:
                 await self.connect()
                 assert self._join_message is not None
-                await self.request(self._join_message)
+                await self.request(self._with_key(self._join_message))
                 if self._publish_factory is not None:
                     await self.publish(self._publish_factory())
                 self.reconnects += 1

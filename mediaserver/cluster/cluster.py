@@ -16,17 +16,21 @@ from redis.exceptions import RedisError
 
 from ..telemetry import get_logger
 
-__all__ = ["Cluster", "Lease", "Unavailable"]
+__all__ = ["Cluster", "Lease", "RoomRevoked", "Unavailable"]
 
 KEY_NODE = "{p}node:{node}"
 KEY_NODES = "{p}nodes"
 KEY_ROOM_OWNER = "{p}room:{room}:owner"
 KEY_ROOM_FENCE = "{p}room:{room}:fence"
+KEY_ROOM_REVOKED = "{p}room:{room}:revoked"
+REVOKED_TTL_MS = 86_400_000
 CHANNEL_RELAY = "{p}relay:{node}"
 KEY_SINGLETON = "{p}singleton:{name}"
 
-# Claim a room for ARGV[1] unless a live node holds it: returns the holder's value.
+# Claim a room for ARGV[1] unless a live node holds it: returns the holder's value,
+# or "revoked" when the room's link was revoked (no node may open it).
 _CLAIM = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'revoked' end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local node = string.match(cur, '^([^|]+)|')
@@ -60,6 +64,10 @@ return 0
 
 class Unavailable(Exception):
     """Redis cannot be reached: cluster decisions (placement) are impossible now."""
+
+
+class RoomRevoked(Exception):
+    """The room's link was revoked: no node may claim (open) it."""
 
 
 @dataclass(frozen=True)
@@ -220,13 +228,26 @@ class Cluster:
         candidate = nodes[0]["id"]
         try:
             value = await self._claim(
-                keys=[self._k(KEY_ROOM_OWNER, room=room), self._k(KEY_ROOM_FENCE, room=room)],
+                keys=[
+                    self._k(KEY_ROOM_OWNER, room=room),
+                    self._k(KEY_ROOM_FENCE, room=room),
+                    self._k(KEY_ROOM_REVOKED, room=room),
+                ],
                 args=[candidate, self.lease_ms, self._k(KEY_NODE, node="")],
             )
         except (RedisError, OSError) as exc:
             raise Unavailable(str(exc)) from None
+        if value in (b"revoked", "revoked"):
+            raise RoomRevoked(room)
         lease = Lease.parse(room, value.decode() if isinstance(value, bytes) else str(value))
         return lease
+
+    async def mark_revoked(self, room: str) -> None:
+        """From now on no claim of ``room`` succeeds (checked inside the claim script)."""
+        try:
+            await self.redis.set(self._k(KEY_ROOM_REVOKED, room=room), b"1", px=REVOKED_TTL_MS)
+        except (RedisError, OSError) as exc:
+            raise Unavailable(str(exc)) from None
 
     async def singleton(self, name: str) -> bool:
         """True while this node runs the cluster-wide job ``name`` (a renewed lease)."""

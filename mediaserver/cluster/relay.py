@@ -133,7 +133,11 @@ class Relay:
         elif kind == "open":
             await self._open_remote(msg)
         elif kind == "close_room":  # e.g. its link was revoked through another node
-            room = self.manager.rooms.get(str(msg.get("room")))
+            room_id, reason = str(msg.get("room")), str(msg.get("reason", "closed"))
+            if reason == "link_revoked":  # also when the room is only about to open here
+                await self.manager.revoke_link(room_id)
+                return
+            room = self.manager.rooms.get(room_id)
             if room is not None:
                 await self.manager.close_room(room, str(msg.get("reason", "closed")))
         elif kind == "frame":

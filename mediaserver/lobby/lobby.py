@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..sfu.base import JoinRefused
 from ..telemetry import get_logger
+from .identity import Identity
+from .policy import decide_knock
 
 if TYPE_CHECKING:
     from ..sfu.participant import Participant
     from ..sfu.room import Room
 
-__all__ = ["Knock", "Lobby"]
+__all__ = ["LOBBY_LIST_MAX", "Knock", "Lobby"]
+
+#: A host's ``joined.lobby`` lists at most this many (the oldest) waiting guests;
+#: ``lobby_waiting`` has the count.
+LOBBY_LIST_MAX = 20
 
 SendMessage = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -36,10 +42,10 @@ class Knock:
     on_admitted: Callable[[Participant], None]
     #: Closes the knocker's connection (after a refusal or timeout).
     disconnect: Callable[[], Awaitable[None]]
-    user_id: str | None = None
-    invite_id: str | None = None
+    identity: Identity
     invite_limit: int = 0
-    bar_key: str = ""
+    #: The source address (WebSocket peer), for the per-address cap.
+    address: str = ""
     id: str = field(default_factory=lambda: f"KN_{secrets.token_urlsafe(9)}")
     created: float = field(default_factory=time.monotonic)
     timer: asyncio.Task[None] | None = None
@@ -59,6 +65,9 @@ class Lobby:
         self.metrics = room.manager.metrics
         self.log = get_logger(room=room.id, component="lobby")
 
+    def oldest(self, count: int) -> list[Knock]:
+        return list(self.knocks.values())[:count]
+
     def hosts(self) -> list[Participant]:
         return [p for p in self.room.participants.values() if p.role == "host" and not p.closed]
 
@@ -68,6 +77,22 @@ class Lobby:
                 await host.send(message)
 
     async def knock(self, knock: Knock, ref: str | int | None) -> Knock:
+        """Start waiting; raises JoinRefused (``lobby_full``, ``removed``, ...) at once,
+        before the first await (the caller checked the room synchronously)."""
+        cfg = self.room.manager.config.rooms
+        full = decide_knock(
+            waiting=len(self.knocks),
+            waiting_from_address=sum(1 for k in self.knocks.values() if k.address == knock.address),
+            max_waiting=cfg.lobby_max_waiting,
+            max_per_address=cfg.lobby_max_per_address,
+        )
+        if full is not None:
+            self.metrics.signalling_errors.labels(full.code).inc()
+            raise JoinRefused(full.code, full.message)
+        if self.room.closed or self.room.manager.is_revoked(self.room.id):
+            raise JoinRefused("bad_state", "room is closing")
+        if self.room.bar.bars(knock.identity):
+            raise JoinRefused("removed", "you were removed from this meeting")
         self.knocks[knock.id] = knock
         self.metrics.knocks.inc()
         knock.timer = asyncio.ensure_future(self._expire(knock))
@@ -78,10 +103,13 @@ class Lobby:
                 "knock_id": knock.id,
                 "host_present": bool(self.hosts()),
                 "timeout_seconds": self.timeout,
+                "key": self.room.manager.participant_key(self.room.id, knock.identity.client_id),
                 "ref": ref,
             }
         )
-        await self._to_hosts({"type": "knock", "knock": knock.describe()})
+        await self._to_hosts(
+            {"type": "knock", "knock": knock.describe(), "waiting": len(self.knocks)}
+        )
         self.log.info("knock", knock=knock.id, host_present=bool(self.hosts()))
         return knock
 
@@ -137,12 +165,10 @@ class Lobby:
                 knock.send,
                 None,
                 role="guest",
-                user_id=knock.user_id,
-                invite_id=knock.invite_id,
+                identity=knock.identity,
                 invite_limit=knock.invite_limit,
-                bar_key=knock.bar_key,
             )
-        except JoinRefused as exc:  # e.g. the room filled up meanwhile
+        except JoinRefused as exc:  # the room filled up meanwhile, or a removal bars it
             with contextlib.suppress(Exception):
                 await knock.send({"type": "error", "code": exc.code, "message": exc.message})
             await knock.disconnect()
@@ -194,6 +220,12 @@ class Lobby:
     async def refuse_all(self, message: str, code: str = "refused") -> None:
         for knock_id in list(self.knocks):
             await self.refuse(knock_id, message, code)
+
+    async def refuse_barred(self) -> None:
+        """After a removal: send away every waiting guest the bar now covers."""
+        for knock in list(self.knocks.values()):
+            if self.room.bar.bars(knock.identity):
+                await self.refuse(knock.id, "you were removed from this meeting", "removed")
 
     async def withdraw(self, knock: Knock) -> None:
         """The knocker left (or its connection dropped)."""

@@ -63,9 +63,9 @@ async def unlock_media(room: Room, by: Participant, kind: str) -> None:
 
 
 async def remove_participant(room: Room, by: Participant, target: Participant) -> None:
-    """Remove ``target`` and bar it for the rest of this meeting."""
-    if target.bar_key:
-        room.barred.add(target.bar_key)
+    """Remove ``target`` and bar its identity for the rest of this meeting (§13): the
+    bar is recorded first, so no admission step can let it back in from here on."""
+    room.bar.add(target.identity)
     room.manager.metrics.removals.inc()
     with contextlib.suppress(Exception):
         await target.send(
@@ -74,6 +74,10 @@ async def remove_participant(room: Room, by: Participant, target: Participant) -
     await room.leave(target, "removed")
     if target.disconnect is not None:
         await target.disconnect()
+    await room.lobby.refuse_barred()  # e.g. the same name knocking again meanwhile
+    if room.guest_policy == "allow" and room.link_id is not None:
+        # Whoever comes back under a new identity must pass the waiting room.
+        await set_guest_policy(room, by, "lobby")
 
 
 async def lock_room(room: Room, by: Participant, locked: bool) -> None:

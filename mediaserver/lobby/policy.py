@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GUEST_POLICIES", "Admission", "decide_admission", "effective_guest_policy"]
+__all__ = [
+    "GUEST_POLICIES",
+    "Admission",
+    "decide_admission",
+    "decide_knock",
+    "effective_guest_policy",
+    "link_role",
+]
 
 GUEST_POLICIES = ("allow", "lobby", "deny")
 
@@ -63,3 +70,28 @@ def decide_admission(
     if guest_policy == "allow":
         return ADMIT
     return LOBBY
+
+
+def link_role(role: str, *, via_host_link: bool, host_link_suspended: bool) -> str:
+    """The role of a join: the host URL gives no host rights once a host-URL holder was
+    removed from the meeting; such a join is a guest's (who follows the guest policy)."""
+    if via_host_link and host_link_suspended:
+        return "guest"
+    return role
+
+
+def decide_knock(
+    *, waiting: int, waiting_from_address: int, max_waiting: int, max_per_address: int
+) -> Admission | None:
+    """None if one more guest may wait, else the refusal (``lobby_full``)."""
+    if waiting >= max_waiting:
+        return Admission(
+            "refuse", "lobby_full", f"the waiting room is full ({max_waiting} waiting)"
+        )
+    if max_per_address and waiting_from_address >= max_per_address:
+        return Admission(
+            "refuse",
+            "lobby_full",
+            f"too many guests from your address are waiting ({max_per_address})",
+        )
+    return None

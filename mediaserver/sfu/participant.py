@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from ..lobby.identity import Identity
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
@@ -49,7 +50,8 @@ class Participant:
         self.role = "guest"  # host | member | guest
         self.user_id: str | None = None
         self.invite_id: str | None = None
-        self.bar_key = ""  # identity barred if a host removes this participant
+        #: What a removal of this participant bars (lobby/identity.py).
+        self.identity = Identity("")
         self.locked_kinds: set[str] = set()  # kinds a host muted and locked
         self.disconnect: Callable[[], Awaitable[None]] | None = None
         self.speaking_seconds = 0.0

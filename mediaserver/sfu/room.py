@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config
-from ..lobby.lobby import Lobby
+from ..lobby.identity import Bar, Identity
+from ..lobby.keys import issue_key, new_client_id
+from ..lobby.lobby import LOBBY_LIST_MAX, Lobby
 from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
 from .participant import Participant
@@ -28,6 +31,9 @@ TICK_SECONDS = 0.05
 SPEAKER_INTERVAL = 0.5
 STATS_INTERVAL = 2.0
 REPORT_INTERVAL = 1.0
+#: How long a revoked link id is remembered by the node (joins in flight since before
+#: the revocation are refused for at least this long; docs/architecture.md).
+REVOKED_MEMORY_SECONDS = 86400.0
 
 
 class Room:
@@ -48,7 +54,7 @@ class Room:
         self.title = ""  # the event summary of a link's room
         self.locked = False
         self.media_locks: set[str] = set()  # kinds a host muted and locked for everyone
-        self.barred: set[str] = set()
+        self.bar = Bar()  # identities removed from this meeting (lobby/identity.py)
         self.started = False
         self.opened_at = time.time()
         self.attendance: dict[str, dict[str, Any]] = {}
@@ -72,13 +78,20 @@ class Room:
         ref: str | int | None = None,
         *,
         role: str = "guest",
-        user_id: str | None = None,
-        invite_id: str | None = None,
+        identity: Identity | None = None,
         invite_limit: int = 0,
-        bar_key: str = "",
     ) -> Participant:
+        """The one step every admission ends in (direct, from the waiting room, by a
+        policy change): it re-checks the room, the link and the removal bar, and adds
+        the participant before its first await."""
+        who = identity or Identity(new_client_id())
+        user_id, invite_id = who.user_id, who.invite_id
         if self.closed:
             raise JoinRefused("bad_state", "room is closing")
+        if self.manager.is_revoked(self.id):
+            raise JoinRefused("link_revoked", "this meeting was cancelled")
+        if self.bar.bars(who):
+            raise JoinRefused("removed", "you were removed from this meeting")
         limit = self.max_participants or self.manager.config.rooms.max_participants
         if len(self.participants) >= limit:
             raise JoinRefused("room_full", f"room is full ({limit} participants)")
@@ -98,7 +111,7 @@ class Room:
         participant.role = role
         participant.user_id = user_id
         participant.invite_id = invite_id
-        participant.bar_key = bar_key
+        participant.identity = who
         if role != "host":
             participant.locked_kinds = set(self.media_locks)
         others = [p.describe() for p in self.participants.values()]
@@ -119,8 +132,12 @@ class Room:
                 "share_url": self.share_url,
                 "title": self.title,
                 "active_speaker": self.active_speaker,
+                "key": self.manager.participant_key(self.id, who.client_id),
                 **(
-                    {"lobby": [k.describe() for k in self.lobby.knocks.values()]}
+                    {
+                        "lobby": [k.describe() for k in self.lobby.oldest(LOBBY_LIST_MAX)],
+                        "lobby_waiting": len(self.lobby.knocks),
+                    }
                     if role == "host"
                     else {}
                 ),
@@ -307,6 +324,33 @@ class RoomManager:
         self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
         #: Called after a room closed (the cluster releases the room's lease).
         self.on_room_closed: Callable[[Room], Awaitable[None]] | None = None
+        #: Signs participant keys (lobby/keys.py); the link service's token secret
+        #: replaces this per-process one at start-up (app.py).
+        self.key_secret = secrets.token_bytes(32)
+        #: Link ids revoked (→ when): no room opens or stays open for them.
+        self.revoked: dict[str, float] = {}
+
+    def participant_key(self, room_id: str, client_id: str) -> str:
+        return issue_key(self.key_secret, room_id, client_id)
+
+    def is_revoked(self, link_id: str) -> bool:
+        return link_id in self.revoked
+
+    def mark_revoked(self, link_id: str) -> None:
+        """Synchronously: from now on no room opens or admits anyone for ``link_id``."""
+        now = time.monotonic()
+        if len(self.revoked) > 1000:
+            self.revoked = {
+                k: t for k, t in self.revoked.items() if now - t < REVOKED_MEMORY_SECONDS
+            }
+        self.revoked[link_id] = now
+
+    async def revoke_link(self, link_id: str, reason: str = "link_revoked") -> None:
+        """The link was revoked: mark it first, then close its room if it is open here."""
+        self.mark_revoked(link_id)
+        room = self.rooms.get(link_id)
+        if room is not None:
+            await self.close_room(room, reason)
 
     def emit(self, room: Room, etype: str, data: dict[str, Any]) -> None:
         if room.link_id is not None and self.on_event is not None:
@@ -316,8 +360,12 @@ class RoomManager:
                 room.log.exception("room event hook failed", event_type=etype)
 
     def room(self, room_id: str) -> Room:
+        """The open room ``room_id``, opened now if needed. Synchronous, so that nothing
+        can happen between this check and the caller's ``Room.join`` or knock."""
         if not self.accepting:
             raise JoinRefused("shutting_down", "server is shutting down")
+        if room_id in self.revoked:
+            raise JoinRefused("link_revoked", "this meeting was cancelled")
         room = self.rooms.get(room_id)
         if room is None or room.closed:
             room = Room(self, room_id)

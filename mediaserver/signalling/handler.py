@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 from linkapi.secrets_ import ExpiredToken, InvalidToken, RoomClaims, verify_room_token
 
 from ..lobby import decide_admission, effective_guest_policy, moderation
+from ..lobby.identity import Identity, normalise_name
+from ..lobby.keys import new_client_id, read_key
 from ..lobby.lobby import Knock
+from ..lobby.policy import link_role
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
@@ -143,12 +146,11 @@ class SignallingSession:
                 self.participant = joined
             else:
                 claims = self.room_claims(msg)
+                # no await from here to Room.join or the knock (as for links)
+                room = self.manager.room(claims.room_id)
+                who = self._identity(claims.room_id, msg.key, user_id=claims.user_id)
                 joined = await self._admit(
-                    self.manager.room(claims.room_id),
-                    msg.id,
-                    role=claims.role,
-                    name=claims.name,
-                    user_id=claims.user_id,
+                    room, msg.id, role=claims.role, name=claims.name, who=who
                 )
                 if joined is None:  # waiting in the lobby
                     return True
@@ -241,11 +243,26 @@ class SignallingSession:
                 m.ErrorCode.INVALID_TOKEN, f"join: room token rejected: {exc}"
             ) from None
 
-    def _bar_key(self, user_id: str | None, name: str | None) -> str:
-        """Who a removal bars: the signed-in user, else this address + display name."""
-        if user_id:
-            return f"user:{user_id}"
-        return f"guest:{self.peer}:{(name or '').strip().casefold()}"
+    def _identity(
+        self,
+        room_id: str,
+        key: str | None,
+        *,
+        user_id: str | None = None,
+        name_key: str = "",
+        invite_id: str | None = None,
+        via_host_link: bool = False,
+    ) -> Identity:
+        """Who is joining, for the removal bar: the client id of a genuine participant
+        key for this room (anything else is ignored: a fresh id), and the rest."""
+        client_id = read_key(self.manager.key_secret, room_id, key) if key else None
+        return Identity(
+            client_id or new_client_id(),
+            user_id=user_id,
+            name_key=name_key,
+            invite_id=invite_id,
+            via_host_link=via_host_link,
+        )
 
     def _joined(self, participant: Participant) -> None:
         self.participant = participant
@@ -263,6 +280,8 @@ class SignallingSession:
             msg.link, token=msg.token, invite=msg.invite, name=msg.name
         )
         link = grant.link
+        # From here to Room.join or the knock there is no await: the revocation check
+        # in manager.room() and the admission are one step (docs/architecture.md).
         room = self.manager.room(link.id)
         if room.link_id is None:  # a new meeting: settings from the link
             room.link_id = link.id
@@ -272,14 +291,23 @@ class SignallingSession:
             room.guest_policy = effective_guest_policy(link.options)
             room.share_url = self.links.join_url(link)
             room.title = str(link.event.get("summary") or "")
-        return await self._admit(
-            room,
-            msg.id,
-            role=grant.role,
-            name=grant.name,
+        invite = grant.via_invite
+        via_host_link = grant.role == "host" and grant.user_id is None
+        who = self._identity(
+            link.id,
+            msg.key,
             user_id=grant.user_id,
-            invite=grant.via_invite,
+            # names chosen by the person (not a token's, not the invite's "Guest")
+            name_key=normalise_name(grant.name) if not grant.user_id and not invite else "",
+            invite_id=invite.id if invite else None,
+            via_host_link=via_host_link,
         )
+        role = link_role(
+            grant.role,
+            via_host_link=via_host_link,
+            host_link_suspended=room.bar.host_link_suspended,
+        )
+        return await self._admit(room, msg.id, role=role, name=grant.name, who=who, invite=invite)
 
     async def _admit(
         self,
@@ -288,23 +316,21 @@ class SignallingSession:
         *,
         role: str,
         name: str,
-        user_id: str | None,
+        who: Identity,
         invite: GuestInvite | None = None,
     ) -> Participant | None:
         """The admission decision (docs/protocol.md §12): admitted now (participant),
         waiting in the lobby (None), or refused (raises)."""
-        bar_key = self._bar_key(user_id, f"{name}:{invite.id}" if invite else name)
         decision = decide_admission(
             role=role,
             guest_policy=room.guest_policy,
             locked=room.locked,
-            barred=bar_key in room.barred,
+            barred=room.bar.bars(who),
             guests_in_room=sum(1 for p in room.participants.values() if p.role == "guest"),
             max_guests=room.max_guests,
         )
         if decision.action == "refuse":
             raise Refused(decision.code, decision.message)
-        invite_id = invite.id if invite else None
         invite_limit = invite.max_guests if invite else 0
         if decision.action == "admit":
             return await room.join(
@@ -312,13 +338,12 @@ class SignallingSession:
                 self.send,
                 ref,
                 role=role,
-                user_id=user_id,
-                invite_id=invite_id,
+                identity=who,
                 invite_limit=invite_limit,
-                bar_key=bar_key,
             )
         if invite is not None:  # the invite's cap holds for the waiting room too
-            waiting = sum(1 for k in room.lobby.knocks.values() if k.invite_id == invite.id)
+            knocks = room.lobby.knocks.values()
+            waiting = sum(1 for k in knocks if k.identity.invite_id == invite.id)
             inside = sum(1 for p in room.participants.values() if p.invite_id == invite.id)
             if waiting + inside >= invite.max_guests:
                 raise Refused(
@@ -330,10 +355,9 @@ class SignallingSession:
                 send=self.send,
                 on_admitted=self._joined,
                 disconnect=self.disconnect,
-                user_id=user_id,
-                invite_id=invite_id,
+                identity=who,
                 invite_limit=invite_limit,
-                bar_key=bar_key,
+                address=self.peer,
             ),
             ref,
         )

@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from ..lobby.keys import MAX_KEY_CHARS
+
 __all__ = [
     "CLIENT_MESSAGES",
     "HOST_MESSAGES",
@@ -135,8 +137,14 @@ class Join(ClientMessage):
     token: str | None = None
     invite: str | None = None
     name: str | None = None
+    #: The participant key of an earlier ``joined`` or ``lobby`` of this meeting.
+    key: str | None = None
 
     def validate(self) -> None:
+        if self.key is not None:
+            key = _check_str("key", self.key, max_len=MAX_KEY_CHARS)
+            if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in key):
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "key: not a participant key")
         if (self.room is None) == (self.link is None):
             raise ProtocolError(ErrorCode.MISSING_FIELD, "give exactly one of 'room' or 'link'")
         if self.room is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..app_keys import CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS
-from ..cluster.cluster import Lease, Unavailable
+from ..cluster.cluster import Lease, RoomRevoked, Unavailable
 from ..cluster.relay import Relay
 from . import messages as m
 from .handler import SignallingSession
@@ -153,6 +153,9 @@ async def _place(
             if room in relay.cluster.leases or await relay.cluster.hold(lease):
                 return None
             raise Unavailable("lease changed hands")
+    except RoomRevoked:
+        await session.send_error("link_revoked", "this meeting was cancelled", msg.id)
+        return "error"
     except Unavailable:  # the precise reply, and the connection stays usable
         await session.send_error(
             "unavailable", "temporarily unavailable: try again in a moment", msg.id

@@ -33,7 +33,33 @@ const state = {
   reconnects: 0,
   leaving: false,
   previewReady: Promise.resolve(),
+  key: null, // this meeting's participant key
+  knocks: new Map(), // knock id -> {id, name, waiting_seconds}
+  lobbyWaiting: 0, // how many wait (the server may list only the oldest)
+  showKnockList: false,
 };
+// More waiting guests than this: one compact "N people waiting" bar instead of pop-ups.
+const COMPACT_KNOCKS_AFTER = 3;
+
+// The participant key of this meeting (docs/protocol.md §13), kept per link URL so that
+// a removal holds against this browser when it comes back.
+const KEY_ITEM = `mediaserver.key.${slug}`;
+function storedKey() {
+  try {
+    return localStorage.getItem(KEY_ITEM);
+  } catch (e) {
+    return null;
+  }
+}
+function keepKey(key) {
+  if (typeof key !== "string") return;
+  try {
+    localStorage.setItem(KEY_ITEM, key);
+  } catch (e) {
+    // storage disabled: the key lives as long as this page
+  }
+  state.key = key;
+}
 window.meeting = state; // inspected by the end-to-end tests
 
 // ---------------------------------------------------------------- screens
@@ -73,6 +99,7 @@ const MESSAGES = {
   guests_denied: ["Guests cannot join this meeting", "Ask the organizer for an invitation."],
   room_locked: ["The meeting is locked", "The host has locked this meeting."],
   lobby_timeout: ["Nobody let you in", "Nobody admitted you in time. You can try again."],
+  lobby_full: ["The waiting room is full", "Too many people are waiting to be let in. Try again in a moment."],
   removed: ["You were removed from the meeting", "A host removed you from this meeting."],
   invalid_token: ["This personal link is not valid", "It may have expired. Ask for a new link."],
   invalid_invite: ["This invitation is not valid", "Ask the organizer for a new invitation."],
@@ -94,7 +121,7 @@ function message(code, details = {}) {
   const [title, text] = entry;
   $("message-heading").textContent = title;
   $("message-text").textContent = typeof text === "function" ? text(details) : text;
-  $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open", "unavailable"].includes(code);
+  $("message-retry").hidden = !["lobby_timeout", "connection_failed", "room_full", "guests_full", "server_shutdown", "refused", "shutting_down", "link_not_open", "unavailable", "lobby_full"].includes(code);
   document.title = title;
   status(title);
   show("message");
@@ -164,6 +191,7 @@ const HANDLERS = {
     toast("Your camera and microphone could not be connected.");
   }),
   lobby: (m) => {
+    keepKey(m.key);
     state.phase = "waiting";
     show("waiting");
     $("waiting-status").textContent = m.host_present
@@ -230,7 +258,10 @@ const HANDLERS = {
     state.speaking = m.speaking_seconds;
     renderSpeaking();
   },
-  knock: (m) => addKnock(m.knock),
+  knock: (m) => {
+    if (typeof m.waiting === "number") state.lobbyWaiting = m.waiting - 1; // addKnock adds it
+    addKnock(m.knock);
+  },
   knock_resolved: (m) => removeKnock(m.knock_id),
   knock_withdrawn: (m) => removeKnock(m.knock_id),
   room_locked: (m) => {
@@ -385,13 +416,15 @@ function setupPrejoin() {
 
 async function join() {
   state.phase = "joining";
-  const reply = await request(state.joinMessage);
+  const key = state.key || storedKey();
+  const reply = await request(key ? { ...state.joinMessage, key } : state.joinMessage);
   return reply; // "joined" and "lobby" are also handled by HANDLERS
 }
 
 // ---------------------------------------------------------------- meeting
 
 async function enterMeeting(m) {
+  keepKey(m.key);
   state.phase = "meeting";
   state.me = { id: m.participant_id, role: m.role };
   state.iceServers = (m.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
@@ -411,6 +444,8 @@ async function enterMeeting(m) {
   $("host-panel").hidden = m.role !== "host";
   state.locked = !!m.locked;
   $("lock-room").textContent = state.locked ? "Unlock meeting" : "Lock meeting";
+  state.knocks.clear();
+  state.lobbyWaiting = m.lobby_waiting || 0;
   for (const k of m.lobby || []) addKnock(k);
   if (m.active_speaker) HANDLERS.active_speaker({ participant_id: m.active_speaker });
   show("meeting");
@@ -639,29 +674,73 @@ function setLocalMuted(kind, muted, tellServer) {
 }
 
 function addKnock(knock) {
-  if (document.getElementById(`knock-${knock.id}`)) return;
-  const card = document.createElement("div");
-  card.className = "knock card";
-  card.id = `knock-${knock.id}`;
-  card.setAttribute("role", "alertdialog");
-  card.setAttribute("aria-label", `${knock.name} wants to join`);
-  const text = document.createElement("p");
-  text.textContent = `${knock.name} wants to join`;
-  const admit = document.createElement("button");
-  admit.type = "button";
-  admit.className = "primary";
-  admit.textContent = "Admit";
-  admit.addEventListener("click", () => send({ type: "admit", knock_id: knock.id }));
-  const refuse = document.createElement("button");
-  refuse.type = "button";
-  refuse.textContent = "Refuse";
-  refuse.addEventListener("click", () => send({ type: "refuse", knock_id: knock.id }));
-  card.append(text, admit, refuse);
-  $("knocks").append(card);
+  if (state.knocks.has(knock.id)) return;
+  state.knocks.set(knock.id, knock);
+  state.lobbyWaiting = Math.max(state.lobbyWaiting + 1, state.knocks.size);
+  renderKnocks();
 }
 
 function removeKnock(id) {
-  document.getElementById(`knock-${id}`)?.remove();
+  if (state.knocks.delete(id) || state.lobbyWaiting > state.knocks.size) {
+    state.lobbyWaiting = Math.max(state.lobbyWaiting - 1, state.knocks.size);
+  }
+  renderKnocks();
+}
+
+function button(text, onClick, className = "") {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  if (className) b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// A pop-up per waiting guest while a few wait; past COMPACT_KNOCKS_AFTER, one bar with
+// the count, "Admit all" and "Show list" (the list then scrolls).
+function renderKnocks() {
+  const box = $("knocks");
+  const waiting = Math.max(state.lobbyWaiting, state.knocks.size);
+  if (waiting === 0) state.showKnockList = false;
+  const compact = waiting > COMPACT_KNOCKS_AFTER;
+  box.classList.toggle("listing", compact && state.showKnockList);
+  const items = [];
+  if (compact) {
+    const bar = document.createElement("div");
+    bar.className = "knock card";
+    bar.id = "knock-summary";
+    bar.setAttribute("role", "alertdialog");
+    bar.setAttribute("aria-label", `${waiting} people waiting`);
+    const text = document.createElement("p");
+    text.textContent = `${waiting} people waiting`;
+    bar.append(
+      text,
+      button("Admit all", () => send({ type: "admit_all" }), "primary"),
+      button(state.showKnockList ? "Hide list" : "Show list", () => {
+        state.showKnockList = !state.showKnockList;
+        renderKnocks();
+      }),
+    );
+    items.push(bar);
+  }
+  if (!compact || state.showKnockList) {
+    for (const knock of state.knocks.values()) {
+      const card = document.createElement("div");
+      card.className = "knock card";
+      card.id = `knock-${knock.id}`;
+      card.setAttribute("role", compact ? "group" : "alertdialog");
+      card.setAttribute("aria-label", `${knock.name} wants to join`);
+      const text = document.createElement("p");
+      text.textContent = `${knock.name} wants to join`;
+      card.append(
+        text,
+        button("Admit", () => send({ type: "admit", knock_id: knock.id }), "primary"),
+        button("Refuse", () => send({ type: "refuse", knock_id: knock.id })),
+      );
+      items.push(card);
+    }
+  }
+  box.replaceChildren(...items);
 }
 
 function setupMeetingControls() {

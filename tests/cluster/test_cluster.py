@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
 from redis_server import RedisServer
-from server_helpers import ADHOC_ENV, free_port, join_room, room_token, stop_process
+from server_helpers import ADHOC_ENV, cli_tenant_key, free_port, join_room, room_token, stop_process
 
 from mediaserver.client.sdk import ClientError, MeetingClient
 
@@ -96,8 +96,7 @@ allow_private_webhook_urls = true
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
+        stop_process(self.proc)
 
 
 @pytest.fixture
@@ -131,24 +130,7 @@ async def owner_of(redis: RedisServer, room: str) -> str:
 
 async def mint_link(node: Node, event_id: str) -> dict:
     """A tenant (through the CLI, on the shared store) and a link starting now."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mediaserver",
-            "tenant",
-            "create",
-            "Acme",
-            "--config",
-            str(node.config),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    key = out.stdout.strip().splitlines()[-1]
+    key = cli_tenant_key(node.config)
     now = time.time()
     event = {
         "id": event_id,
