@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from ..limits import TokenBucket
+from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
 from .negotiation import parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
+from .sdp_limits import check_sdp_bounds
 
 if TYPE_CHECKING:
     from .room import Room
@@ -69,9 +72,13 @@ class Participant:
         self.inactive_mlines = 0
         self._restart_pending = False
         self.negotiation = _Negotiation()
+        sig = room.manager.config.signalling
+        #: publish offers (publication changes): each re-offers every other subscriber
+        self.publish_bucket = TokenBucket(sig.publishes_per_minute / 60.0, sig.publish_burst)
         self.closed = False
         self.joined_at = time.time()
         self.log = get_logger(room=room.id, participant=self.id)
+        self.throttled_log = LogThrottle(self.log)  # for warnings a client can trigger
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def describe(self) -> dict[str, Any]:
@@ -101,6 +108,7 @@ class Participant:
     async def publish(self, offer_sdp: str) -> tuple[str, list[Publication]]:
         """Answer a publish offer; new m-lines become publications."""
         cfg = self.room.manager.config
+        check_sdp_bounds(offer_sdp, self.room.manager.sdp_limits)  # before aiortc sees it
         offer = parse_sdp(offer_sdp, "offer")
         known_mids = {p.track.mid for p in self.publications.values()}
         new_sending = [
@@ -320,6 +328,9 @@ class Participant:
             raise Refused(
                 "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
             )
+        local = self.subscriber.pc.localDescription
+        offered = local.sdp.count("\nm=") if local is not None else None
+        check_sdp_bounds(sdp, self.room.manager.sdp_limits, expected_mlines=offered)
         negotiated = await self.subscriber.apply_answer(sdp)
         neg.outstanding = False
         by_mid = {t.mid: t for t in negotiated}
@@ -349,6 +360,8 @@ class Participant:
         peer = self.publisher if target == "publisher" else self.subscriber
         if peer is None:
             raise Refused("bad_state", f"no {target} connection yet")
+        if peer.pc.remoteDescription is None:  # aiortc accepts it, with a warning
+            self.throttled_log.warning("ice candidate before remote description", target=target)
         if candidate is None or not candidate.get("candidate"):
             await peer.pc.addIceCandidate(None)  # end of candidates
             return

@@ -73,6 +73,9 @@ class ErrorCode:
     FORBIDDEN = "forbidden"
     LOCKED_BY_HOST = "locked_by_host"
     SHUTTING_DOWN = "shutting_down"
+    RATE_LIMITED = "rate_limited"
+    BUSY = "busy"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL = "internal_error"
 
 
