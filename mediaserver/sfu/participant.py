@@ -33,6 +33,8 @@ __all__ = ["MAX_INACTIVE_MLINES", "Participant"]
 #: Ended tracks leave inactive m-lines in the subscriber's description; past this many
 #: the subscriber connection is renegotiated from scratch (`restart` in the offer).
 MAX_INACTIVE_MLINES = 16
+#: A replaced subscriber connection forwards until its successor connects, or this long.
+RETIRE_SECONDS = 10.0
 _ssrc_at = struct.Struct("!I")
 
 
@@ -71,6 +73,8 @@ class Participant:
         #: reuse them): past MAX_INACTIVE_MLINES the connection is replaced.
         self.inactive_mlines = 0
         self._restart_pending = False
+        #: replaced subscriber connections still forwarding until the new one connects
+        self._retiring: list[tuple[SubscriberPeer, list[Subscription]]] = []
         self.negotiation = _Negotiation()
         sig = room.manager.config.signalling
         #: publish offers (publication changes): each re-offers every other subscriber
@@ -260,18 +264,19 @@ class Participant:
         ):
             # The offer keeps growing with every track that ended: start a fresh
             # subscriber connection with only the live tracks (clients replace theirs).
+            # Make before break: the old connection keeps forwarding until the new one
+            # is connected (or RETIRE_SECONDS passed), so the restart costs no media.
             restart = True
             old, self.subscriber = self.subscriber, None
-            for sub in list(self.subscriptions.values()):
-                sub._detach()
-                sub.closed = True
+            retiring = list(self.subscriptions.values())
+            for sub in retiring:
+                sub.closed = True  # its output stays in the publication's outputs
                 sub.publication.subscriptions.pop(self.id, None)
             self.subscriptions.clear()
             self.outputs_by_ssrc.clear()
             self.ended_mids.clear()
             self.inactive_mlines = 0
-            with contextlib.suppress(Exception):
-                await old.close()
+            self._retiring.append((old, retiring))
         if restart:
             self._restart_pending = True  # the client must replace its connection too
         new = [pub for pub_id, pub in wanted.items() if pub_id not in self.subscriptions]
@@ -348,7 +353,18 @@ class Participant:
     async def _activate_when_connected(self) -> None:
         peer = self.subscriber
         assert peer is not None
-        await peer.connected.wait()
+        retiring, self._retiring = self._retiring, []
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.connected.wait(), RETIRE_SECONDS)
+        finally:
+            for old, subs in retiring:  # the replaced connection: now break it
+                for sub in subs:
+                    sub._detach()
+                with contextlib.suppress(Exception):
+                    await old.close()
+        if not peer.connected.is_set():
+            await peer.connected.wait()
         now = asyncio.get_running_loop().time()
         for sub in list(self.subscriptions.values()):
             if sub.output is not None and not sub.output.active:
@@ -408,6 +424,12 @@ class Participant:
             await pub.close()
         for sub in list(self.subscriptions.values()):
             sub._detach()
+        retiring, self._retiring = self._retiring, []
+        for old, subs in retiring:
+            for sub in subs:
+                sub._detach()
+            with contextlib.suppress(Exception):
+                await old.close()
         for peer in (self.publisher, self.subscriber):
             if peer is not None:
                 with contextlib.suppress(Exception):
