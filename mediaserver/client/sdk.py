@@ -322,9 +322,11 @@ class MeetingClient:
     async def _retire(
         self, old: RTCPeerConnection, new: RTCPeerConnection, tracks: list[RemoteTrack]
     ) -> None:
-        """Close a replaced subscriber connection once its successor is connected."""
+        """Close a replaced subscriber connection once its successor is connected (and a
+        second later: the server forwards on both until the new one has media)."""
         with contextlib.suppress(TimeoutError):
             await self.wait_for(lambda: new.connectionState in ("connected", "closed"), 10.0)
+            await asyncio.sleep(1.0)
         for remote in tracks:
             remote.ended.set()
         with contextlib.suppress(Exception):

@@ -33,7 +33,8 @@ __all__ = ["MAX_INACTIVE_MLINES", "Participant"]
 #: Ended tracks leave inactive m-lines in the subscriber's description; past this many
 #: the subscriber connection is renegotiated from scratch (`restart` in the offer).
 MAX_INACTIVE_MLINES = 16
-#: A replaced subscriber connection forwards until its successor connects, or this long.
+#: A replaced subscriber connection forwards until media flows on every track of its
+#: successor, or this long.
 RETIRE_SECONDS = 10.0
 _ssrc_at = struct.Struct("!I")
 
@@ -355,16 +356,31 @@ class Participant:
         assert peer is not None
         retiring, self._retiring = self._retiring, []
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(peer.connected.wait(), RETIRE_SECONDS)
+            if retiring:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_media_flows(peer), RETIRE_SECONDS)
         finally:
             for old, subs in retiring:  # the replaced connection: now break it
                 for sub in subs:
                     sub._detach()
                 with contextlib.suppress(Exception):
                     await old.close()
-        if not peer.connected.is_set():
-            await peer.connected.wait()
+        await peer.connected.wait()
+        await self._activate(peer)
+
+    async def _new_media_flows(self, peer: SubscriberPeer) -> None:
+        """The new subscriber connection is connected and forwards on every track (video
+        from a keyframe on): only then is the one it replaces closed."""
+        await peer.connected.wait()
+        await self._activate(peer)
+        for _ in range(int(RETIRE_SECONDS / 0.05)):  # polled: packets are counted in ints
+            if self.closed or all(
+                sub.output is not None and sub.output.packets for sub in self.subscriptions.values()
+            ):
+                return
+            await asyncio.sleep(0.05)
+
+    async def _activate(self, peer: SubscriberPeer) -> None:
         now = asyncio.get_running_loop().time()
         for sub in list(self.subscriptions.values()):
             if sub.output is not None and not sub.output.active:

@@ -485,7 +485,9 @@ async function onSubscribeOffer(m) {
     const retire = () => { clearTimeout(timer); old.close(); };
     const timer = setTimeout(retire, 10000);
     fresh.addEventListener("connectionstatechange", () => {
-      if (["connected", "failed", "closed"].includes(fresh.connectionState)) retire();
+      // the server forwards on both until the new one has media: a second of overlap
+      if (fresh.connectionState === "connected") setTimeout(retire, 1000);
+      if (["failed", "closed"].includes(fresh.connectionState)) retire();
     });
   }
   const pc = state.subscriber;

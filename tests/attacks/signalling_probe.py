@@ -129,17 +129,22 @@ class Arrivals:
 
     times: list[float] = field(default_factory=list)
     hooked: set[int] = field(default_factory=set)
+    #: arrival times per subscriber peer connection, in the order they appeared
+    by_connection: dict[int, list[float]] = field(default_factory=dict)
 
     def hook(self, pc: RTCPeerConnection) -> None:
         loop = asyncio.get_running_loop()
+        mine = self.by_connection.setdefault(id(pc), [])
         for t in pc.getTransceivers():
             dtls = t.receiver.transport
             if dtls is None or id(dtls) in self.hooked:
                 continue
             self.hooked.add(id(dtls))
 
-            async def on_rtp(data: bytes, arrival_time_ms: int) -> None:
-                self.times.append(loop.time())
+            async def on_rtp(data: bytes, arrival_time_ms: int, mine: list[float] = mine) -> None:
+                now = loop.time()
+                self.times.append(now)
+                mine.append(now)
 
             dtls._handle_rtp_data = on_rtp
 
