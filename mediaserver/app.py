@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,8 +15,19 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
-from .app_keys import CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS, STORE
+from .app_keys import (
+    ADDRESSES,
+    CONFIG,
+    LINKS,
+    METRICS,
+    RELAY,
+    ROOM_TOKEN_SECRET,
+    ROOMS,
+    SESSIONS,
+    STORE,
+)
 from .config import Config
+from .limits import AddressLimit
 from .sfu.peer import configure_ice_addresses, configure_port_range
 from .sfu.room import Room, RoomManager
 from .signalling.websocket import websocket_handler
@@ -74,8 +86,39 @@ async def join_page(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    token = request.app[CONFIG].metrics.bearer_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return web.Response(
+                status=401,
+                text="metrics: bearer token required\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _metrics_listener_ctx(reuse_port: bool) -> Any:
+    """metrics.listen: serve the metrics on their own address (e.g. 127.0.0.1:9090)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        cfg = app[CONFIG].metrics
+        address = cfg.listen_address
+        assert address is not None
+        metrics_app = web.Application()
+        metrics_app[CONFIG] = app[CONFIG]
+        metrics_app[METRICS] = app[METRICS]
+        metrics_app.router.add_get(cfg.path, metrics_handler)
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, address[0], address[1], reuse_port=reuse_port or None)
+        await site.start()
+        get_logger().info("metrics listening", address=cfg.listen, path=cfg.path)
+        yield
+        await runner.cleanup()
+
+    return ctx
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -271,11 +314,15 @@ async def _on_shutdown(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutdown")
 
 
-def create_app(config: Config, metrics: Metrics | None = None) -> web.Application:
+def create_app(
+    config: Config, metrics: Metrics | None = None, *, reuse_port: bool = False
+) -> web.Application:
+    """``reuse_port``: the metrics listener is shared by ``serve --workers`` processes."""
     app = web.Application(client_max_size=1 << 20)
     app[CONFIG] = config
     app[METRICS] = metrics or Metrics()
     app[SESSIONS] = set()
+    app[ADDRESSES] = AddressLimit(config.signalling.max_connections_per_address)
     app[STARTED] = time.time()
     app[STORE] = create_store(
         config.state.backend,
@@ -300,8 +347,15 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
         app.cleanup_ctx.append(_linkapi_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/healthz", healthz)
-    if config.metrics.enabled:
+    if config.metrics.enabled and config.metrics.listen_address is not None:
+        app.cleanup_ctx.append(_metrics_listener_ctx(reuse_port))
+    elif config.metrics.enabled:
         app.router.add_get(config.metrics.path, metrics_handler)
+        if not config.metrics.bearer_token:
+            get_logger().warning(
+                "metrics served on the public listener without a bearer token",
+                hint="set metrics.listen or metrics.bearer_token",
+            )
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/j/{slug}", join_page)
     app.router.add_static("/static/", WEB_DIR, append_version=False)

@@ -7,11 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from .config import Config
+from .limits import AddressLimit
 from .sfu.room import RoomManager
 from .state.store import Store
 from .telemetry import Metrics
 
 __all__ = [
+    "ADDRESSES",
     "CONFIG",
     "LINKS",
     "METRICS",
@@ -25,6 +27,8 @@ __all__ = [
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 ROOMS = web.AppKey("rooms", RoomManager)
+# Open signalling connections per client address (signalling.max_connections_per_address).
+ADDRESSES = web.AppKey("addresses", AddressLimit)
 SESSIONS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sessions")
 STORE: web.AppKey[Store] = web.AppKey("store")
 # The link service (linkapi.service.LinkService) when the link API is enabled.

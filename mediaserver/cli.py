@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     if args.workers > 1:
         return _serve_workers(args, config)
-    app = create_app(config, Metrics())
+    app = create_app(config, Metrics(), reuse_port=bool(args.reuse_port))
     log = get_logger()
     log.info(
         "starting",

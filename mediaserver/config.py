@@ -487,8 +487,28 @@ class MetricsConfig(_Validated):
 
     enabled: bool = True
     path: str = "/metrics"
+    listen: str = ""  # "host:port" of a separate listener; "": the public listener
+    bearer_token: str = dataclasses.field(default="", metadata={"secret": True})
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """(host, port) of the separate metrics listener, or None (public listener)."""
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     def _validate(self) -> None:
+        if self.listen:
+            host, sep, port = self.listen.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise _error(
+                    self._key("listen"),
+                    f"expected host:port (IPv6 in brackets) with port 1..65535, "
+                    f"got {self.listen!r}",
+                )
+        if self.bearer_token and len(self.bearer_token) < 16:
+            raise _error(self._key("bearer_token"), "must be at least 16 characters")
         if not self.path.startswith("/"):
             raise _error(self._key("path"), f"must start with '/', got {self.path!r}")
         reserved = ("/ws", "/healthz", "/v1", "/j/", "/static")
@@ -506,11 +526,36 @@ class SignallingConfig(_Validated):
 
     max_message_bytes: int = 65536
     join_timeout_seconds: float = 10.0
+    # Abuse limits (docs/protocol.md §1 and §6, docs/operations.md §2)
+    messages_per_second: float = 20.0
+    message_burst: int = 50
+    rate_limited_close_after: int = 50
+    max_connections_per_address: int = 32
+    max_sdp_mlines: int = 32
+    max_sdp_attributes_per_mline: int = 256
+    max_concurrent_sdp: int = 4
+    max_queued_sdp: int = 16
+    publish_burst: int = 5
+    publishes_per_minute: float = 12.0
 
     def _validate(self) -> None:
         self._range(
             "max_message_bytes", self.max_message_bytes, 1024, 1048576, "between 1024 and 1048576"
         )
+        self._range("messages_per_second", self.messages_per_second, 0.1, 10000, "0.1..10000")
+        self._range("message_burst", self.message_burst, 1, 100000, "1..100000")
+        self._range("rate_limited_close_after", self.rate_limited_close_after, 1, 100000, ">= 1")
+        self._range(
+            "max_connections_per_address", self.max_connections_per_address, 0, 100000, ">= 0"
+        )
+        self._range("max_sdp_mlines", self.max_sdp_mlines, 1, 1024, "between 1 and 1024")
+        self._range(
+            "max_sdp_attributes_per_mline", self.max_sdp_attributes_per_mline, 8, 4096, "8..4096"
+        )
+        self._range("max_concurrent_sdp", self.max_concurrent_sdp, 1, 1024, "between 1 and 1024")
+        self._range("max_queued_sdp", self.max_queued_sdp, 0, 100000, ">= 0")
+        self._range("publish_burst", self.publish_burst, 1, 1000, "between 1 and 1000")
+        self._range("publishes_per_minute", self.publishes_per_minute, 0.1, 6000, "0.1..6000")
         if not self.join_timeout_seconds > 0:
             raise _error(
                 self._key("join_timeout_seconds"),

@@ -287,18 +287,22 @@ class MeetingClient:
 
     async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
         async with self._sub_lock:
+            old: RTCPeerConnection | None = None
+            old_tracks: list[RemoteTrack] = []
             if data.get("restart") and self.subscriber is not None:
-                # the server replaced our subscriber connection: start a new one
+                # the server replaced our subscriber connection: answer on a new one, and
+                # keep the old one (its media still flows) until the new one is connected
                 old, self.subscriber = self.subscriber, None
-                for ended in self.remote_tracks.values():
-                    ended.ended.set()
+                old_tracks = list(self.remote_tracks.values())
                 self.remote_tracks = {}
                 self._track_map = {}
-                with contextlib.suppress(Exception):
-                    await old.close()
             if self.subscriber is None:
                 self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
                 self.subscriber.on("track", self._on_pc_track)
+            if old is not None:
+                task = asyncio.ensure_future(self._retire(old, self.subscriber, old_tracks))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             previous = self._track_map
             self._track_map = dict(data.get("tracks", {}))
             await self.subscriber.setRemoteDescription(
@@ -328,6 +332,19 @@ class MeetingClient:
                         self._register_track(str(t.mid), track)
         async with self._changed:
             self._changed.notify_all()
+
+    async def _retire(
+        self, old: RTCPeerConnection, new: RTCPeerConnection, tracks: list[RemoteTrack]
+    ) -> None:
+        """Close a replaced subscriber connection once its successor is connected (and a
+        second later: the server forwards on both until the new one has media)."""
+        with contextlib.suppress(TimeoutError):
+            await self.wait_for(lambda: new.connectionState in ("connected", "closed"), 10.0)
+            await asyncio.sleep(1.0)
+        for remote in tracks:
+            remote.ended.set()
+        with contextlib.suppress(Exception):
+            await old.close()
 
     def _on_pc_track(self, track: MediaStreamTrack) -> None:
         assert self.subscriber is not None

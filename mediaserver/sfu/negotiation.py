@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiortc import sdp as aiortc_sdp
 
 from .forwarder import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID
+from .sdp_limits import SdpError
 
 __all__ = [
     "SUPPORTED_CODECS",
@@ -28,10 +29,6 @@ SUPPORTED_CODECS = {
     "video": ("VP8", "H264"),
 }
 MAX_SDP_BYTES = 60_000
-
-
-class SdpError(ValueError):
-    """An SDP the server will not accept; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
+from ..limits import TokenBucket
 from ..lobby.identity import Identity
+from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
 from .negotiation import parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
+from .sdp_limits import check_sdp_bounds
 
 if TYPE_CHECKING:
     from .room import Room
@@ -31,6 +34,9 @@ __all__ = ["MAX_INACTIVE_MLINES", "Participant"]
 #: Ended tracks leave inactive m-lines in the subscriber's description; past this many
 #: the subscriber connection is renegotiated from scratch (`restart` in the offer).
 MAX_INACTIVE_MLINES = 16
+#: A replaced subscriber connection forwards until media flows on every track of its
+#: successor, or this long.
+RETIRE_SECONDS = 10.0
 _ssrc_at = struct.Struct("!I")
 
 
@@ -70,10 +76,16 @@ class Participant:
         #: reuse them): past MAX_INACTIVE_MLINES the connection is replaced.
         self.inactive_mlines = 0
         self._restart_pending = False
+        #: replaced subscriber connections still forwarding until the new one connects
+        self._retiring: list[tuple[SubscriberPeer, list[Subscription]]] = []
         self.negotiation = _Negotiation()
+        sig = room.manager.config.signalling
+        #: publish offers (publication changes): each re-offers every other subscriber
+        self.publish_bucket = TokenBucket(sig.publishes_per_minute / 60.0, sig.publish_burst)
         self.closed = False
         self.joined_at = time.time()
         self.log = get_logger(room=room.id, participant=self.id)
+        self.throttled_log = LogThrottle(self.log)  # for warnings a client can trigger
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def describe(self) -> dict[str, Any]:
@@ -103,6 +115,7 @@ class Participant:
     async def publish(self, offer_sdp: str) -> tuple[str, list[Publication]]:
         """Answer a publish offer; new m-lines become publications."""
         cfg = self.room.manager.config
+        check_sdp_bounds(offer_sdp, self.room.manager.sdp_limits)  # before aiortc sees it
         offer = parse_sdp(offer_sdp, "offer")
         known_mids = {p.track.mid for p in self.publications.values()}
         new_sending = [
@@ -254,18 +267,19 @@ class Participant:
         ):
             # The offer keeps growing with every track that ended: start a fresh
             # subscriber connection with only the live tracks (clients replace theirs).
+            # Make before break: the old connection keeps forwarding until the new one
+            # is connected (or RETIRE_SECONDS passed), so the restart costs no media.
             restart = True
             old, self.subscriber = self.subscriber, None
-            for sub in list(self.subscriptions.values()):
-                sub._detach()
-                sub.closed = True
+            retiring = list(self.subscriptions.values())
+            for sub in retiring:
+                sub.closed = True  # its output stays in the publication's outputs
                 sub.publication.subscriptions.pop(self.id, None)
             self.subscriptions.clear()
             self.outputs_by_ssrc.clear()
             self.ended_mids.clear()
             self.inactive_mlines = 0
-            with contextlib.suppress(Exception):
-                await old.close()
+            self._retiring.append((old, retiring))
         if restart:
             self._restart_pending = True  # the client must replace its connection too
         new = [pub for pub_id, pub in wanted.items() if pub_id not in self.subscriptions]
@@ -322,6 +336,9 @@ class Participant:
             raise Refused(
                 "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
             )
+        local = self.subscriber.pc.localDescription
+        offered = local.sdp.count("\nm=") if local is not None else None
+        check_sdp_bounds(sdp, self.room.manager.sdp_limits, expected_mlines=offered)
         negotiated = await self.subscriber.apply_answer(sdp)
         neg.outstanding = False
         by_mid = {t.mid: t for t in negotiated}
@@ -339,7 +356,33 @@ class Participant:
     async def _activate_when_connected(self) -> None:
         peer = self.subscriber
         assert peer is not None
+        retiring, self._retiring = self._retiring, []
+        try:
+            if retiring:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_media_flows(peer), RETIRE_SECONDS)
+        finally:
+            for old, subs in retiring:  # the replaced connection: now break it
+                for sub in subs:
+                    sub._detach()
+                with contextlib.suppress(Exception):
+                    await old.close()
         await peer.connected.wait()
+        await self._activate(peer)
+
+    async def _new_media_flows(self, peer: SubscriberPeer) -> None:
+        """The new subscriber connection is connected and forwards on every track (video
+        from a keyframe on): only then is the one it replaces closed."""
+        await peer.connected.wait()
+        await self._activate(peer)
+        for _ in range(int(RETIRE_SECONDS / 0.05)):  # polled: packets are counted in ints
+            if self.closed or all(
+                sub.output is not None and sub.output.packets for sub in self.subscriptions.values()
+            ):
+                return
+            await asyncio.sleep(0.05)
+
+    async def _activate(self, peer: SubscriberPeer) -> None:
         now = asyncio.get_running_loop().time()
         for sub in list(self.subscriptions.values()):
             if sub.output is not None and not sub.output.active:
@@ -351,6 +394,8 @@ class Participant:
         peer = self.publisher if target == "publisher" else self.subscriber
         if peer is None:
             raise Refused("bad_state", f"no {target} connection yet")
+        if peer.pc.remoteDescription is None:  # aiortc accepts it, with a warning
+            self.throttled_log.warning("ice candidate before remote description", target=target)
         if candidate is None or not candidate.get("candidate"):
             await peer.pc.addIceCandidate(None)  # end of candidates
             return
@@ -397,6 +442,12 @@ class Participant:
             await pub.close()
         for sub in list(self.subscriptions.values()):
             sub._detach()
+        retiring, self._retiring = self._retiring, []
+        for old, subs in retiring:
+            for sub in subs:
+                sub._detach()
+            with contextlib.suppress(Exception):
+                await old.close()
         for peer in (self.publisher, self.subscriber):
             if peer is not None:
                 with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 import socket
 import struct
@@ -71,6 +72,15 @@ RtpHandler = Callable[[bytes, float], Awaitable[None]]
 RtcpHandler = Callable[[bytes], Awaitable[None]]
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def _not_early_candidate(record: logging.LogRecord) -> bool:
+    """aiortc warns on every candidate added before the remote description, once per
+    client message: Participant.add_ice_candidate logs that itself, rate limited."""
+    return not str(record.msg).startswith("RTCPeerConnection addIceCandidate called without")
+
+
+logging.getLogger("aiortc.rtcpeerconnection").addFilter(_not_early_candidate)
 
 
 def configure_ice_addresses(addresses: Sequence[str]) -> None:
@@ -316,10 +326,14 @@ class PublisherPeer(_PeerBase):
         """
         offer = parse_sdp(offer_sdp, "offer")
         await self._set_remote(offer_sdp, "offer")
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await asyncio.sleep(0)  # let media flow between the heavy steps
+        try:
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:  # e.g. no codec in common
+            raise SdpError(f"offer cannot be answered: {type(exc).__name__}: {exc}") from None
         answer_sdp = self._local_sdp()
         answer = parse_sdp(answer_sdp, "answer")
-        return answer_sdp, negotiated_tracks(answer, offer)
+        return answer_sdp, _tracks(answer, offer)
 
     def _hook(self) -> None:
         for t in self.pc.getTransceivers():
@@ -414,7 +428,15 @@ class SubscriberPeer(_PeerBase):
         local = self.pc.localDescription
         assert local is not None
         await self._set_remote(answer_sdp, "answer")
-        return negotiated_tracks(answer, parse_sdp(local.sdp, "offer"))
+        return _tracks(answer, parse_sdp(local.sdp, "offer"))
+
+
+def _tracks(answer: Any, ssrc_source: Any) -> list[NegotiatedTrack]:
+    """negotiated_tracks; a malformed value in the client's SDP is an SdpError."""
+    try:
+        return negotiated_tracks(answer, ssrc_source)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise SdpError(f"unusable sdp: {type(exc).__name__}: {exc}") from None
 
 
 def _same_codec(cap: Any, track: NegotiatedTrack) -> bool:

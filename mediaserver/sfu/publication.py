@@ -254,7 +254,8 @@ class Subscription:
             return
         with contextlib.suppress(ValueError):
             self.publication.forwarding.outputs.remove(output)
-        self.subscriber.outputs_by_ssrc.pop(output.params.ssrc, None)
+        if self.subscriber.outputs_by_ssrc.get(output.params.ssrc) is self:
+            del self.subscriber.outputs_by_ssrc[output.params.ssrc]
         self.publication.remb.remove(self.subscriber.id)
         self.output = None
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config
+from ..limits import WorkGate
 from ..lobby.identity import Bar, Identity
 from ..lobby.keys import issue_key, new_client_id
 from ..lobby.lobby import LOBBY_LIST_MAX, Lobby
@@ -24,6 +25,7 @@ from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
 from .participant import Participant
 from .publication import Publication
+from .sdp_limits import SdpLimits
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room", "RoomManager"]
 
@@ -315,6 +317,12 @@ class RoomManager:
         self.metrics = metrics
         self.rooms: dict[str, Room] = {}
         self.accepting = True
+        sig = config.signalling
+        self.sdp_limits = SdpLimits(
+            max_mlines=sig.max_sdp_mlines, max_attributes_per_mline=sig.max_sdp_attributes_per_mline
+        )
+        #: Client SDP applied at once on this node (publish offers, subscribe answers).
+        self.sdp_work = WorkGate(sig.max_concurrent_sdp, sig.max_queued_sdp)
         self.ice_servers: list[dict[str, Any]] = [
             {"urls": list(s.urls), "username": s.username, "credential": s.credential}
             for s in config.rtc.ice_servers

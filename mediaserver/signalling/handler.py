@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from linkapi.secrets_ import ExpiredToken, InvalidToken, RoomClaims, verify_room_token
 
+from ..limits import Busy
 from ..lobby import decide_admission, effective_guest_policy, moderation
 from ..lobby.identity import Identity, normalise_name
 from ..lobby.keys import new_client_id, read_key
 from ..lobby.lobby import Knock
 from ..lobby.policy import link_role
+from ..logthrottle import LogThrottle
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
@@ -67,6 +69,7 @@ class SignallingSession:
         self.ever_joined = False
         self.closed = False
         self.log = get_logger()
+        self.throttled_log = LogThrottle(self.log)  # client-triggerable lines
         self._lock = asyncio.Lock()  # one message at a time, in order
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -107,10 +110,14 @@ class SignallingSession:
             await self.send_error(exc.code, exc.message, m.valid_ref(exc.ref) or ref)
         except SdpError as exc:
             await self.send_error(m.ErrorCode.INVALID_SDP, str(exc), ref)
+        except Busy:
+            await self.send_error(
+                m.ErrorCode.BUSY, "the server is busy negotiating: try again in a moment", ref
+            )
         except Refused as exc:
             await self.send_error(exc.code, exc.message, ref, **exc.details)
         except Exception:
-            self.log.exception("signalling handler failed")
+            self.throttled_log.exception("signalling handler failed")
             await self.send_error(m.ErrorCode.INTERNAL, "internal error", ref)
         return True
 
@@ -175,7 +182,15 @@ class SignallingSession:
             await self._moderate(participant, msg)
             return True
         if isinstance(msg, m.Publish):
-            answer, added = await participant.publish(msg.sdp)
+            if not participant.publish_bucket.take(time.monotonic()):
+                wait = participant.publish_bucket.retry_after()
+                raise Refused(
+                    m.ErrorCode.RATE_LIMITED,
+                    f"publish: too many publication changes; retry in {wait:.1f}s",
+                    retry_after=round(wait, 1),
+                )
+            async with self.manager.sdp_work.slot():
+                answer, added = await participant.publish(msg.sdp)
             await self.send(
                 {
                     "type": "publish_answer",
@@ -189,7 +204,8 @@ class SignallingSession:
             )
             await participant.room.published(participant, added)
         elif isinstance(msg, m.SubscribeAnswer):
-            await participant.apply_subscribe_answer(msg.sdp, msg.revision)
+            async with self.manager.sdp_work.slot(wait=True):  # never refuse our own offer
+                await participant.apply_subscribe_answer(msg.sdp, msg.revision)
         elif isinstance(msg, m.IceCandidate):
             await participant.add_ice_candidate(msg.target, msg.candidate)
         elif isinstance(msg, m.Mute):
@@ -269,6 +285,7 @@ class SignallingSession:
         self.knock = None
         self.ever_joined = True
         self.log = participant.log
+        self.throttled_log.log = participant.log
         participant.disconnect = self.disconnect
 
     async def _join_link(self, msg: m.Join) -> Participant | None:

@@ -80,6 +80,9 @@ class ErrorCode:
     TOKEN_REQUIRED = "token_required"
     INVALID_TOKEN = "invalid_token"
     TOKEN_EXPIRED = "token_expired"
+    RATE_LIMITED = "rate_limited"
+    BUSY = "busy"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL = "internal_error"
 
 

@@ -8,9 +8,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..app_keys import CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS
+from ..app_keys import ADDRESSES, CONFIG, LINKS, METRICS, RELAY, ROOM_TOKEN_SECRET, ROOMS, SESSIONS
 from ..cluster.cluster import Lease, RoomRevoked, Unavailable
 from ..cluster.relay import Relay
+from ..config import Config
+from ..limits import MessageLimiter
+from ..sfu.room import RoomManager
 from . import messages as m
 from .handler import SignallingSession
 from .messages import ErrorCode, error
@@ -30,6 +33,32 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await ws.send_json(error(ErrorCode.SHUTTING_DOWN, "server is shutting down"))
         await ws.close(code=1001, message=b"shutting down")
         return ws
+    address = request.remote or ""
+    addresses = request.app[ADDRESSES]
+    if not addresses.acquire(address):
+        manager.metrics.signalling_errors.labels(ErrorCode.TOO_MANY_CONNECTIONS).inc()
+        await ws.send_json(
+            error(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"at most {addresses.limit} signalling connections per address",
+            )
+        )
+        await ws.close(code=1008, message=b"too many connections")
+        return ws
+    try:
+        return await _serve(request, ws, config, manager)
+    finally:
+        addresses.release(address)
+
+
+async def _serve(
+    request: web.Request, ws: web.WebSocketResponse, config: Config, manager: RoomManager
+) -> web.WebSocketResponse:
+    limit = config.signalling.max_message_bytes
+    sig = config.signalling
+    limiter = MessageLimiter(
+        sig.messages_per_second, sig.message_burst, sig.rate_limited_close_after
+    )
 
     async def send(message: dict[str, Any]) -> None:
         if not ws.closed:
@@ -77,6 +106,21 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 )
                 break
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                verdict = limiter.check(loop.time())  # before any parsing or relaying
+                if verdict != "ok":
+                    await session.send_error(
+                        ErrorCode.RATE_LIMITED,
+                        f"more than {sig.messages_per_second:g} messages per second "
+                        f"(burst {sig.message_burst}): message dropped",
+                    )
+                    if verdict == "close":
+                        session.log.warning(
+                            "signalling connection closed: rate limit",
+                            refused=limiter.refused_total,
+                        )
+                        await ws.close(code=1008, message=b"rate limited")
+                        break
+                    continue
                 if relay is not None:
                     if relayed is not None:  # the room is on another node: pass it on
                         try:

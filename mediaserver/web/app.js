@@ -500,17 +500,30 @@ async function publish() {
 }
 
 async function onSubscribeOffer(m) {
+  let old = null;
   if (m.restart && state.subscriber) {
-    // the server replaced our receiving connection: drop the old one and its tracks
-    state.subscriber.close();
+    // the server replaced our receiving connection: answer on a new one and keep the
+    // old one (its media still plays) until the new one is connected
+    old = state.subscriber;
     state.subscriber = null;
-    for (const info of Object.values(state.tracks)) detachMid(Object.keys(state.tracks).find((k) => state.tracks[k] === info), info);
+    // the new connection's mids start again at "0": let its tracks take over the tiles
+    for (const el of document.querySelectorAll(".tile video, .tile audio")) el.dataset.mid = "";
     state.tracks = {};
   }
   if (!state.subscriber) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
     state.subscriber = pc;
     pc.ontrack = (ev) => attachTrack(ev.transceiver.mid, ev.track);
+  }
+  if (old) {
+    const fresh = state.subscriber;
+    const retire = () => { clearTimeout(timer); old.close(); };
+    const timer = setTimeout(retire, 10000);
+    fresh.addEventListener("connectionstatechange", () => {
+      // the server forwards on both until the new one has media: a second of overlap
+      if (fresh.connectionState === "connected") setTimeout(retire, 1000);
+      if (["failed", "closed"].includes(fresh.connectionState)) retire();
+    });
   }
   const pc = state.subscriber;
   const previous = state.tracks;

@@ -89,6 +89,11 @@ def test_shipped_config_loads() -> None:
     # Apart from ice_addresses the shipped file matches the built-in defaults.
     assert config.rooms == Config().rooms
     assert config.signalling == Config().signalling
+    # ... and the metrics are off the public listener (built-in: on it, for compatibility)
+    assert config.metrics.listen_address == ("127.0.0.1", 9090)
+    assert Config().metrics.listen_address is None
+    ipv6 = load_config(None, env={"MEDIASERVER_METRICS_LISTEN": "[::1]:9100"})
+    assert ipv6.metrics.listen_address == ("::1", 9100)
 
 
 def test_shipped_config_has_every_key_with_env_var_name() -> None:
@@ -351,6 +356,15 @@ def test_bool_rejected_for_int() -> None:
             "signalling.join_timeout_seconds: must be greater than 0",
         ),
         ("[state]\ndata_dir = ''\n", "state.data_dir: must not be empty"),
+        ("[signalling]\nmax_sdp_mlines = 0\n", "signalling.max_sdp_mlines: must be between"),
+        ("[signalling]\nmessage_burst = 0\n", "signalling.message_burst: must be 1..100000"),
+        ("[signalling]\nmessages_per_second = 0\n", "signalling.messages_per_second: must"),
+        ("[signalling]\nmax_connections_per_address = -1\n", "signalling.max_connections_"),
+        ("[signalling]\nmax_concurrent_sdp = 0\n", "signalling.max_concurrent_sdp: must"),
+        ("[signalling]\npublishes_per_minute = 0\n", "signalling.publishes_per_minute: must"),
+        ("[metrics]\nlisten = '9090'\n", "metrics.listen: expected host:port"),
+        ("[metrics]\nlisten = '127.0.0.1:0'\n", "metrics.listen: expected host:port"),
+        ("[metrics]\nbearer_token = 'short'\n", "metrics.bearer_token: must be at least 16"),
     ],
 )
 def test_out_of_range_names_key(tmp_path: Path, toml: str, message: str) -> None:
