@@ -270,7 +270,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
     )
     out = []
     for ev in events:
-        attempts = await service.store.list_attempts(ev.id)
+        # attempts recorded after the entry was read belong to a later state of it:
+        # show the entry as read (two reads, one consistent answer)
+        attempts = (await service.store.list_attempts(ev.id))[: ev.attempts]
         # a parked entry is closed out in the store (its queue moves on), never sent
         parked = ev.delivered_at is not None and (ev.last_error or "").startswith(PARKED_PREFIX)
         out.append(

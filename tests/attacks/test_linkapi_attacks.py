@@ -344,7 +344,10 @@ async def test_poison_webhook_entry_is_parked_and_does_not_stall_others(lenient:
             (parked,) = await _deliveries(api, poison)
             (ok,) = await _deliveries(api, good["id"])
             assert ok["delivered_at"] is not None and ok["event_id"] in receiver.hits
-            assert parked["parked"] is True and parked["delivered_at"] is None
+            assert parked["parked"] is True and parked["delivered_at"] is None, (
+                parked["last_error"],
+                parked["attempts"],
+            )
             assert parked["next_attempt_at"] is None
             assert parked["last_error"].startswith("parked: UnicodeEncodeError")
             assert len(receiver.hits) == 1
