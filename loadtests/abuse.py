@@ -44,21 +44,29 @@ BASELINE_SECONDS = 3.0
 
 
 class GapCounter(RtpCounter):
-    """An RtpCounter that also records the longest inter-arrival gap per stream."""
+    """An RtpCounter that also records the longest gap between two packets of one kind
+    (audio or video), across subscriber connections: when the server replaces the
+    connection, the counter follows the new one (:meth:`follow`) and a switch without
+    a gap counts as none. The bots' audio packets are small, their video packets large,
+    so the size tells the kind."""
 
     def __init__(self, pc: RTCPeerConnection) -> None:
         super().__init__(pc)
-        self.last_arrival: dict[int, int] = {}
+        self.last_arrival: dict[str, int] = {}
         self.longest_gap_ns = 0
+
+    def follow(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+        self.hook()
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
         now = time.monotonic_ns()
-        if self.recording and len(data) >= 12:
-            ssrc = int.from_bytes(data[8:12], "big")
-            last = self.last_arrival.get(ssrc)
+        if self.recording:
+            kind = "video" if len(data) > 600 else "audio"
+            last = self.last_arrival.get(kind)
             if last is not None and now - last > self.longest_gap_ns:
                 self.longest_gap_ns = now - last
-            self.last_arrival[ssrc] = now
+            self.last_arrival[kind] = now
         await super()._on_rtp(data, arrival_time_ms)
 
     def start_window(self) -> None:
@@ -103,9 +111,9 @@ class RealPeer(OurParticipant):
         self.gaps: GapCounter | None = None
 
         def hook(pc: RTCPeerConnection) -> None:
-            if self.gaps is None or self.gaps.pc is not pc:
+            if self.gaps is None:
                 self.gaps = GapCounter(pc)
-            self.gaps.hook()
+            self.gaps.follow(pc)
 
         self.client.subscriber_hook = hook
 
