@@ -267,7 +267,7 @@ def create_app(config: Config, metrics: Metrics | None = None) -> web.Applicatio
     app[STORE] = create_store(
         config.state.backend,
         sqlite_path=config.state.effective_sqlite_path,
-        redis_url=config.state.redis_url,
+        redis_url=config.state.redis_target,
     )
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_rooms_ctx)

@@ -89,7 +89,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         store = create_store(
             config.state.backend,
             sqlite_path=config.state.effective_sqlite_path,
-            redis_url=config.state.redis_url,
+            redis_url=config.state.redis_target,
         )
         if config.state.backend == "memory":
             print(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..state.redis_conn import RedisTarget, connect
 from ..telemetry import get_logger
 
 __all__ = ["Cluster", "Lease", "Unavailable"]
@@ -26,11 +27,24 @@ CHANNEL_RELAY = "{p}relay:{node}"
 KEY_SINGLETON = "{p}singleton:{name}"
 
 # Claim a room for ARGV[1] unless a live node holds it: returns the holder's value.
+# Liveness is only judged (a missing node key = dead) when ARGV[4] is "1" (the caller
+# has been connected for a lease) and this Redis has been up for a lease (ARGV[5] s):
+# right after a restart every key that expired meanwhile is missing, live nodes' too.
+# Otherwise a holder without a node key is unknown, so it keeps the room, and a room
+# without holder that was hosted before (it has a fencing counter) is not placed now:
+# its host may not have re-created the lease yet (the caller gets "" = unavailable).
 _CLAIM = """
+local judge = ARGV[4] == '1'
+if judge then
+  local up = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+  judge = up ~= nil and up >= tonumber(ARGV[5])
+end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local node = string.match(cur, '^([^|]+)|')
-  if node and redis.call('EXISTS', ARGV[3] .. node) == 1 then return cur end
+  if not judge or (node and redis.call('EXISTS', ARGV[3] .. node) == 1) then return cur end
+elseif not judge and redis.call('EXISTS', KEYS[2]) == 1 then
+  return ''
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], 86400000)
@@ -81,7 +95,7 @@ class Lease:
 class Cluster:
     def __init__(
         self,
-        redis_url: str,
+        redis_url: str | RedisTarget,
         node_id: str,
         *,
         lease_seconds: float,
@@ -95,9 +109,7 @@ class Cluster:
         self.heartbeat = heartbeat_seconds
         self.load = load
         self.draining = False
-        self.redis = aioredis.from_url(
-            redis_url, socket_timeout=1.0, socket_connect_timeout=1.0, retry_on_timeout=False
-        )
+        self.redis = connect(redis_url, timeout=1.0)
         self._claim = self.redis.register_script(_CLAIM)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
@@ -109,6 +121,10 @@ class Cluster:
         self.on_relay: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         self.on_lease_lost: Callable[[str], Awaitable[None]] | None = None
         self.healthy = False
+        #: Until then (monotonic) this node does not judge other nodes dead: it has just
+        #: (re)connected, or Redis has just restarted (keys that expired meanwhile are
+        #: missing for live nodes too, until their next heartbeat).
+        self.judge_after = time.monotonic() + lease_seconds
         self.log = get_logger(node=node_id, component="cluster")
         self._tasks: list[asyncio.Task[None]] = []
         self.started = time.time()
@@ -150,8 +166,20 @@ class Cluster:
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self._k(KEY_NODE, node=self.node_id), json.dumps(info), px=self.lease_ms)
         pipe.sadd(self._k(KEY_NODES), self.node_id)
-        await pipe.execute()
+        pipe.info("server")
+        results = await pipe.execute()
+        now = time.monotonic()
+        if not self.healthy:  # (re)connected: registered again, now wait for the others
+            self.judge_after = max(self.judge_after, now + self.lease_ms / 1000)
+        uptime = float(results[-1].get("uptime_in_seconds", 1e9))
+        if uptime * 1000 < self.lease_ms:  # Redis restarted: its registry is not complete
+            self.judge_after = max(self.judge_after, now + self.lease_ms / 1000 - uptime)
         self.healthy = True
+
+    @property
+    def can_judge(self) -> bool:
+        """Whether a missing registration means a dead node (not just "unknown")."""
+        return self.healthy and time.monotonic() >= self.judge_after
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -179,7 +207,8 @@ class Cluster:
                 raise
             except Exception:
                 self.log.exception("heartbeat failed")
-            await asyncio.sleep(self.heartbeat)
+            # while Redis is away, try more often: re-register as soon as it is back
+            await asyncio.sleep(self.heartbeat if self.healthy else min(self.heartbeat, 0.2))
 
     # --- registry and placement ----------------------------------------------------
 
@@ -199,16 +228,21 @@ class Cluster:
                 dead.append(node)
             else:
                 nodes.append(json.loads(raw))
-        if dead:
+        if dead and self.can_judge:
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.srem(self._k(KEY_NODES), *dead)
         return nodes
 
     async def is_alive(self, node: str) -> bool:
+        """False only for a node known dead: its registration expired, read from a Redis
+        that kept it for a lease, by a node that has been connected for a lease."""
+        if not self.can_judge:
+            return True  # cannot tell (an outage, a reconnect, a Redis restart)
         try:
-            return bool(await self.redis.exists(self._k(KEY_NODE, node=node)))
+            alive = bool(await self.redis.exists(self._k(KEY_NODE, node=node)))
         except (RedisError, OSError):
-            return True  # cannot tell during an outage: assume alive
+            return True
+        return alive or not self.can_judge
 
     async def claim(self, room: str) -> Lease:
         """The lease of ``room``: the live holder's, or a new one for the least-loaded
@@ -221,10 +255,18 @@ class Cluster:
         try:
             value = await self._claim(
                 keys=[self._k(KEY_ROOM_OWNER, room=room), self._k(KEY_ROOM_FENCE, room=room)],
-                args=[candidate, self.lease_ms, self._k(KEY_NODE, node="")],
+                args=[
+                    candidate,
+                    self.lease_ms,
+                    self._k(KEY_NODE, node=""),
+                    "1" if self.can_judge else "0",
+                    str(math.ceil(self.lease_ms / 1000)),
+                ],
             )
         except (RedisError, OSError) as exc:
             raise Unavailable(str(exc)) from None
+        if not value:
+            raise Unavailable("the room's host is not known yet (Redis just came back)")
         lease = Lease.parse(room, value.decode() if isinstance(value, bytes) else str(value))
         return lease
 

@@ -58,6 +58,7 @@ from .models import (
     from_dict,
     to_dict,
 )
+from .redis_conn import RedisTarget, connect
 from .store import ConflictError
 
 __all__ = ["RedisStore"]
@@ -368,7 +369,7 @@ class RedisStore:
     """The ``Store`` on Redis; see the module docstring for the required server
     configuration (AOF with ``appendfsync always``) and the key layout."""
 
-    def __init__(self, url: str, *, prefix: str = "ms:") -> None:
+    def __init__(self, url: str | RedisTarget, *, prefix: str = "ms:") -> None:
         self.url = url
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
@@ -378,9 +379,7 @@ class RedisStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        client = connect(self.url, timeout=2.0, decode_responses=True)
         try:
             await client.ping()
         except BaseException:
