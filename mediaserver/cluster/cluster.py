@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from ..state.redis_conn import RedisTarget, connect
 from ..telemetry import get_logger
 
-__all__ = ["Cluster", "Lease", "Unavailable"]
+__all__ = ["Cluster", "Lease", "PeerGone", "Unavailable"]
 
 KEY_NODE = "{p}node:{node}"
 KEY_NODES = "{p}nodes"
@@ -76,6 +76,10 @@ class Unavailable(Exception):
     """Redis cannot be reached: cluster decisions (placement) are impossible now."""
 
 
+class PeerGone(Unavailable):
+    """A relay message found no subscriber on the other node for ``relay_timeout``."""
+
+
 @dataclass(frozen=True)
 class Lease:
     room: str
@@ -107,6 +111,8 @@ class Cluster:
         self.prefix = prefix
         self.lease_ms = int(lease_seconds * 1000)
         self.heartbeat = heartbeat_seconds
+        #: How long a relay message is retried while the other node does not listen.
+        self.relay_timeout = max(2.0, 2 * heartbeat_seconds)
         self.load = load
         self.draining = False
         self.redis = connect(redis_url, timeout=1.0)
@@ -317,9 +323,31 @@ class Cluster:
     # --- relay -----------------------------------------------------------------------
 
     async def send(self, node: str, message: dict[str, Any]) -> None:
+        """Publish ``message`` to ``node``. Nobody subscribed (PUBLISH = 0: the node is
+        resubscribing after a reconnect, or gone) and Redis errors are retried for
+        ``relay_timeout``; then :class:`PeerGone` / :class:`Unavailable`."""
+        deadline = time.monotonic() + self.relay_timeout
+        delay = 0.05
+        while True:
+            try:
+                if await self.publish(node, message) > 0:
+                    return
+                failure: Unavailable = PeerGone(f"{node} does not listen")
+            except Unavailable as exc:
+                failure = exc
+            if time.monotonic() + delay > deadline:
+                self.log.warning("relay message undelivered", to=node, error=str(failure))
+                raise failure
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def publish(self, node: str, message: dict[str, Any]) -> int:
+        """One PUBLISH to ``node``'s relay channel: how many subscribers got it."""
         try:
-            await self.redis.publish(
-                self._k(CHANNEL_RELAY, node=node), msgpack.packb(message, use_bin_type=True)
+            return int(
+                await self.redis.publish(
+                    self._k(CHANNEL_RELAY, node=node), msgpack.packb(message, use_bin_type=True)
+                )
             )
         except (RedisError, OSError) as exc:
             raise Unavailable(str(exc)) from None
