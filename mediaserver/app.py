@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -136,7 +137,16 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         if room is not None:
             await manager.close_room(room, "moved")
 
+    def valid_until(room_id: str, until: float) -> None:
+        room = manager.rooms.get(room_id)
+        if room is not None:  # (monotonic and loop time are the same clock)
+            room.media_until = until
+
     manager.on_room_closed = room_closed
+    manager.media_until = lambda room_id: (
+        cluster.valid_until.get(room_id, math.inf) - cluster.fence_margin
+    )
+    cluster.on_valid_until = valid_until
     cluster.on_lease_lost = lease_lost
     cluster.has_room = lambda room_id: room_id in manager.rooms
     await cluster.start()

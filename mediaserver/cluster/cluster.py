@@ -23,6 +23,7 @@ KEY_NODE = "{p}node:{node}"
 KEY_NODES = "{p}nodes"
 KEY_ROOM_OWNER = "{p}room:{room}:owner"
 KEY_ROOM_FENCE = "{p}room:{room}:fence"
+KEY_ROOM_HOST = "{p}room:{room}:host"
 CHANNEL_RELAY = "{p}relay:{node}"
 KEY_SINGLETON = "{p}singleton:{name}"
 
@@ -31,8 +32,9 @@ KEY_SINGLETON = "{p}singleton:{name}"
 # has been connected for a lease) and this Redis has been up for a lease (ARGV[5] s):
 # right after a restart every key that expired meanwhile is missing, live nodes' too.
 # Otherwise a holder without a node key is unknown, so it keeps the room, and a room
-# without holder that was hosted before (it has a fencing counter) is not placed now:
-# its host may not have re-created the lease yet (the caller gets "" = unavailable).
+# without holder whose last host (KEYS[3]) has not registered again is not placed now:
+# that host may still re-create the lease (the caller gets "" = unavailable). A node
+# renews its leases before it registers, so a registered last host has none.
 _CLAIM = """
 local judge = ARGV[4] == '1'
 if judge then
@@ -43,13 +45,19 @@ local cur = redis.call('GET', KEYS[1])
 if cur then
   local node = string.match(cur, '^([^|]+)|')
   if not judge or (node and redis.call('EXISTS', ARGV[3] .. node) == 1) then return cur end
-elseif not judge and redis.call('EXISTS', KEYS[2]) == 1 then
-  return ''
+elseif not judge then
+  local last = redis.call('GET', KEYS[3])
+  if last then
+    if redis.call('EXISTS', ARGV[3] .. last) == 0 then return '' end
+  elseif redis.call('EXISTS', KEYS[2]) == 1 then
+    return ''
+  end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], 86400000)
 local value = ARGV[1] .. '|' .. token
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', 86400000)
 return value
 """
 # Renew only our own lease (fencing: a newer holder's lease is never touched).
@@ -122,6 +130,13 @@ class Cluster:
         self._singleton = self.redis.register_script(_SINGLETON)
         self.leases: dict[str, Lease] = {}  # rooms this node holds
         self.held_since: dict[str, float] = {}
+        #: Per held room, when its lease may expire in Redis at the earliest (monotonic:
+        #: the start of the last successful renewal + the lease).
+        self.valid_until: dict[str, float] = {}
+        #: Fence this long before ``valid_until`` (clock rates of this host and Redis).
+        self.fence_margin = min(0.2, lease_seconds / 20)
+        #: Called with (room, monotonic time after which its media must stop).
+        self.on_valid_until: Callable[[str, float], None] | None = None
         #: Whether a room is open here (a lease whose room never opened is released).
         self.has_room: Callable[[str], bool] = lambda room: True
         self.on_relay: Callable[[dict[str, Any]], Awaitable[None]] | None = None
@@ -148,6 +163,7 @@ class Cluster:
         self._tasks = [
             asyncio.ensure_future(self._heartbeat_loop()),
             asyncio.ensure_future(self._relay_loop()),
+            asyncio.ensure_future(self._fence_loop()),
         ]
 
     async def stop(self) -> None:
@@ -190,21 +206,9 @@ class Cluster:
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
+                # leases first: a node key that is back means its leases are back too
+                await self._renew_leases()
                 await self.beat()
-                for room, lease in list(self.leases.items()):
-                    age = time.monotonic() - self.held_since.get(room, 0.0)
-                    if not self.has_room(room) and age > 2 * self.heartbeat:
-                        await self.release(lease)  # the join was refused: no room here
-                        continue
-                    result = await self._renew(
-                        keys=[self._k(KEY_ROOM_OWNER, room=room)], args=[lease.value, self.lease_ms]
-                    )
-                    if int(result) == 0 and self.leases.get(room) == lease:
-                        # someone else holds the room now: we must not touch it again
-                        del self.leases[room]
-                        self.log.warning("room lease lost", room=room)
-                        if self.on_lease_lost is not None:
-                            await self.on_lease_lost(room)
             except (RedisError, OSError) as exc:
                 if self.healthy:
                     self.log.warning("redis unavailable", error=str(exc))
@@ -215,6 +219,57 @@ class Cluster:
                 self.log.exception("heartbeat failed")
             # while Redis is away, try more often: re-register as soon as it is back
             await asyncio.sleep(self.heartbeat if self.healthy else min(self.heartbeat, 0.2))
+
+    async def _renew_leases(self) -> None:
+        for room, lease in list(self.leases.items()):
+            age = time.monotonic() - self.held_since.get(room, 0.0)
+            if not self.has_room(room) and age > 2 * self.heartbeat:
+                await self.release(lease)  # the join was refused: no room here
+                continue
+            if await self._fence_if_expired(room):
+                continue
+            started = time.monotonic()
+            result = await self._renew(
+                keys=[self._k(KEY_ROOM_OWNER, room=room)], args=[lease.value, self.lease_ms]
+            )
+            if self.leases.get(room) != lease:
+                continue
+            if int(result) == 0:  # someone else holds the room now: never touch it again
+                await self._drop(room, "room lease lost")
+            elif self.valid_until.get(room, 0.0) > started:  # not fenced meanwhile
+                self._valid(room, started + self.lease_ms / 1000)
+
+    def _valid(self, room: str, until: float) -> None:
+        self.valid_until[room] = until
+        if self.on_valid_until is not None:
+            self.on_valid_until(room, until - self.fence_margin)
+
+    async def _fence_if_expired(self, room: str) -> bool:
+        """Self-fencing: a lease that may have expired in Redis (renewals failed, or this
+        process was paused) is given up before another node can take the room."""
+        if time.monotonic() < self.valid_until.get(room, 0.0) - self.fence_margin:
+            return False
+        await self._drop(room, "room lease expired: fenced")
+        return True
+
+    async def _drop(self, room: str, why: str) -> None:
+        self.leases.pop(room, None)
+        self.valid_until.pop(room, None)
+        self.log.warning(why, room=room)
+        if self.on_lease_lost is not None:
+            await self.on_lease_lost(room)
+
+    async def _fence_loop(self) -> None:
+        """Runs apart from the heartbeat, which may be stuck on an unreachable Redis."""
+        while True:
+            try:
+                for room in list(self.leases):
+                    await self._fence_if_expired(room)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("fencing failed")
+            await asyncio.sleep(min(0.1, self.fence_margin))
 
     # --- registry and placement ----------------------------------------------------
 
@@ -260,7 +315,11 @@ class Cluster:
         candidate = nodes[0]["id"]
         try:
             value = await self._claim(
-                keys=[self._k(KEY_ROOM_OWNER, room=room), self._k(KEY_ROOM_FENCE, room=room)],
+                keys=[
+                    self._k(KEY_ROOM_OWNER, room=room),
+                    self._k(KEY_ROOM_FENCE, room=room),
+                    self._k(KEY_ROOM_HOST, room=room),
+                ],
                 args=[
                     candidate,
                     self.lease_ms,
@@ -301,10 +360,14 @@ class Cluster:
         """This node starts hosting ``lease.room``; False if the lease is stale."""
         if lease.node != self.node_id:
             return False
+        started = time.monotonic()
         try:
-            current = await self.redis.get(self._k(KEY_ROOM_OWNER, room=lease.room))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(self._k(KEY_ROOM_OWNER, room=lease.room))
+            pipe.pttl(self._k(KEY_ROOM_OWNER, room=lease.room))
+            current, ttl_ms = await pipe.execute()
         except (RedisError, OSError):
-            current = lease.value.encode()  # outage: trust the claim we were sent
+            return False  # outage: the lease cannot be checked
         if (
             current is None
             or (current.decode() if isinstance(current, bytes) else str(current)) != lease.value
@@ -312,11 +375,13 @@ class Cluster:
             return False
         self.leases[lease.room] = lease
         self.held_since[lease.room] = time.monotonic()
+        self._valid(lease.room, started + max(int(ttl_ms), 0) / 1000)
         return True
 
     async def release(self, lease: Lease) -> None:
         if self.leases.get(lease.room) == lease:
             del self.leases[lease.room]
+            self.valid_until.pop(lease.room, None)
         with contextlib.suppress(RedisError, OSError):
             await self._release(keys=[self._k(KEY_ROOM_OWNER, room=lease.room)], args=[lease.value])
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,6 +58,9 @@ class Room:
         self._last_stats = 0.0
         self._stats_sent: dict[str, float] = {}
         self.lobby = Lobby(self, manager.config.rooms.lobby_timeout_seconds)
+        #: Loop time after which no media is forwarded (a cluster node's self-fencing:
+        #: its lease of the room may have expired).
+        self.media_until = manager.media_until(room_id)
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -305,6 +309,8 @@ class RoomManager:
         self.ice_servers_for_clients = [{k: v for k, v in s.items() if v} for s in self.ice_servers]
         #: Called with (room, event type, data) for rooms that belong to a link.
         self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
+        #: A new room's ``media_until`` (the cluster: when its lease may expire).
+        self.media_until: Callable[[str], float] = lambda room_id: math.inf
         #: Called after a room closed (the cluster releases the room's lease).
         self.on_room_closed: Callable[[Room], Awaitable[None]] | None = None
 

@@ -104,10 +104,11 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     with pytest.raises(ClientError) as err:
         await late.join("steady")
     assert err.value.code == "unavailable"
-    while time.monotonic() - outage_started < 5:
+    # shorter than the lease (3 s): the host keeps its room (a longer outage fences it)
+    while time.monotonic() - outage_started < 2:
         await asyncio.wait_for(video.track.recv(), 2)  # media never stops
         frames += 1
-    assert frames > 50
+    assert frames > 20
     redis.start()
     await asyncio.sleep(2.0)  # heartbeats and leases come back
     again = client(b.ws, "again")
