@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from ..state.redis_conn import RedisTarget, connect
 from ..telemetry import get_logger
+from .scripts import CLAIM, RELEASE, RENEW, SINGLETON
 
 __all__ = ["Cluster", "Lease", "PeerGone", "Unavailable"]
 
@@ -26,58 +27,7 @@ KEY_ROOM_FENCE = "{p}room:{room}:fence"
 KEY_ROOM_HOST = "{p}room:{room}:host"
 CHANNEL_RELAY = "{p}relay:{node}"
 KEY_SINGLETON = "{p}singleton:{name}"
-
-# Claim a room for ARGV[1] unless a live node holds it: returns the holder's value.
-# Liveness is only judged (a missing node key = dead) when ARGV[4] is "1" (the caller
-# has been connected for a lease) and this Redis has been up for a lease (ARGV[5] s):
-# right after a restart every key that expired meanwhile is missing, live nodes' too.
-# Otherwise a holder without a node key is unknown, so it keeps the room, and a room
-# without holder whose last host (KEYS[3]) has not registered again is not placed now:
-# that host may still re-create the lease (the caller gets "" = unavailable). A node
-# renews its leases before it registers, so a registered last host has none.
-_CLAIM = """
-local judge = ARGV[4] == '1'
-if judge then
-  local up = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
-  judge = up ~= nil and up >= tonumber(ARGV[5])
-end
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local node = string.match(cur, '^([^|]+)|')
-  if not judge or (node and redis.call('EXISTS', ARGV[3] .. node) == 1) then return cur end
-elseif not judge then
-  local last = redis.call('GET', KEYS[3])
-  if last then
-    if redis.call('EXISTS', ARGV[3] .. last) == 0 then return '' end
-  elseif redis.call('EXISTS', KEYS[2]) == 1 then
-    return ''
-  end
-end
-local token = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], 86400000)
-local value = ARGV[1] .. '|' .. token
-redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-redis.call('SET', KEYS[3], ARGV[1], 'PX', 86400000)
-return value
-"""
-# Renew only our own lease (fencing: a newer holder's lease is never touched).
-_RENEW = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return 0
-"""
-# A cluster-wide singleton job (e.g. the webhook dispatcher): hold or take the lock.
-_SINGLETON = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+KEY_PLACED = "{p}placed:{node}"
 
 
 class Unavailable(Exception):
@@ -124,10 +74,10 @@ class Cluster:
         self.load = load
         self.draining = False
         self.redis = connect(redis_url, timeout=1.0)
-        self._claim = self.redis.register_script(_CLAIM)
-        self._renew = self.redis.register_script(_RENEW)
-        self._release = self.redis.register_script(_RELEASE)
-        self._singleton = self.redis.register_script(_SINGLETON)
+        self._claim = self.redis.register_script(CLAIM)
+        self._renew = self.redis.register_script(RENEW)
+        self._release = self.redis.register_script(RELEASE)
+        self._singleton = self.redis.register_script(SINGLETON)
         self.leases: dict[str, Lease] = {}  # rooms this node holds
         self.held_since: dict[str, float] = {}
         #: Per held room, when its lease may expire in Redis at the earliest (monotonic:
@@ -188,6 +138,7 @@ class Cluster:
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self._k(KEY_NODE, node=self.node_id), json.dumps(info), px=self.lease_ms)
         pipe.sadd(self._k(KEY_NODES), self.node_id)
+        pipe.delete(self._k(KEY_PLACED, node=self.node_id))  # counted in "load" from now
         pipe.info("server")
         results = await pipe.execute()
         now = time.monotonic()
@@ -312,7 +263,7 @@ class Cluster:
         if not nodes:
             raise Unavailable("no live node can host rooms")
         nodes.sort(key=lambda n: (n["load"], n["id"] != self.node_id, n["id"]))
-        candidate = nodes[0]["id"]
+        candidates = [str(x) for n in nodes for x in (n["id"], int(n["load"]))]
         try:
             value = await self._claim(
                 keys=[
@@ -321,11 +272,13 @@ class Cluster:
                     self._k(KEY_ROOM_HOST, room=room),
                 ],
                 args=[
-                    candidate,
+                    "",
                     self.lease_ms,
                     self._k(KEY_NODE, node=""),
                     "1" if self.can_judge else "0",
                     str(math.ceil(self.lease_ms / 1000)),
+                    self._k(KEY_PLACED, node=""),
+                    *candidates,
                 ],
             )
         except (RedisError, OSError) as exc:
