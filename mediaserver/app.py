@@ -109,7 +109,7 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
     )
     cluster = Cluster(
-        config.state.redis_url,
+        config.state.redis_target,
         node_id,
         lease_seconds=config.cluster.lease_seconds,
         heartbeat_seconds=config.cluster.heartbeat_seconds,

@@ -29,7 +29,16 @@ def free_port() -> int:
 
 
 class Node:
-    def __init__(self, name: str, redis_url: str, workdir: Path, extra: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        redis_url: str,
+        workdir: Path,
+        extra: str = "",
+        *,
+        state: str = "",
+        lease: float = 3.0,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.config = workdir / f"{name}.toml"
@@ -46,9 +55,10 @@ ice_addresses = ["127.0.0.1"]
 [state]
 backend = "redis"
 redis_url = "{redis_url}"
+{state}
 [cluster]
 node_id = "{name}"
-lease_seconds = 3.0
+lease_seconds = {lease}
 heartbeat_seconds = 0.5
 [linkapi]
 allow_private_webhook_urls = true
@@ -207,3 +217,11 @@ async def hosting(nodes: list[Node]) -> list[str]:
             except (aiohttp.ClientError, TimeoutError):
                 pass
     return out
+
+
+async def sees_only(c: MeetingClient, colours: set[int], timeout: float = 30.0) -> None:
+    """Wait until ``c`` receives video of exactly ``colours``."""
+    deadline = time.monotonic() + timeout
+    while (got := await colours_seen(c, 2.0)) != colours:
+        assert time.monotonic() < deadline, f"{c.name} sees {got}, not {colours}"
+        await asyncio.sleep(0.2)
