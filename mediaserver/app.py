@@ -99,7 +99,7 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     import os
     import socket
 
-    from .cluster import Cluster
+    from .cluster import Cluster, roomstate
     from .cluster.relay import Relay
     from .signalling.handler import SignallingSession
 
@@ -130,6 +130,9 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     async def room_closed(room: Room) -> None:
         lease = cluster.leases.get(room.id)
         if lease is not None:
+            if room.close_reason not in roomstate.KEEP_STATE_REASONS:  # the meeting is over
+                with contextlib.suppress(Exception):
+                    await cluster.save_state(lease, delete=True)
             await cluster.release(lease)
 
     async def lease_lost(room_id: str) -> None:
@@ -142,10 +145,19 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         if room is not None:  # (monotonic and loop time are the same clock)
             room.media_until = until
 
+    def room_opened(room: Room) -> None:
+        room.media_until = cluster.valid_until.get(room.id, math.inf) - cluster.fence_margin
+        state = cluster.restored.pop(room.id, None)
+        if state is not None:  # the meeting moved here: its settings, lock, bars, ...
+            roomstate.apply(room, state)
+
+    def room_state(room_id: str) -> str | None:
+        room = manager.rooms.get(room_id)
+        return None if room is None or room.closed else roomstate.snapshot(room)
+
     manager.on_room_closed = room_closed
-    manager.media_until = lambda room_id: (
-        cluster.valid_until.get(room_id, math.inf) - cluster.fence_margin
-    )
+    manager.on_room_opened = room_opened
+    cluster.room_state = room_state
     cluster.on_valid_until = valid_until
     cluster.on_lease_lost = lease_lost
     cluster.has_room = lambda room_id: room_id in manager.rooms

@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 
 from ..state.redis_conn import RedisTarget, connect
 from ..telemetry import get_logger
-from .scripts import CLAIM, RELEASE, RENEW, SINGLETON
+from .roomstate import STATE_TTL_MS
+from .scripts import CLAIM, RELEASE, RENEW, SAVE_STATE, SINGLETON
 
 __all__ = ["Cluster", "Lease", "PeerGone", "Unavailable"]
 
@@ -25,6 +26,7 @@ KEY_NODES = "{p}nodes"
 KEY_ROOM_OWNER = "{p}room:{room}:owner"
 KEY_ROOM_FENCE = "{p}room:{room}:fence"
 KEY_ROOM_HOST = "{p}room:{room}:host"
+KEY_ROOM_STATE = "{p}room:{room}:state"
 CHANNEL_RELAY = "{p}relay:{node}"
 KEY_SINGLETON = "{p}singleton:{name}"
 KEY_PLACED = "{p}placed:{node}"
@@ -78,6 +80,12 @@ class Cluster:
         self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
         self._singleton = self.redis.register_script(SINGLETON)
+        self._save_state = self.redis.register_script(SAVE_STATE)
+        #: The state of a room (roomstate.snapshot), None when it is not open here.
+        self.room_state: Callable[[str], str | None] = lambda room: None
+        self.saved_state: dict[str, str] = {}  # last written, per held room
+        #: States read with a new lease, for the room about to open here.
+        self.restored: dict[str, bytes] = {}
         self.leases: dict[str, Lease] = {}  # rooms this node holds
         self.held_since: dict[str, float] = {}
         #: Per held room, when its lease may expire in Redis at the earliest (monotonic:
@@ -189,6 +197,22 @@ class Cluster:
                 await self._drop(room, "room lease lost")
             elif self.valid_until.get(room, 0.0) > started:  # not fenced meanwhile
                 self._valid(room, started + self.lease_ms / 1000)
+                await self.save_state(lease)
+
+    async def save_state(self, lease: Lease, *, delete: bool = False) -> None:
+        """Write the room's state if it changed (fenced: only while the lease is ours);
+        ``delete``: the meeting is over, drop it."""
+        state = "" if delete else self.room_state(lease.room)
+        if state is None or (not delete and self.saved_state.get(lease.room) == state):
+            return
+        await self._save_state(
+            keys=[
+                self._k(KEY_ROOM_OWNER, room=lease.room),
+                self._k(KEY_ROOM_STATE, room=lease.room),
+            ],
+            args=[lease.value, state, STATE_TTL_MS],
+        )
+        self.saved_state[lease.room] = state
 
     def _valid(self, room: str, until: float) -> None:
         self.valid_until[room] = until
@@ -206,6 +230,7 @@ class Cluster:
     async def _drop(self, room: str, why: str) -> None:
         self.leases.pop(room, None)
         self.valid_until.pop(room, None)
+        self.saved_state.pop(room, None)
         self.log.warning(why, room=room)
         if self.on_lease_lost is not None:
             await self.on_lease_lost(room)
@@ -318,7 +343,8 @@ class Cluster:
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(self._k(KEY_ROOM_OWNER, room=lease.room))
             pipe.pttl(self._k(KEY_ROOM_OWNER, room=lease.room))
-            current, ttl_ms = await pipe.execute()
+            pipe.get(self._k(KEY_ROOM_STATE, room=lease.room))
+            current, ttl_ms, state = await pipe.execute()
         except (RedisError, OSError):
             return False  # outage: the lease cannot be checked
         if (
@@ -328,6 +354,9 @@ class Cluster:
             return False
         self.leases[lease.room] = lease
         self.held_since[lease.room] = time.monotonic()
+        if state is not None:
+            self.restored[lease.room] = state
+            self.saved_state[lease.room] = state.decode() if isinstance(state, bytes) else state
         self._valid(lease.room, started + max(int(ttl_ms), 0) / 1000)
         return True
 
@@ -335,6 +364,8 @@ class Cluster:
         if self.leases.get(lease.room) == lease:
             del self.leases[lease.room]
             self.valid_until.pop(lease.room, None)
+            self.saved_state.pop(lease.room, None)
+            self.restored.pop(lease.room, None)
         with contextlib.suppress(RedisError, OSError):
             await self._release(keys=[self._k(KEY_ROOM_OWNER, room=lease.room)], args=[lease.value])
 

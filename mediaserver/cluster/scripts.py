@@ -62,3 +62,13 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# Fenced write of a room's state: only by the current lease holder (ARGV[1] = its lease
+# value), so a fenced or stale host can never overwrite the new host's state.
+# ARGV[2] the JSON, or "" to delete it; ARGV[3] its expiry (ms).
+SAVE_STATE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[2]) return 1 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
