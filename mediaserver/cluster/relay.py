@@ -12,6 +12,14 @@ each edge lists its relayed connections to their hosting nodes, which close sess
 the edge no longer has (a lost ``close``) and name the connections they do not know
 (``gone``: a lost ``open``, or a session the host dropped), which the edge closes with
 ``room_moved`` so that the client reconnects instead of waiting without media.
+
+Every ``frame`` and ``msg`` carries its connection's sequence number (``seq``, from 1
+in each direction). A gap, or a list (``conns`` with the edge's last ``seq``, ``acks``
+with the host's) showing that the other side sent more than arrived, means a message
+was lost (a subscriber connection that broke after PUBLISH counted it): the session is
+ended and the client told ``room_moved``, so it rejoins instead of waiting forever
+for a reply. The lists travel through the same ordered outboxes as the messages, so
+they arrive after every message sent before them.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ class RemoteSession:
     def __init__(self, session: SignallingSession, edge: str) -> None:
         self.session = session
         self.edge = edge
+        self.received = 0  # seq of the last frame from the edge
+        self.sent = 0  # seq of the last msg to the edge
         self.queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.task = asyncio.ensure_future(self._run())
 
@@ -66,6 +76,8 @@ class EdgeConn:
     close: Callable[[], Awaitable[None]]
     host: str
     since: float = field(default_factory=time.monotonic)
+    sent: int = 0  # seq of the last frame to the host
+    received: int = 0  # seq of the last msg from the host
 
 
 class Relay:
@@ -130,7 +142,11 @@ class Relay:
         if entry is None:
             return
         data = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        self.outbox.put(entry.host, {"t": "frame", "conn": conn, "edge": self.node, "data": data})
+        entry.sent += 1
+        self.outbox.put(
+            entry.host,
+            {"t": "frame", "conn": conn, "edge": self.node, "data": data, "seq": entry.sent},
+        )
 
     async def closed(self, conn: str) -> None:
         entry = self.edges.pop(conn, None)
@@ -154,8 +170,14 @@ class Relay:
         conn = str(msg.get("conn"))
         if kind == "msg":  # for one of our clients
             entry = self.edges.get(conn)
-            if entry is not None:
-                await entry.send(str(msg["data"]))
+            if entry is None:
+                return
+            if int(msg.get("seq", entry.received + 1)) != entry.received + 1:
+                self.log.warning("relay message lost", conn=conn, peer=entry.host)
+                await self._moved(conn)
+                return
+            entry.received += 1
+            await entry.send(str(msg["data"]))
         elif kind == "bye":  # the hosting node closed one of our clients
             entry = self.edges.pop(conn, None)
             if entry is not None:
@@ -165,6 +187,12 @@ class Relay:
                 entry = self.edges.get(str(c))
                 if entry is not None and entry.host == msg.get("host"):
                     await self._moved(str(c))
+        elif kind == "acks":  # how many messages the host sent on each connection
+            for c, seq in zip(msg.get("conns", []), msg.get("seq", []), strict=False):
+                entry = self.edges.get(str(c))
+                if entry is not None and entry.host == msg.get("host") and entry.received < seq:
+                    self.log.warning("relay message lost", conn=str(c), peer=entry.host)
+                    await self._moved(str(c))
         elif kind == "open":
             await self._open_remote(msg)
         elif kind == "close_room":  # e.g. its link was revoked through another node
@@ -172,34 +200,76 @@ class Relay:
             if room is not None:
                 await self.manager.close_room(room, str(msg.get("reason", "closed")))
         elif kind == "frame":
-            rs = self.remote.get((str(msg["edge"]), conn))
-            if rs is not None:
-                rs.queue.put_nowait(str(msg["data"]))
+            key = (str(msg["edge"]), conn)
+            rs = self.remote.get(key)
+            if rs is None:
+                return
+            if int(msg.get("seq", rs.received + 1)) != rs.received + 1:
+                self.log.warning("relay message lost", conn=conn, peer=key[0])
+                self._end_remote(key, tell_edge=True)
+                return
+            rs.received += 1
+            rs.queue.put_nowait(str(msg["data"]))
         elif kind == "close":
             rs = self.remote.pop((str(msg["edge"]), conn), None)
             if rs is not None:
                 rs.queue.put_nowait(None)
         elif kind == "conns":
-            self._reconcile(str(msg["edge"]), {str(c) for c in msg.get("conns", [])})
+            conns = [str(c) for c in msg.get("conns", [])]
+            sent = [int(x) for x in msg.get("seq", [])] or [0] * len(conns)
+            self._reconcile(str(msg["edge"]), dict(zip(conns, sent, strict=False)))
 
-    def _reconcile(self, edge: str, listed: set[str]) -> None:
-        """Host side: the edge's list of the connections it relays to us."""
+    def _end_remote(self, key: tuple[str, str], *, tell_edge: bool) -> None:
+        rs = self.remote.pop(key, None)
+        if rs is not None:
+            rs.queue.put_nowait(None)
+        if tell_edge:
+            self.outbox.put(key[0], {"t": "gone", "conns": [key[1]], "host": self.node})
+
+    def _reconcile(self, edge: str, listed: dict[str, int]) -> None:
+        """Host side: the edge's list of the connections it relays to us, with the
+        ``seq`` of the last frame it sent on each."""
         for key, rs in list(self.remote.items()):
-            if key[0] == edge and key[1] not in listed:  # its close was lost
-                self.remote.pop(key, None)
-                rs.queue.put_nowait(None)
+            if key[0] != edge:
+                continue
+            if key[1] not in listed:  # its close was lost
+                self._end_remote(key, tell_edge=False)
+            elif rs.received < listed[key[1]]:  # frames were lost: "gone" below
+                self.log.warning("relay message lost", conn=key[1], peer=edge)
+                self._end_remote(key, tell_edge=False)
         unknown = sorted(c for c in listed if (edge, c) not in self.remote)
         if unknown:
             self.outbox.put(edge, {"t": "gone", "conns": unknown, "host": self.node})
+        mine = sorted(c for e, c in self.remote if e == edge)
+        self.outbox.put(
+            edge,
+            {
+                "t": "acks",
+                "host": self.node,
+                "conns": mine,
+                "seq": [self.remote[(edge, c)].sent for c in mine],
+            },
+        )
 
     async def _open_remote(self, msg: dict[str, Any]) -> None:
         edge, conn = str(msg["edge"]), str(msg["conn"])
         lease = Lease.parse(str(msg["room"]), str(msg["lease"]))
 
+        counter = {"sent": 0}  # (the session may send before it is registered)
+
         async def send(message: dict[str, Any]) -> None:
+            counter["sent"] += 1
+            rs = self.remote.get((edge, conn))
+            if rs is not None:
+                rs.sent = counter["sent"]
             self.outbox.put(
                 edge,
-                {"t": "msg", "conn": conn, "data": json.dumps(message, separators=(",", ":"))},
+                {
+                    "t": "msg",
+                    "conn": conn,
+                    "data": json.dumps(message, separators=(",", ":")),
+                    "seq": counter["sent"],
+                },
             )
 
         async def disconnect() -> None:
@@ -214,6 +284,7 @@ class Relay:
         session.version = m.PROTOCOL_VERSION  # the edge handled hello
         session.ever_joined = True
         rs = RemoteSession(session, edge)
+        rs.sent = counter["sent"]
         self.remote[(edge, conn)] = rs
         for frame in msg.get("frames", []):
             rs.queue.put_nowait(str(frame))
@@ -242,7 +313,10 @@ class Relay:
                     if not await self.cluster.is_alive(host):
                         await self._node_gone(host)
                     else:
-                        self.outbox.put(host, {"t": "conns", "edge": self.node, "conns": conns})
+                        seq = [self.edges[c].sent for c in conns]
+                        self.outbox.put(
+                            host, {"t": "conns", "edge": self.node, "conns": conns, "seq": seq}
+                        )
                 for edge in {edge for edge, _ in self.remote}:
                     if not await self.cluster.is_alive(edge):
                         await self._node_gone(edge)

@@ -76,6 +76,10 @@ async def test_redis_restart_keeps_one_room_and_everyone(cluster, clients, run):
         await watcher
     print(f"media back {recovered:.1f} s after Redis; reconnects", [p.reconnects for p in people])
     assert max(len(h) for h in seen) == 1, [h for h in seen if len(h) > 1][:5]
+    for p in people:  # nobody was left behind silently: told, then back
+        told = any(e.get("reason") == "moved" for e in p.events if e["type"] == "room_closed")
+        told = told or any(e.get("code") == "room_moved" for e in p.errors)
+        assert p.reconnects == 0 or told, (p.name, p.events[-5:], p.errors)
     async with aiohttp.ClientSession() as s:
         for link in links:  # nothing acknowledged before the kill was lost
             async with s.get(
