@@ -27,12 +27,7 @@ __all__ = ["UNREACHABLE", "RedisTarget", "connect", "parse_sentinels"]
 #: Errors that mean "the store is unreachable now" (as opposed to a bug): the link API
 #: answers 503, signalling ``unavailable``. A replica that is not primary (yet) refuses
 #: writes with READONLY: during a failover, that is unreachable too.
-UNREACHABLE: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-    OSError,
-)
+UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 
 @dataclass(frozen=True)
