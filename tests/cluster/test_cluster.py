@@ -88,16 +88,20 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     redis, (a, b, _) = cluster
     x = client(a.ws, "x")
     y = client(a.ws, "y")
-    clients += [x, y]
-    for i, cl in enumerate((x, y)):
+    z = client(b.ws, "z")  # relayed through b to the room on a
+    clients += [x, y, z]
+    for i, cl in enumerate((x, y, z)):
         await cl.connect()
         await cl.join("steady")
         await cl.publish([ToneTrack(), ColourTrack(COLOURS[i])])
     await sees_colour(x, 1)
     video = next(t for t in x.live_tracks() if t.kind == "video")
+    relayed_video = next(t for t in await z.wait_for_tracks(4) if t.kind == "video")
     redis.stop()
     outage_started = time.monotonic()
     frames = 0
+    # relayed signalling sent during the outage waits and is answered afterwards
+    pinged = asyncio.ensure_future(z.request({"type": "ping"}, timeout=30))
     late = client(b.ws, "late")
     clients.append(late)
     await late.connect()
@@ -107,15 +111,18 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     # shorter than the lease (3 s): the host keeps its room (a longer outage fences it)
     while time.monotonic() - outage_started < 2:
         await asyncio.wait_for(video.track.recv(), 2)  # media never stops
+        await asyncio.wait_for(relayed_video.track.recv(), 2)  # for relayed clients too
         frames += 1
     assert frames > 20
     redis.start()
+    assert (await pinged)["type"] == "pong"
     await asyncio.sleep(2.0)  # heartbeats and leases come back
     again = client(b.ws, "again")
     clients.append(again)
     await again.connect()
     joined = await again.join("steady")
-    assert joined["room"] == "steady" and len(joined["participants"]) == 2
+    assert joined["room"] == "steady" and len(joined["participants"]) == 3
+    assert z.errors == [] and not any(e["type"] == "room_closed" for e in z.events)
 
 
 async def test_lobby_across_nodes(cluster, clients):
