@@ -113,7 +113,12 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         node_id,
         lease_seconds=config.cluster.lease_seconds,
         heartbeat_seconds=config.cluster.heartbeat_seconds,
-        load=lambda: sum(len(r.participants) for r in manager.rooms.values()),
+        # participants, every room counting at least one (also a room whose first join
+        # is still under way): placement counts a placed room once, here or in Redis
+        load=lambda: (
+            sum(max(1, len(r.participants)) for r in manager.rooms.values())
+            + sum(1 for room_id in cluster.leases if room_id not in manager.rooms)
+        ),
     )
     links: Any = app.get(LINKS)
 

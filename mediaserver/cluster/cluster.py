@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from ..state.redis_conn import RedisTarget, connect
 from ..telemetry import get_logger
 from .roomstate import STATE_TTL_MS
-from .scripts import CLAIM, RELEASE, RENEW, SAVE_STATE, SINGLETON
+from .scripts import CLAIM, RELEASE, RENEW, SAVE_STATE, SETTLE_PLACED, SINGLETON
 
 __all__ = ["Cluster", "Lease", "PeerGone", "Unavailable"]
 
@@ -75,12 +75,14 @@ class Cluster:
         self.relay_timeout = max(2.0, 2 * heartbeat_seconds)
         self.load = load
         self.draining = False
+        self.held_since_beat = 0  # rooms this node started hosting since its heartbeat
         self.redis = connect(redis_url, timeout=1.0)
         self._claim = self.redis.register_script(CLAIM)
         self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
         self._singleton = self.redis.register_script(SINGLETON)
         self._save_state = self.redis.register_script(SAVE_STATE)
+        self._settle_placed = self.redis.register_script(SETTLE_PLACED)
         #: The state of a room (roomstate.snapshot), None when it is not open here.
         self.room_state: Callable[[str], str | None] = lambda room: None
         self.saved_state: dict[str, str] = {}  # last written, per held room
@@ -146,9 +148,17 @@ class Cluster:
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self._k(KEY_NODE, node=self.node_id), json.dumps(info), px=self.lease_ms)
         pipe.sadd(self._k(KEY_NODES), self.node_id)
-        pipe.delete(self._k(KEY_PLACED, node=self.node_id))  # counted in "load" from now
+        # rooms placed here that this node holds now are counted in "load" from now on
+        held, self.held_since_beat = self.held_since_beat, 0
+        await self._settle_placed(
+            keys=[self._k(KEY_PLACED, node=self.node_id)], args=[held], client=pipe
+        )
         pipe.info("server")
-        results = await pipe.execute()
+        try:
+            results = await pipe.execute()
+        except BaseException:
+            self.held_since_beat += held
+            raise
         now = time.monotonic()
         if not self.healthy:  # (re)connected: registered again, now wait for the others
             self.judge_after = max(self.judge_after, now + self.lease_ms / 1000)
@@ -354,6 +364,7 @@ class Cluster:
             return False
         self.leases[lease.room] = lease
         self.held_since[lease.room] = time.monotonic()
+        self.held_since_beat += 1
         if state is not None:
             self.restored[lease.room] = state
             self.saved_state[lease.room] = state.decode() if isinstance(state, bytes) else state

@@ -2,8 +2,10 @@
 
 # Claim a room unless a live node holds it: returns the holder's value. A new holder is
 # the candidate (ARGV[7], ARGV[9], ... with their heartbeat loads in ARGV[8], ...,
-# best first) with the least load plus rooms placed on it since its heartbeat (the
-# counter ARGV[6]..node, deleted by the node's heartbeat): a burst of new rooms spreads.
+# best first) with the least load plus the rooms placed on it that it did not count in
+# its load yet (the counter ARGV[6]..node; each heartbeat subtracts the rooms the node
+# started hosting since the last one, which its load counts from then on, at least one
+# each): a burst of new rooms spreads.
 # Liveness is only judged (a missing node key = dead) when ARGV[4] is "1" (the caller
 # has been connected for a lease) and this Redis has been up for a lease (ARGV[5] s):
 # right after a restart every key that expired meanwhile is missing, live nodes' too.
@@ -31,7 +33,7 @@ elseif not judge then
 end
 local best, best_load = nil, nil
 for i = 7, #ARGV, 2 do
-  local placed = tonumber(redis.call('GET', ARGV[6] .. ARGV[i]) or '0')
+  local placed = math.max(0, tonumber(redis.call('GET', ARGV[6] .. ARGV[i]) or '0'))
   local load = tonumber(ARGV[i + 1]) + placed
   if best == nil or load < best_load then best, best_load = ARGV[i], load end
 end
@@ -71,4 +73,11 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then redis.call('DEL', KEYS[2]) return 1 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
+"""
+
+# A node's heartbeat: ARGV[1] rooms placed on it are now counted in its load.
+SETTLE_PLACED = """
+local left = redis.call('DECRBY', KEYS[1], ARGV[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left
 """
