@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test lint unit integration system-deps bench bench-quick clean
+.PHONY: run test lint unit integration soak system-deps bench bench-quick clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -31,6 +31,11 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
+
+# The cluster's Redis-restart scenario 5 times in a row (the suite runs it once). ~2 min.
+soak: $(STAMP) system-deps
+	CLUSTER_SOAK_REPEAT=$${CLUSTER_SOAK_REPEAT:-5} $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/cluster/test_redis_restart.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check mediaserver linkapi loadtests tests

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mediaserver.state.redis_conn import UNREACHABLE
 from mediaserver.telemetry import get_logger
 
 __all__ = ["ApiProblem", "invalid", "problem_middleware", "problem_response", "unprocessable"]
@@ -84,6 +85,9 @@ _STATUS_KIND = {
     415: ("unsupported-media-type", "Unsupported media type"),
 }
 
+#: Retry-After of a 503 while the store is unreachable (a Redis restart or failover).
+RETRY_AFTER_SECONDS = 2
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -100,6 +104,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _http_problem(request, exc)
+    except UNREACHABLE as exc:  # the shared store (Redis) is away: a retry will work
+        get_logger().warning("link API store unavailable", path=request.path, error=str(exc))
+        return problem_response(
+            ApiProblem(
+                503,
+                "unavailable",
+                "Service unavailable",
+                "the store is unreachable; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ),
+            request.path,
+        )
     except Exception:
         get_logger().exception("link API request failed", path=request.path)
         return problem_response(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -149,7 +150,7 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     import os
     import socket
 
-    from .cluster import Cluster
+    from .cluster import Cluster, roomstate
     from .cluster.relay import Relay
     from .signalling.handler import SignallingSession
 
@@ -159,11 +160,16 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
     )
     cluster = Cluster(
-        config.state.redis_url,
+        config.state.redis_target,
         node_id,
         lease_seconds=config.cluster.lease_seconds,
         heartbeat_seconds=config.cluster.heartbeat_seconds,
-        load=lambda: sum(len(r.participants) for r in manager.rooms.values()),
+        # participants, every room counting at least one (also a room whose first join
+        # is still under way): placement counts a placed room once, here or in Redis
+        load=lambda: (
+            sum(max(1, len(r.participants)) for r in manager.rooms.values())
+            + sum(1 for room_id in cluster.leases if room_id not in manager.rooms)
+        ),
     )
     links: Any = app.get(LINKS)
 
@@ -181,6 +187,9 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     async def room_closed(room: Room) -> None:
         lease = cluster.leases.get(room.id)
         if lease is not None:
+            if room.close_reason not in roomstate.KEEP_STATE_REASONS:  # the meeting is over
+                with contextlib.suppress(Exception):
+                    await cluster.save_state(lease, delete=True)
             await cluster.release(lease)
 
     async def lease_lost(room_id: str) -> None:
@@ -188,7 +197,25 @@ async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         if room is not None:
             await manager.close_room(room, "moved")
 
+    def valid_until(room_id: str, until: float) -> None:
+        room = manager.rooms.get(room_id)
+        if room is not None:  # (monotonic and loop time are the same clock)
+            room.media_until = until
+
+    def room_opened(room: Room) -> None:
+        room.media_until = cluster.valid_until.get(room.id, math.inf) - cluster.fence_margin
+        state = cluster.restored.pop(room.id, None)
+        if state is not None:  # the meeting moved here: its settings, lock, bars, ...
+            roomstate.apply(room, state)
+
+    def room_state(room_id: str) -> str | None:
+        room = manager.rooms.get(room_id)
+        return None if room is None or room.closed else roomstate.snapshot(room)
+
     manager.on_room_closed = room_closed
+    manager.on_room_opened = room_opened
+    cluster.room_state = room_state
+    cluster.on_valid_until = valid_until
     cluster.on_lease_lost = lease_lost
     cluster.has_room = lambda room_id: room_id in manager.rooms
     await cluster.start()
@@ -327,7 +354,7 @@ def create_app(
     app[STORE] = create_store(
         config.state.backend,
         sqlite_path=config.state.effective_sqlite_path,
-        redis_url=config.state.redis_url,
+        redis_url=config.state.redis_target,
     )
     app.cleanup_ctx.append(_store_ctx)
     if config.rooms.adhoc:

@@ -140,7 +140,7 @@ async def _open_store(config: Config) -> AsyncIterator[Store]:
     store = create_store(
         config.state.backend,
         sqlite_path=config.state.effective_sqlite_path,
-        redis_url=config.state.redis_url,
+        redis_url=config.state.redis_target,
     )
     await store.open()
     try:

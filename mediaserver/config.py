@@ -395,6 +395,19 @@ class StateConfig(_Validated):
     redis_url: str = dataclasses.field(
         default="redis://127.0.0.1:6379/0", metadata={"secret": True}
     )
+    # Redis Sentinel: "host:port" of each sentinel and the service (master) name they
+    # monitor; the primary is asked from them (redis_url then gives db and password).
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_service: str = ""
+
+    @property
+    def redis_target(self) -> Any:
+        """A :class:`mediaserver.state.redis_conn.RedisTarget`."""
+        from .state.redis_conn import RedisTarget, parse_sentinels
+
+        return RedisTarget(
+            self.redis_url, parse_sentinels(self.redis_sentinels), self.redis_sentinel_service
+        )
 
     @property
     def effective_sqlite_path(self) -> str:
@@ -411,6 +424,12 @@ class StateConfig(_Validated):
             raise _error(self._key("data_dir"), "must not be empty")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise _error(self._key("redis_url"), "must start with redis://, rediss:// or unix://")
+        for index, address in enumerate(self.redis_sentinels):
+            host, sep, port = address.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise _error(self._key(f"redis_sentinels[{index}]"), "must be host:port")
+        if self.redis_sentinels and not self.redis_sentinel_service:
+            raise _error(self._key("redis_sentinel_service"), "must be set when redis_sentinels is")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Sentinel failover tests (tests/cluster): Debian packages it separately
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 # browser tests: Debian's Chromium (Playwright cannot download browsers here) and iproute2
 # for the network namespace they run in
 [ -x /usr/bin/chromium ] || need+=(chromium)

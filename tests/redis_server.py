@@ -29,7 +29,10 @@ class RedisServer:
     restarted server replays its append-only file. ``close()`` stops it and removes a
     directory it made itself."""
 
-    def __init__(self, directory: Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path | None = None, *, port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.args = args  # more redis-server options, e.g. ("--replicaof", host, port)
         self._own_dir = directory is None
         self.dir = Path(tempfile.mkdtemp(prefix="redis-test-")) if directory is None else directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,7 @@ class RedisServer:
             "no",
             "--logfile",
             "",
+            *self.args,
         ]
         with open(self.log_path, "ab") as log:
             log_start = log.tell()

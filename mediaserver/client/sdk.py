@@ -26,6 +26,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..sfu.peer import configure_ice_addresses, make_configuration
+from . import liveness
 
 __all__ = ["ClientError", "MeetingClient", "RemoteTrack"]
 
@@ -61,10 +62,17 @@ class MeetingClient:
         ice_servers: Sequence[dict[str, Any]] = (),
         reconnect_urls: Sequence[str] = (),
         reconnect_seconds: float = 0.0,
+        ping_seconds: float = 10.0,
+        ping_timeout: float = 5.0,
     ) -> None:
         """``reconnect_seconds`` > 0: when the connection drops (or the meeting moves to
         another server), reconnect for up to that long, trying ``url`` then each of
-        ``reconnect_urls``; rejoin and republish (see :meth:`publish_with`)."""
+        ``reconnect_urls``; rejoin and republish (see :meth:`publish_with`). Then also
+        a ``ping`` every ``ping_seconds`` unanswered for ``ping_timeout``, or media
+        whose ICE failed, counts as a dropped connection (:mod:`.liveness`)."""
+        self.ping_seconds = ping_seconds
+        self.ping_timeout = ping_timeout
+        self._keepalive: asyncio.Task[None] | None = None
         self.url = url
         self.urls = [url, *reconnect_urls]
         self.reconnect_seconds = reconnect_seconds
@@ -112,9 +120,21 @@ class MeetingClient:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         self.closed.clear()
-        self._ws = await self._session.ws_connect(self.url, max_msg_size=4 << 20)
+        self._ws = await self._session.ws_connect(
+            self.url, max_msg_size=4 << 20, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+        )
         self._reader = asyncio.ensure_future(self._read())
         await self.request({"type": "hello", "version": PROTOCOL_VERSION, "client": "python-sdk"})
+        if self.reconnect_seconds > 0 and self.ping_seconds > 0:
+            await liveness.cancel(self._keepalive)
+            self._keepalive = asyncio.ensure_future(
+                liveness.keepalive(
+                    self.request,
+                    self._close_socket,
+                    interval=self.ping_seconds,
+                    timeout=self.ping_timeout,
+                )
+            )
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None, "connect() first"
@@ -242,7 +262,7 @@ class MeetingClient:
             self.url = self.urls[attempt % len(self.urls)]
             attempt += 1
             try:
-                await self.connect()
+                await asyncio.wait_for(self.connect(), 5.0)  # a silent node: next URL
                 assert self._join_message is not None
                 await self.request(self._with_key(self._join_message))
                 if self._publish_factory is not None:
@@ -265,6 +285,8 @@ class MeetingClient:
         """
         if self.publisher is None:
             self.publisher = RTCPeerConnection(make_configuration(self.ice_servers))
+            if self.reconnect_seconds > 0:
+                liveness.watch_media(self.publisher, self._close_socket)
         for track in tracks:
             transceiver = self.publisher.addTransceiver(track, direction="sendonly")
             if video_codec and track.kind == "video":
@@ -298,6 +320,8 @@ class MeetingClient:
                 self._track_map = {}
             if self.subscriber is None:
                 self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
+                if self.reconnect_seconds > 0:
+                    liveness.watch_media(self.subscriber, self._close_socket)
                 self.subscriber.on("track", self._on_pc_track)
             if old is not None:
                 task = asyncio.ensure_future(self._retire(old, self.subscriber, old_tracks))
@@ -393,6 +417,7 @@ class MeetingClient:
 
     async def close(self) -> None:
         self._leaving = True
+        await liveness.cancel(self._keepalive)
         if self._reconnecting is not None and not self._reconnecting.done():
             self._reconnecting.cancel()
         for pc in (self.publisher, self.subscriber):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Bar", "Identity", "normalise_name"]
 
@@ -78,4 +79,24 @@ class Bar:
             or (who.user_id is not None and who.user_id in self.users)
             or (bool(who.name_key) and who.name_key in self.names)
             or (who.invite_id is not None and who.invite_id in self.invites)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form (sorted: equal bars give equal JSON)."""
+        return {
+            "clients": sorted(self.clients),
+            "users": sorted(self.users),
+            "names": sorted(self.names),
+            "invites": sorted(self.invites),
+            "host_link_suspended": self.host_link_suspended,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Bar:
+        return cls(
+            clients={str(x) for x in data.get("clients", ())},
+            users={str(x) for x in data.get("users", ())},
+            names={str(x) for x in data.get("names", ())},
+            invites={str(x) for x in data.get("invites", ())},
+            host_link_suspended=bool(data.get("host_link_suspended", False)),
         )

@@ -79,6 +79,8 @@ class Publication:
 
     async def on_rtp(self, data: bytes, now: float) -> None:
         """Hot path: one inbound packet from the publisher."""
+        if now > self.participant.room.media_until:
+            return  # fenced: this node's lease of the room may have expired
         if self.stats is None:
             self.bind_ssrc(_ssrc_at.unpack_from(data, 8)[0])
         if data[1] & 0x7F != self.track.payload_type:

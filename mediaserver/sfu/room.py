@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,13 @@ class Room:
         self._last_stats = 0.0
         self._stats_sent: dict[str, float] = {}
         self.lobby = Lobby(self, manager.config.rooms.lobby_timeout_seconds)
+        #: Loop time after which no media is forwarded (a cluster node's self-fencing:
+        #: its lease of the room may have expired).
+        self.media_until = math.inf
+        #: Speaking seconds by bar key from before the room moved here (cluster).
+        self.speaking_carried: dict[str, float] = {}
+        #: Why the room closed (set by close()).
+        self.close_reason: str | None = None
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -114,6 +122,7 @@ class Room:
         participant.user_id = user_id
         participant.invite_id = invite_id
         participant.identity = who
+        participant.speaking_seconds = self.speaking_carried.pop(who.client_id, 0.0)
         if role != "host":
             participant.locked_kinds = set(self.media_locks)
         others = [p.describe() for p in self.participants.values()]
@@ -288,6 +297,7 @@ class Room:
         if self.closed:
             return
         self.closed = True
+        self.close_reason = reason
         await self.lobby.close(reason)
         for p in list(self.participants.values()):
             with contextlib.suppress(Exception):
@@ -330,6 +340,9 @@ class RoomManager:
         self.ice_servers_for_clients = [{k: v for k, v in s.items() if v} for s in self.ice_servers]
         #: Called with (room, event type, data) for rooms that belong to a link.
         self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
+        #: Called with each new room before anyone joins it (the cluster restores the
+        #: state of a room that moved here, and its media deadline).
+        self.on_room_opened: Callable[[Room], None] | None = None
         #: Called after a room closed (the cluster releases the room's lease).
         self.on_room_closed: Callable[[Room], Awaitable[None]] | None = None
         #: Signs participant keys (lobby/keys.py); the link service's token secret
@@ -377,6 +390,8 @@ class RoomManager:
         room = self.rooms.get(room_id)
         if room is None or room.closed:
             room = Room(self, room_id)
+            if self.on_room_opened is not None:
+                self.on_room_opened(room)
             self.rooms[room_id] = room
             self.metrics.rooms.inc()
             room.log.info("room opened")

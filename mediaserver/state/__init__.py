@@ -13,6 +13,7 @@ from .models import (
     from_dict,
     to_dict,
 )
+from .redis_conn import RedisTarget
 from .redis_store import RedisStore
 from .sqlite import SqliteStore
 from .store import ConflictError, Store
@@ -38,10 +39,10 @@ __all__ = [
 BACKENDS = ("sqlite", "memory", "redis")
 
 
-def create_store(backend: str, *, sqlite_path: str, redis_url: str) -> Store:
+def create_store(backend: str, *, sqlite_path: str, redis_url: str | RedisTarget) -> Store:
     """The store for ``backend``: ``"sqlite"`` (the file ``sqlite_path``), ``"memory"``
-    (SQLite ``:memory:``, gone when the process ends) or ``"redis"`` (``redis_url``).
-    The store still has to be ``open()``-ed."""
+    (SQLite ``:memory:``, gone when the process ends) or ``"redis"`` (``redis_url``: a
+    URL, or a :class:`RedisTarget` with Sentinel). The store still has to be ``open()``-ed."""
     if backend == "sqlite":
         return SqliteStore(sqlite_path)
     if backend == "memory":

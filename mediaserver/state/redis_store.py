@@ -39,12 +39,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import string
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from .models import (
@@ -58,6 +61,7 @@ from .models import (
     from_dict,
     to_dict,
 )
+from .redis_conn import RedisTarget, connect
 from .store import ConflictError
 
 __all__ = ["RedisStore"]
@@ -364,23 +368,30 @@ def _outbox_args(events: Sequence[OutboxEvent]) -> list[str]:
     return [json.dumps(items), *bodies]
 
 
+#: Scripts that write records: with a replica, acknowledged only once it has them.
+_WRITE_SCRIPTS = frozenset({"insert", "create_link", "update_link", "enqueue"})
+#: How long a write waits for a replica's acknowledgement (then: unavailable, 503).
+REPLICA_WAIT_MS = 2000
+REPLICA_CHECK_SECONDS = 5.0
+
+
 class RedisStore:
     """The ``Store`` on Redis; see the module docstring for the required server
     configuration (AOF with ``appendfsync always``) and the key layout."""
 
-    def __init__(self, url: str, *, prefix: str = "ms:") -> None:
+    def __init__(self, url: str | RedisTarget, *, prefix: str = "ms:") -> None:
         self.url = url
         self.prefix = prefix
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._replicas = 0
+        self._replicas_checked = -math.inf
 
     # --- plumbing -----------------------------------------------------------------
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(
-            self.url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        client = connect(self.url, timeout=2.0, decode_responses=True)
         try:
             await client.ping()
         except BaseException:
@@ -423,7 +434,27 @@ class RedisStore:
     async def _script(self, name: str, *args: str) -> Any:
         if self._client is None:
             raise RuntimeError("RedisStore is not open (call open() first)")
-        return await self._scripts[name](args=[self.prefix, *args])
+        if name not in _WRITE_SCRIPTS or not await self._has_replicas():
+            return await self._scripts[name](args=[self.prefix, *args])
+        # WAIT covers the writes of its own connection: one pipeline, one connection
+        async with self._client.pipeline(transaction=False) as pipe:
+            await self._scripts[name](args=[self.prefix, *args], client=pipe)
+            pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+            result, acked = await pipe.execute()
+        if int(acked) < 1 and await self._has_replicas(refresh=True):
+            raise RedisTimeoutError("no replica acknowledged the write in time")
+        return result  # (or the replica is gone: nothing to fail over to either)
+
+    async def _has_replicas(self, *, refresh: bool = False) -> bool:
+        """Whether the primary has a replica now (asked at most every few seconds): then
+        a write is acknowledged only once a replica has it, so that a failover to that
+        replica loses no acknowledged write."""
+        now = time.monotonic()
+        if refresh or now >= self._replicas_checked + REPLICA_CHECK_SECONDS:
+            info = await self._r.info("replication")
+            self._replicas = int(info.get("connected_slaves", 0))
+            self._replicas_checked = now
+        return self._replicas > 0
 
     async def _insert(
         self,

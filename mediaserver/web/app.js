@@ -140,6 +140,7 @@ function connect() {
     ws.onopen = async () => {
       try {
         await request({ type: "hello", version: 1, client: "web" });
+        watchSignalling(ws);
         resolve();
       } catch (e) {
         reject(e);
@@ -150,6 +151,40 @@ function connect() {
       if (ws === state.ws) handle(JSON.parse(ev.data)); // ignore sockets we replaced
     };
     ws.onclose = () => onSocketClosed(ws);
+  });
+}
+
+// Dead signalling (the node holding the socket paused or cut off, a relay that lost
+// the session): a ping every 10 s; no answer (pong or error) within 5 s drops the socket
+// and reconnects. Media whose connection failed (or stays disconnected for 5 s) too.
+const PING_MS = 10000;
+const PING_TIMEOUT_MS = 5000;
+
+function dropSocket(ws) {
+  if (ws !== state.ws) return;
+  if (ws.readyState <= WebSocket.OPEN) ws.close();
+  onSocketClosed(ws); // at once: the close handshake of a dead socket may hang
+}
+
+function watchSignalling(ws) {
+  const timer = setInterval(() => {
+    if (ws !== state.ws || ws.readyState !== WebSocket.OPEN) return clearInterval(timer);
+    let answered = false;
+    request({ type: "ping" }).then(
+      () => (answered = true),
+      (e) => (answered = e instanceof ServerError),
+    );
+    setTimeout(() => answered || dropSocket(ws), PING_TIMEOUT_MS);
+  }, PING_MS);
+}
+
+function watchMedia(pc) {
+  let timer = null;
+  const drop = () => (pc === state.publisher || pc === state.subscriber) && dropSocket(state.ws);
+  pc.addEventListener("connectionstatechange", () => {
+    clearTimeout(timer);
+    if (pc.connectionState === "failed") drop();
+    else if (pc.connectionState === "disconnected") timer = setTimeout(drop, 5000);
   });
 }
 
@@ -485,6 +520,7 @@ async function publish() {
   if (!state.localStream || !state.localStream.getTracks().length) return;
   const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
   state.publisher = pc;
+  watchMedia(pc);
   for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
   await pc.setLocalDescription(await pc.createOffer());
   await iceGathered(pc);
@@ -513,6 +549,7 @@ async function onSubscribeOffer(m) {
   if (!state.subscriber) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
     state.subscriber = pc;
+    watchMedia(pc);
     pc.ontrack = (ev) => attachTrack(ev.transceiver.mid, ev.track);
   }
   if (old) {

@@ -139,13 +139,20 @@ async def test_publish_churn_is_rate_limited_and_others_keep_their_media(tmp_pat
             # 16), and that replacement must not interrupt the pair's media.
             loop = asyncio.get_running_loop()
             start = loop.time()
-            for i in range(9):
+            events = pair.subscriber.events
+            sub = pair.subscriber
+            for i in range(20):  # 9 are enough when each guest's tracks reached the pair
+                if any(e.get("restart") for e in events):
+                    break
                 guest = MeetingClient(server.ws_url, name=f"g{i}", ice_addresses=["127.0.0.1"])
                 await guest.connect()
                 await join_room(guest, "churn")
                 await guest.publish([IdleTrack("audio"), IdleTrack("video")])
+                gid = guest.participant_id
+                await wait_until(
+                    lambda: any(t.participant_id == gid for t in sub.remote_tracks.values()), 20
+                )
                 await guest.leave()
-            events = pair.subscriber.events
             await wait_until(lambda: any(e.get("restart") for e in events), 30)  # replaced
             restarted = loop.time()
             await asyncio.sleep(3.0)

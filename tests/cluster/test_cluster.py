@@ -9,155 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import aiohttp
 import pytest
-from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+from cluster_nodes import ROOT, Node, client, mint_link, owner_of, sees_colour
+from media import COLOURS, ColourTrack, ToneTrack
 from redis_server import RedisServer
-from server_helpers import ADHOC_ENV, cli_tenant_key, free_port, join_room, room_token, stop_process
+from server_helpers import ADHOC_ENV, join_room, room_token
 
-from mediaserver.client.sdk import ClientError, MeetingClient
+from mediaserver.client.sdk import ClientError
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Node:
-    def __init__(self, name: str, redis_url: str, workdir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.config = workdir / f"{name}.toml"
-        self.log = workdir / f"{name}.log"
-        self.config.write_text(
-            f"""
-[server]
-port = {self.port}
-shutdown_grace_seconds = 3.0
-[rooms]
-max_participants = 100
-[rtc]
-ice_addresses = ["127.0.0.1"]
-[state]
-backend = "redis"
-redis_url = "{redis_url}"
-[cluster]
-node_id = "{name}"
-lease_seconds = 3.0
-heartbeat_seconds = 0.5
-[linkapi]
-allow_private_webhook_urls = true
-"""
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")} | ADHOC_ENV
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-                cwd=ROOT,
-            )
-
-    async def ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as s:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[
-                    -2000:
-                ]
-                try:
-                    async with s.get(self.http + "/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name} did not start")
-
-    async def health(self) -> dict:
-        async with aiohttp.ClientSession() as s, s.get(self.http + "/healthz") as r:
-            return await r.json()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-@pytest.fixture
-async def cluster(tmp_path):
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    nodes = [Node(n, redis.url, tmp_path) for n in ("node-a", "node-b", "node-c")]
-    for n in nodes:
-        n.start()
-    try:
-        for n in nodes:
-            await n.ready()
-        yield redis, nodes
-    finally:
-        for n in nodes:
-            n.stop()
-        redis.kill()
-        redis.close()
-
-
-async def owner_of(redis: RedisServer, room: str) -> str:
-    import redis.asyncio as aioredis
-
-    r = aioredis.from_url(redis.url)
-    try:
-        value = await r.get(f"ms:room:{room}:owner")
-    finally:
-        await r.aclose()
-    return value.decode().split("|")[0] if value else ""
-
-
-async def mint_link(node: Node, event_id: str) -> dict:
-    """A tenant (through the CLI, on the shared store) and a link starting now."""
-    key = cli_tenant_key(node.config)
-    now = time.time()
-    event = {
-        "id": event_id,
-        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
-        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
-    }
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(
-            node.http + "/v1/links",
-            json={"event": event},
-            headers={"Authorization": f"Bearer {key}"},
-        ) as r,
-    ):
-        assert r.status == 201
-        return await r.json()
-
-
-def client(url: str, name: str, **kw) -> MeetingClient:
-    return MeetingClient(url, name=name, ice_addresses=["127.0.0.1"], **kw)
-
-
-async def sees_colour(c: MeetingClient, colour: int, timeout: float = 15.0) -> None:
-    tracks = await c.wait_for_tracks(2, timeout=timeout)
-    video = next(t for t in tracks if t.kind == "video")
-    frames = await receive_frames(video.track, 3, timeout=timeout)
-    assert closest_colour(mean_colour(frames[-1])) == colour
 
 
 async def test_clients_on_two_nodes_meet_on_a_third(cluster, clients):
@@ -239,33 +100,41 @@ async def test_redis_outage_keeps_media_and_refuses_joins_clearly(cluster, clien
     redis, (a, b, _) = cluster
     x = client(a.ws, "x")
     y = client(a.ws, "y")
-    clients += [x, y]
-    for i, cl in enumerate((x, y)):
+    z = client(b.ws, "z")  # relayed through b to the room on a
+    clients += [x, y, z]
+    for i, cl in enumerate((x, y, z)):
         await cl.connect()
         await join_room(cl, "steady")
         await cl.publish([ToneTrack(), ColourTrack(COLOURS[i])])
     await sees_colour(x, 1)
     video = next(t for t in x.live_tracks() if t.kind == "video")
+    relayed_video = next(t for t in await z.wait_for_tracks(4) if t.kind == "video")
     redis.stop()
     outage_started = time.monotonic()
     frames = 0
+    # relayed signalling sent during the outage waits and is answered afterwards
+    pinged = asyncio.ensure_future(z.request({"type": "ping"}, timeout=30))
     late = client(b.ws, "late")
     clients.append(late)
     await late.connect()
     with pytest.raises(ClientError) as err:
         await join_room(late, "steady")
     assert err.value.code == "unavailable"
-    while time.monotonic() - outage_started < 5:
+    # shorter than the lease (3 s): the host keeps its room (a longer outage fences it)
+    while time.monotonic() - outage_started < 2:
         await asyncio.wait_for(video.track.recv(), 2)  # media never stops
+        await asyncio.wait_for(relayed_video.track.recv(), 2)  # for relayed clients too
         frames += 1
-    assert frames > 50
+    assert frames > 20
     redis.start()
+    assert (await pinged)["type"] == "pong"
     await asyncio.sleep(2.0)  # heartbeats and leases come back
     again = client(b.ws, "again")
     clients.append(again)
     await again.connect()
     joined = await join_room(again, "steady")
-    assert joined["room"] == "steady" and len(joined["participants"]) == 2
+    assert joined["room"] == "steady" and len(joined["participants"]) == 3
+    assert z.errors == [] and not any(e["type"] == "room_closed" for e in z.events)
 
 
 async def test_lobby_across_nodes(cluster, clients):
