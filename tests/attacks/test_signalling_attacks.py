@@ -150,7 +150,7 @@ async def test_publish_churn_is_rate_limited_and_others_keep_their_media(tmp_pat
                 await guest.publish([IdleTrack("audio"), IdleTrack("video")])
                 gid = guest.participant_id
                 await wait_until(
-                    lambda: any(t.participant_id == gid for t in sub.remote_tracks.values()), 20
+                    lambda g=gid: any(t.participant_id == g for t in sub.remote_tracks.values()), 20
                 )
                 await guest.leave()
             await wait_until(lambda: any(e.get("restart") for e in events), 30)  # replaced
