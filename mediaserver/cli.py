@@ -58,16 +58,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         state_backend=config.state.backend,
     )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        shutdown_timeout=config.server.shutdown_grace_seconds,
-        print=lambda msg: log.info("listening", url=config.server.effective_public_url),
-        access_log=None,
-        handle_signals=True,
-        reuse_port=args.reuse_port,
-    )
+    from .sfu.udpmux import UdpPortInUse
+
+    try:
+        web.run_app(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            shutdown_timeout=config.server.shutdown_grace_seconds,
+            print=lambda msg: log.info("listening", url=config.server.effective_public_url),
+            access_log=None,
+            handle_signals=True,
+            reuse_port=args.reuse_port,
+        )
+    except UdpPortInUse as exc:
+        log.error("start-up failed", error=exc.strerror)
+        print(f"start-up error: {exc.strerror}", file=sys.stderr)
+        return 2
     log.info("stopped")
     return 0
 
@@ -153,9 +160,18 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
         )
         return 2
     base = config.cluster.node_id or socket.gethostname()
+    rtc = config.rtc
+    ports = list(rtc.worker_udp_ports) or (
+        [rtc.udp_port + i for i in range(args.workers)] if rtc.udp_port else []
+    )
+    if rtc.worker_udp_ports and len(ports) < args.workers:
+        print(f"rtc.worker_udp_ports lists {len(ports)} ports for {args.workers} workers")
+        return 2
     children = []
     for i in range(args.workers):
         env = {**os.environ, "MEDIASERVER_CLUSTER_NODE_ID": f"{base}-w{i}"}
+        if ports:  # one media port per worker
+            env["MEDIASERVER_RTC_UDP_PORT"] = str(ports[i])
         argv = [sys.executable, "-m", "mediaserver", "serve", "--reuse-port"]
         if args.config:
             argv += ["--config", args.config]

@@ -314,6 +314,8 @@ class RtcConfig(_Validated):
     announced_address: str = ""
     port_min: int = 0
     port_max: int = 0
+    udp_port: int = 0
+    worker_udp_ports: tuple[int, ...] = ()
     ice_servers: tuple[IceServer, ...] = ()
 
     def _validate(self) -> None:
@@ -345,6 +347,18 @@ class RtcConfig(_Validated):
             raise _error(
                 self._key("port_max"),
                 f"must be >= {self._key('port_min')} ({self.port_min}), got {self.port_max}",
+            )
+        ports = [("udp_port", self.udp_port)] + [
+            (f"worker_udp_ports[{i}]", p) for i, p in enumerate(self.worker_udp_ports)
+        ]
+        for name, value in ports:
+            if value != 0 and not 1024 <= value <= 65535:
+                raise _error(self._key(name), f"must be between 1024 and 65535, got {value}")
+        if (self.udp_port or self.worker_udp_ports) and self.port_min:
+            raise _error(
+                self._key("udp_port"),
+                f"one media port and {self._key('port_min')}/port_max are alternatives: "
+                "set one of them",
             )
 
 

@@ -1,0 +1,159 @@
+"""One UDP port for all media (`rtc.udp_port`): in process, and as a real server process
+whose open file descriptors are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from aiortc import sdp as aiortc_sdp
+from media import COLOURS, ColourTrack, ToneTrack, receive_frames
+from test_durability import _start
+from test_media import check_everyone_sees_everyone, join_and_publish
+from test_server_process import _wait_healthy, free_port
+
+from mediaserver.client.sdk import MeetingClient
+
+pytestmark = pytest.mark.integration
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server_ports(client: MeetingClient) -> set[int]:
+    ports: set[int] = set()
+    for pc in (client.publisher, client.subscriber):
+        assert pc is not None and pc.remoteDescription is not None
+        remote = aiortc_sdp.SessionDescription.parse(pc.remoteDescription.sdp)
+        ports |= {cand.port for m in remote.media for cand in m.ice_candidates}
+    return ports
+
+
+async def test_every_peer_connection_shares_the_port_in_process(clients):
+    from server_helpers import make_config, start_server
+
+    from mediaserver.sfu.peer import configure_udp_mux
+
+    port = free_udp_port()
+    config = make_config()
+    config = dataclasses.replace(config, rtc=dataclasses.replace(config.rtc, udp_port=port))
+    srv = await start_server(config)
+    try:
+        await join_and_publish(srv, clients, 3, room="muxed")
+        await check_everyone_sees_everyone(clients)
+        for c in clients:
+            assert _server_ports(c) == {port}
+        # One leaves: its agents are unregistered, the shared socket stays open for the rest.
+        import aioice.ice
+        from aiortc import rtcicetransport
+
+        mux = rtcicetransport.Connection.mux  # type: ignore[attr-defined]
+        assert mux is not None and mux.agents == 6
+        await clients[0].close()
+        await clients[1].wait_for(lambda: len(clients[1].live_tracks()) == 2, timeout=15)
+        await asyncio.sleep(0.5)
+        assert mux.agents == 4
+        assert mux.sockets["127.0.0.1"].transport is not None
+        assert not mux.sockets["127.0.0.1"].transport.is_closing()
+        for t in clients[1].live_tracks():
+            await receive_frames(t.track, 5, timeout=10)
+        assert aioice.ice.Connection is not rtcicetransport.Connection
+    finally:
+        await srv.runner.cleanup()
+        configure_udp_mux(None)
+
+
+def _udp_sockets_of(pid: int) -> list[int]:
+    """Local ports of the UDP sockets process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("udp", "udp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _write_config(tmp_path: Path, http_port: int, udp_port: int) -> Path:
+    config = tmp_path / f"config-{http_port}.toml"
+    config.write_text(
+        f"""
+[server]
+port = {http_port}
+shutdown_grace_seconds = 3.0
+[rtc]
+ice_addresses = ["127.0.0.1"]
+udp_port = {udp_port}
+[state]
+backend = "memory"
+[logging]
+format = "json"
+"""
+    )
+    return config
+
+
+async def test_twenty_peer_connections_over_one_port_and_socket(tmp_path: Path):
+    """10 participants in 5 rooms of two: 20 peer connections (publisher + subscriber
+    each), media both ways, all on one UDP port; the server holds one UDP socket."""
+    http_port, udp_port = free_port(), free_udp_port()
+    proc = _start(_write_config(tmp_path, http_port, udp_port), tmp_path / "server.log")
+    clients: list[MeetingClient] = []
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{http_port}", proc)
+        for i in range(10):
+            c = MeetingClient(
+                f"ws://127.0.0.1:{http_port}/ws", name=f"p{i}", ice_addresses=["127.0.0.1"]
+            )
+            clients.append(c)
+            await c.connect()
+            await c.join(f"room{i // 2}")
+            tracks = [ToneTrack(300 + 50 * i)] + ([ColourTrack(COLOURS[i % 2])] if i < 2 else [])
+            await c.publish(tracks)
+        for i, c in enumerate(clients):
+            expected = 2 if i // 2 == 0 else 1
+            for t in await c.wait_for_tracks(expected, timeout=30):
+                await receive_frames(t.track, 5, timeout=15)
+            assert _server_ports(c) == {udp_port}
+        connected = [
+            pc.connectionState for c in clients for pc in (c.publisher, c.subscriber) if pc
+        ]
+        assert connected == ["connected"] * 20
+        assert _udp_sockets_of(proc.pid) == [udp_port]
+    finally:
+        for c in clients:
+            await c.close()
+        proc.terminate()
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
+
+
+async def test_a_second_process_refuses_a_taken_port(tmp_path: Path):
+    udp_port = free_udp_port()
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", udp_port))
+    try:
+        log = tmp_path / "second.log"
+        proc = _start(_write_config(tmp_path, free_port(), udp_port), log)
+        code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+    finally:
+        holder.close()
+    text = log.read_text()
+    assert code == 2, text
+    assert f"start-up error: cannot bind the media port udp 127.0.0.1:{udp_port}" in text
+    assert "rtc.udp_port" in text and "Traceback" not in text
