@@ -43,6 +43,7 @@ __all__ = [
     "ServerConfig",
     "SignallingConfig",
     "StateConfig",
+    "TurnConfig",
     "config_to_dict",
     "load_config",
 ]
@@ -363,6 +364,34 @@ class RtcConfig(_Validated):
 
 
 @dataclasses.dataclass(frozen=True)
+class TurnConfig(_Validated):
+    """A TURN server with short-lived credentials (coturn ``use-auth-secret``)."""
+
+    _key_prefix: ClassVar[str] = "turn"
+
+    urls: tuple[str, ...] = ()
+    secret: str = dataclasses.field(default="", metadata={"secret": True})
+    ttl_seconds: int = 86400
+
+    def _validate(self) -> None:
+        for index, url in enumerate(self.urls):
+            key = self._key(f"urls[{index}]")
+            match = _ICE_URL_RE.fullmatch(url)
+            if match is None or not url.startswith(("turn:", "turns:")):
+                raise _error(key, f"must be a turn: or turns: URL, got {url!r}")
+        if self.urls and len(self.secret) < 16:
+            raise _error(
+                self._key("secret"),
+                "must be set (at least 16 characters; coturn's static-auth-secret) "
+                "when turn.urls is set",
+            )
+        if not 60 <= self.ttl_seconds <= 7 * 86400:
+            raise _error(
+                self._key("ttl_seconds"), f"must be between 60 and 604800, got {self.ttl_seconds}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class RoomsConfig(_Validated):
     """Room limits."""
 
@@ -529,6 +558,7 @@ class Config(_Validated):
 
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     rtc: RtcConfig = dataclasses.field(default_factory=RtcConfig)
+    turn: TurnConfig = dataclasses.field(default_factory=TurnConfig)
     rooms: RoomsConfig = dataclasses.field(default_factory=RoomsConfig)
     state: StateConfig = dataclasses.field(default_factory=StateConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)

@@ -9,6 +9,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # the side-by-side benchmark (and its smoke test) runs Janus
 command -v janus >/dev/null 2>&1 || need+=(janus)
+# TURN tests run a real coturn; the media-recovery browser tests drop UDP with nftables
+[ -x /usr/bin/turnserver ] || need+=(coturn)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need[*]}"

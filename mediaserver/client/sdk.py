@@ -61,6 +61,7 @@ class MeetingClient:
         ice_servers: Sequence[dict[str, Any]] = (),
         reconnect_urls: Sequence[str] = (),
         reconnect_seconds: float = 0.0,
+        ice_transport_policy: str = "all",
     ) -> None:
         """``reconnect_seconds`` > 0: when the connection drops (or the meeting moves to
         another server), reconnect for up to that long, trying ``url`` then each of
@@ -74,7 +75,10 @@ class MeetingClient:
         self._leaving = False
         self._reconnecting: asyncio.Task[None] | None = None
         self.name = name
+        #: Given ones win; otherwise those of each ``joined`` (TURN credentials are fresh).
         self.ice_servers = list(ice_servers)
+        self._own_ice_servers = bool(ice_servers)
+        self.ice_transport_policy = ice_transport_policy  # "relay": TURN candidates only
         if ice_addresses is not None:
             configure_ice_addresses(ice_addresses)
         self.participant_id: str | None = None
@@ -101,6 +105,9 @@ class MeetingClient:
         self._sub_lock = asyncio.Lock()
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _configuration(self) -> Any:
+        return make_configuration(self.ice_servers, self.ice_transport_policy)
 
     # --- connection -----------------------------------------------------------------
 
@@ -171,6 +178,8 @@ class MeetingClient:
         if mtype == "joined":
             self.participant_id = data["participant_id"]
             self.room = data["room"]
+            if not self._own_ice_servers:
+                self.ice_servers = list(data.get("ice_servers") or [])
             for p in data["participants"]:
                 self.participants[p["id"]] = p
         elif mtype == "participant_joined":
@@ -250,7 +259,7 @@ class MeetingClient:
         ``video_codec`` ("VP8" or "H264") restricts video tracks to that codec.
         """
         if self.publisher is None:
-            self.publisher = RTCPeerConnection(make_configuration(self.ice_servers))
+            self.publisher = RTCPeerConnection(self._configuration())
         for track in tracks:
             transceiver = self.publisher.addTransceiver(track, direction="sendonly")
             if video_codec and track.kind == "video":
@@ -283,7 +292,7 @@ class MeetingClient:
                 with contextlib.suppress(Exception):
                     await old.close()
             if self.subscriber is None:
-                self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
+                self.subscriber = RTCPeerConnection(self._configuration())
                 self.subscriber.on("track", self._on_pc_track)
             previous = self._track_map
             self._track_map = dict(data.get("tracks", {}))

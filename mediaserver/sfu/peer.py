@@ -25,7 +25,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from .negotiation import NegotiatedTrack, SdpError, negotiated_tracks, parse_sdp
@@ -247,8 +247,11 @@ def configure_udp_mux(mux: UdpMux | None) -> None:
     _install_connection_class()
 
 
-def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfiguration:
-    """A max-bundle configuration with only the given ICE servers (none by default).
+def make_configuration(
+    ice_servers: Sequence[dict[str, Any]] = (), transport_policy: str = "all"
+) -> RTCConfiguration:
+    """A max-bundle configuration with only the given ICE servers (none by default);
+    ``transport_policy="relay"``: relayed (TURN) candidates only.
 
     aiortc falls back to a public STUN server when ``iceServers`` is None: never do that.
     """
@@ -260,7 +263,11 @@ def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfigu
         )
         for s in ice_servers
     ]
-    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    return RTCConfiguration(
+        iceServers=servers,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        iceTransportPolicy=RTCIceTransportPolicy(transport_policy),
+    )
 
 
 class IdleTrack(MediaStreamTrack):

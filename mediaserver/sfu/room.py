@@ -21,6 +21,7 @@ from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
 from .participant import Participant
 from .publication import Publication
+from .turn import turn_ice_server
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room", "RoomManager"]
 
@@ -113,7 +114,7 @@ class Room:
                 "participant_id": participant.id,
                 "role": role,
                 "participants": others,
-                "ice_servers": self.manager.ice_servers_for_clients,
+                "ice_servers": self.manager.client_ice_servers(participant.id),
                 "guest_policy": self.guest_policy,
                 "locked": self.locked,
                 "share_url": self.share_url,
@@ -307,6 +308,15 @@ class RoomManager:
         self.on_event: Callable[[Room, str, dict[str, Any]], None] | None = None
         #: Called after a room closed (the cluster releases the room's lease).
         self.on_room_closed: Callable[[Room], Awaitable[None]] | None = None
+
+    def client_ice_servers(self, participant_id: str) -> list[dict[str, Any]]:
+        """``joined.ice_servers``: the static servers, plus the TURN server with fresh
+        credentials for this participant when ``[turn]`` is configured."""
+        turn = self.config.turn
+        if not turn.urls:
+            return self.ice_servers_for_clients
+        extra = turn_ice_server(turn.urls, turn.secret, participant_id, turn.ttl_seconds)
+        return [*self.ice_servers_for_clients, extra]
 
     def emit(self, room: Room, etype: str, data: dict[str, Any]) -> None:
         if room.link_id is not None and self.on_event is not None:
