@@ -25,7 +25,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..sfu.peer import configure_ice_addresses, make_configuration
+from ..sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
 __all__ = ["ClientError", "MeetingClient", "RemoteTrack"]
 
@@ -70,6 +70,7 @@ class MeetingClient:
         self.urls = [url, *reconnect_urls]
         self.reconnect_seconds = reconnect_seconds
         self.reconnects = 0
+        self.media_restarts = 0
         self._join_message: dict[str, Any] | None = None
         self._publish_factory: Callable[[], Sequence[MediaStreamTrack]] | None = None
         self._leaving = False
@@ -259,7 +260,7 @@ class MeetingClient:
         ``video_codec`` ("VP8" or "H264") restricts video tracks to that codec.
         """
         if self.publisher is None:
-            self.publisher = RTCPeerConnection(self._configuration())
+            self.publisher = self._watched_pc("publisher")
         for track in tracks:
             transceiver = self.publisher.addTransceiver(track, direction="sendonly")
             if video_codec and track.kind == "video":
@@ -277,6 +278,56 @@ class MeetingClient:
         self.publications = list(reply["publications"])
         return self.publications
 
+    def _watched_pc(self, target: str) -> RTCPeerConnection:
+        """A peer connection whose failure starts media recovery (aiortc reports
+        "failed" when ICE consent or DTLS fails)."""
+        pc = RTCPeerConnection(self._configuration())
+
+        @pc.on("connectionstatechange")
+        def _changed() -> None:
+            if pc.connectionState == "failed" and not self._leaving and not self.closed.is_set():
+                task = asyncio.ensure_future(self.restart_media(target, pc))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        return pc
+
+    async def restart_media(self, target: str, failed: RTCPeerConnection | None = None) -> None:
+        """Replace the publisher or subscriber connection with a fresh one, without
+        leaving: the publisher re-offers its tracks (``publish`` with ``restart``, the
+        publications keep their ids); the subscriber asks for a fresh offer."""
+        current = self.publisher if target == "publisher" else self.subscriber
+        if current is None or (failed is not None and current is not failed):
+            return  # already replaced
+        self.media_restarts += 1
+        if target == "subscriber":
+            async with self._sub_lock:
+                self.subscriber = None
+                for remote in self.remote_tracks.values():
+                    remote.ended.set()
+                self.remote_tracks, self._track_map = {}, {}
+            with contextlib.suppress(Exception):
+                await current.close()
+            await self.request({"type": "restart_subscriber"})
+            return
+        tracks = []
+        for t in current.getTransceivers():
+            if t.sender.track is not None:
+                # aiortc stops the track of a stopped sender: keep ours alive
+                tracks.append(t.sender.track)
+                t.sender.replaceTrack(IdleTrack(t.sender.track.kind))
+        self.publisher = pc = self._watched_pc("publisher")
+        with contextlib.suppress(Exception):
+            await current.close()
+        for track in tracks:
+            pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.request(
+            {"type": "publish", "sdp": pc.localDescription.sdp, "restart": True}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        self.publications = list(reply["publications"])
+
     async def set_muted(self, publication_id: str, muted: bool) -> None:
         await self.send({"type": "mute", "publication_id": publication_id, "muted": muted})
 
@@ -292,7 +343,7 @@ class MeetingClient:
                 with contextlib.suppress(Exception):
                     await old.close()
             if self.subscriber is None:
-                self.subscriber = RTCPeerConnection(self._configuration())
+                self.subscriber = self._watched_pc("subscriber")
                 self.subscriber.on("track", self._on_pc_track)
             previous = self._track_map
             self._track_map = dict(data.get("tracks", {}))

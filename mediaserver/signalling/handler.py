@@ -161,7 +161,7 @@ class SignallingSession:
             await self._moderate(participant, msg)
             return True
         if isinstance(msg, m.Publish):
-            answer, added = await participant.publish(msg.sdp)
+            answer, added = await participant.publish(msg.sdp, restart=msg.restart)
             await self.send(
                 {
                     "type": "publish_answer",
@@ -174,6 +174,9 @@ class SignallingSession:
                 }
             )
             await participant.room.published(participant, added)
+        elif isinstance(msg, m.RestartSubscriber):
+            participant.restart_subscriber()
+            await self.send({"type": "subscriber_restarting", "ref": msg.id})
         elif isinstance(msg, m.SubscribeAnswer):
             await participant.apply_subscribe_answer(msg.sdp, msg.revision)
         elif isinstance(msg, m.IceCandidate):
