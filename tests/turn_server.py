@@ -4,15 +4,20 @@ own address) only. Started and stopped by the tests themselves."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TURNSERVER", "TurnServer"]
+import pytest
+
+__all__ = ["TURNSERVER", "TurnServer", "running_turn"]
 
 TURNSERVER = "/usr/bin/turnserver"
 #: Private, loopback and link-local ranges a relay must not reach (operations.md §3).
@@ -57,7 +62,8 @@ class TurnServer:
         return f"turn:{self.address}:{self.port}?transport={transport}"
 
     def start(self, timeout: float = 10.0) -> None:
-        relay = _free_port(self.address)
+        relay = self.relay_min = _free_port(self.address)
+        self.relay_max = relay + 40
         # The set-up of docs/operations.md §3 (TURN), on test ports, without TLS.
         conf = self.dir / "turnserver.conf"
         lines = [
@@ -65,7 +71,7 @@ class TurnServer:
             f"listening-port={self.port}",
             f"relay-ip={self.address}",
             f"min-port={relay}",
-            f"max-port={relay + 40}",
+            f"max-port={self.relay_max}",
             "use-auth-secret",
             f"static-auth-secret={self.secret}",
             "realm=mediaserver.test",
@@ -110,3 +116,16 @@ class TurnServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_turn() -> Iterator[TurnServer]:
+    """A started coturn for one test (module); the test is skipped without coturn."""
+    if not os.path.exists(TURNSERVER):
+        pytest.skip("coturn missing: run `make test` (it installs Debian's coturn)")
+    server = TurnServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

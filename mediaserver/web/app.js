@@ -509,7 +509,7 @@ async function recoverMedia(which, failed) {
   if (state.phase !== "meeting" || state[which] !== failed || failed.recovering) return;
   failed.recovering = true;
   state.mediaRestarts += 1;
-  setMediaState(which, "lost");
+  setMediaState(which, state.mediaEverConnected ? "lost" : "connecting");
   try {
     if (which === "publisher") {
       const reply = await offerPublisher(true);

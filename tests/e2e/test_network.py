@@ -1,5 +1,6 @@
-"""Media on real networks, in real Chromium: recovery after the server's UDP is dropped
-for 10 s (nftables in the test's own network namespace), tile states, page layout."""
+"""Media on real networks, in real Chromium, with nftables rules in the test's own network
+namespace: recovery after the server's UDP is dropped for 10 s, UDP blocked but TURN over
+TCP allowed (a real coturn), the 15 s "cannot connect" message; page layout."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from browser import Browsers, rising, shot
 from server_helpers import make_config
 from sites import join_as_guest, running_site
+from turn_server import TurnServer, running_turn
 
 from mediaserver.sfu.peer import configure_udp_mux
 
@@ -145,3 +147,77 @@ async def test_meeting_screen_fits_knock_leaves_people_visible_no_404(muxed_site
         )
         assert sizes[0] <= sizes[1] and sizes[2] <= sizes[3], sizes
         assert not missing, missing  # favicon included
+
+
+def block_udp_except_relay(udp_port: int, turn: TurnServer) -> None:
+    """UDP between browser and server is blocked (also UDP to the TURN server): only the
+    browser's TCP connection to TURN, and TURN's relayed UDP to the server, pass."""
+    relay = f"{turn.relay_min}-{turn.relay_max}"
+    rules = (
+        f"udp dport {turn.port} drop; "
+        f"udp dport {udp_port} udp sport != {relay} drop; "
+        f"udp sport {udp_port} udp dport != {relay} drop;"
+    )
+    nft(
+        f"""
+table inet mse2e_drop {{
+  chain input {{ type filter hook input priority 0; {rules} }}
+  chain output {{ type filter hook output priority 0; {rules} }}
+}}
+"""
+    )
+
+
+@pytest.fixture
+def coturn(netns):
+    with running_turn() as server:
+        yield server
+
+
+async def test_udp_blocked_media_flows_through_turn_over_tcp(netns, coturn):
+    config = make_config()
+    udp_port = _free_udp_port()
+    config = dataclasses.replace(
+        config,
+        rtc=dataclasses.replace(config.rtc, udp_port=udp_port),
+        turn=dataclasses.replace(config.turn, urls=(coturn.url("tcp"),), secret=coturn.secret),
+    )
+    block_udp_except_relay(udp_port, coturn)
+    try:
+        async with running_site(config) as site, Browsers() as b:
+            pages = await _join_two(site, b)
+            for page in pages:
+                await rising(page, "audioBytesReceived")
+                pair = await page.evaluate(SELECTED_PAIR)
+                assert pair == {"local": "relay", "relayProtocol": "tcp"}, pair
+    finally:
+        restore_udp()
+        configure_udp_mux(None)
+
+
+async def test_no_media_within_15s_names_the_likely_cause(muxed_site):
+    drop_udp_port(muxed_site.udp_port)
+    try:
+        async with Browsers() as b:
+            page = await b.page(muxed_site.srv.http_url)
+            link = await muxed_site.link(guest_policy="allow")
+            await join_as_guest(page, link["join_url"], "Una Udp")
+            alert = page.locator("#media-problem")
+            await alert.wait_for(timeout=30_000)
+            text = await alert.inner_text()
+            assert "blocks UDP" in text and "no TURN relay configured" in text, text
+            await shot(page, "media-problem")
+            assert await page.evaluate("window.meeting.phase") == "meeting"
+    finally:
+        restore_udp()
+
+
+SELECTED_PAIR = """async () => {
+  const report = await window.meeting.publisher.getStats();
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === "transport") pair = report.get(s.selectedCandidatePairId);
+  });
+  const local = pair && report.get(pair.localCandidateId);
+  return local && {local: local.candidateType, relayProtocol: local.relayProtocol};
+}"""

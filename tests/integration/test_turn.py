@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ from aioice import turn
 from media import COLOURS, ColourTrack, ToneTrack, receive_frames
 from server_helpers import make_config, start_server
 from test_udp_port import free_udp_port
-from turn_server import TURNSERVER, TurnServer
+from turn_server import TurnServer, running_turn
 
 from mediaserver.client.sdk import MeetingClient
 from mediaserver.sfu.peer import configure_udp_mux
@@ -24,14 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def coturn() -> Iterator[TurnServer]:
-    if not os.path.exists(TURNSERVER):
-        pytest.skip("coturn missing: run `make test` (it installs Debian's coturn)")
-    server = TurnServer()
-    server.start()
-    try:
+    with running_turn() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def _allocate(coturn: TurnServer, username: str, password: str) -> None:
