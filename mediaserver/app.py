@@ -15,8 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
 from .app_keys import CONFIG, LINKS, METRICS, RELAY, ROOMS, SESSIONS, STORE
-from .config import Config
-from .sfu.peer import configure_ice_addresses, configure_port_range, configure_udp_mux
+from .config import Config, announced_map
+from .sfu.peer import (
+    configure_announced_addresses,
+    configure_ice_addresses,
+    configure_port_range,
+    configure_udp_mux,
+)
 from .sfu.room import Room, RoomManager
 from .sfu.udpmux import UdpMux
 from .signalling.websocket import websocket_handler
@@ -89,6 +94,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rtc = app[CONFIG].rtc
     configure_ice_addresses(rtc.ice_addresses)
     configure_port_range(rtc.port_min, rtc.port_max)
+    configure_announced_addresses(announced_map(rtc))
     mux = None
     if rtc.udp_port:
         import aioice.ice

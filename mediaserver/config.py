@@ -44,6 +44,7 @@ __all__ = [
     "SignallingConfig",
     "StateConfig",
     "TurnConfig",
+    "announced_map",
     "config_to_dict",
     "load_config",
 ]
@@ -313,6 +314,7 @@ class RtcConfig(_Validated):
 
     ice_addresses: tuple[str, ...] = ()
     announced_address: str = ""
+    announced_addresses: tuple[str, ...] = ()
     port_min: int = 0
     port_max: int = 0
     udp_port: int = 0
@@ -328,6 +330,15 @@ class RtcConfig(_Validated):
             problem = _ip_error(self._key("announced_address"), self.announced_address)
             if problem is not None:
                 raise problem
+        for index, pair in enumerate(self.announced_addresses):
+            key = self._key(f"announced_addresses[{index}]")
+            local, sep, public = pair.partition("=")
+            if not sep:
+                raise _error(key, f"expected 'local=announced' (two IP addresses), got {pair!r}")
+            for side in (local.strip(), public.strip()):
+                problem = _ip_error(key, side)
+                if problem is not None:
+                    raise problem
         for name in ("port_min", "port_max"):
             value: int = getattr(self, name)
             if value != 0 and not 1024 <= value <= 65535:
@@ -361,6 +372,12 @@ class RtcConfig(_Validated):
                 f"one media port and {self._key('port_min')}/port_max are alternatives: "
                 "set one of them",
             )
+
+
+def announced_map(rtc: RtcConfig) -> dict[str, str]:
+    """``rtc.announced_addresses`` as {local address: announced address}."""
+    pairs = (p.partition("=") for p in rtc.announced_addresses)
+    return {local.strip(): public.strip() for local, _, public in pairs}
 
 
 @dataclasses.dataclass(frozen=True)

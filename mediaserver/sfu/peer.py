@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import ipaddress
 import struct
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aioice.ice
@@ -36,6 +36,7 @@ __all__ = [
     "IdleTrack",
     "PublisherPeer",
     "SubscriberPeer",
+    "configure_announced_addresses",
     "configure_ice_addresses",
     "configure_port_range",
     "configure_udp_mux",
@@ -86,6 +87,15 @@ RtpHandler = Callable[[bytes, float], Awaitable[None]]
 RtcpHandler = Callable[[bytes], Awaitable[None]]
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+_announced_map: dict[str, str] = {}
+
+
+def configure_announced_addresses(mapping: Mapping[str, str]) -> None:
+    """Per local address announced addresses (``rtc.announced_addresses``), process-wide."""
+    _announced_map.clear()
+    _announced_map.update(mapping)
 
 
 def configure_ice_addresses(addresses: Sequence[str]) -> None:
@@ -317,7 +327,7 @@ class _PeerBase:
 
         desc = self.pc.localDescription
         assert desc is not None
-        return apply_announced_address(desc.sdp, self._announced)
+        return apply_announced_address(desc.sdp, self._announced, _announced_map)
 
     def _hook(self) -> None:
         raise NotImplementedError

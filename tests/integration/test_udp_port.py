@@ -4,10 +4,14 @@ whose open file descriptors are counted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiortc import sdp as aiortc_sdp
@@ -17,6 +21,7 @@ from test_media import check_everyone_sees_everyone, join_and_publish
 from test_server_process import _wait_healthy, free_port
 
 from mediaserver.client.sdk import MeetingClient
+from mediaserver.sfu.peer import configure_ice_addresses
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +95,9 @@ def _udp_sockets_of(pid: int) -> list[int]:
     return ports
 
 
-def _write_config(tmp_path: Path, http_port: int, udp_port: int) -> Path:
+def _write_config(
+    tmp_path: Path, http_port: int, udp_port: int, ice: str = '"127.0.0.1"', extra: str = ""
+) -> Path:
     config = tmp_path / f"config-{http_port}.toml"
     config.write_text(
         f"""
@@ -98,8 +105,9 @@ def _write_config(tmp_path: Path, http_port: int, udp_port: int) -> Path:
 port = {http_port}
 shutdown_grace_seconds = 3.0
 [rtc]
-ice_addresses = ["127.0.0.1"]
+ice_addresses = [{ice}]
 udp_port = {udp_port}
+{extra}
 [state]
 backend = "memory"
 [logging]
@@ -109,23 +117,43 @@ format = "json"
     return config
 
 
+@contextlib.asynccontextmanager
+async def _meeting_process(
+    tmp_path: Path, udp_port: int, *, client_ice: str = "127.0.0.1", **config: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], Callable[..., Awaitable[MeetingClient]]]]:
+    """A `mediaserver serve` process; ``add(name, room, tracks)`` joins a publishing client."""
+    http_port = free_port()
+    proc = _start(_write_config(tmp_path, http_port, udp_port, **config), tmp_path / "server.log")
+    clients: list[MeetingClient] = []
+
+    async def add(name: str, room: str, tracks: list[Any]) -> MeetingClient:
+        c = MeetingClient(f"ws://127.0.0.1:{http_port}/ws", name=name, ice_addresses=[client_ice])
+        clients.append(c)
+        await c.connect()
+        await c.join(room)
+        await c.publish(tracks)
+        return c
+
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{http_port}", proc)
+        yield proc, add
+    finally:
+        for c in clients:
+            await c.close()
+        proc.terminate()
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
+        configure_ice_addresses(["127.0.0.1"])  # the clients set it process-wide
+
+
 async def test_twenty_peer_connections_over_one_port_and_socket(tmp_path: Path):
     """10 participants in 5 rooms of two: 20 peer connections (publisher + subscriber
     each), media both ways, all on one UDP port; the server holds one UDP socket."""
-    http_port, udp_port = free_port(), free_udp_port()
-    proc = _start(_write_config(tmp_path, http_port, udp_port), tmp_path / "server.log")
-    clients: list[MeetingClient] = []
-    try:
-        await _wait_healthy(f"http://127.0.0.1:{http_port}", proc)
+    udp_port = free_udp_port()
+    async with _meeting_process(tmp_path, udp_port) as (proc, add):
+        clients = []
         for i in range(10):
-            c = MeetingClient(
-                f"ws://127.0.0.1:{http_port}/ws", name=f"p{i}", ice_addresses=["127.0.0.1"]
-            )
-            clients.append(c)
-            await c.connect()
-            await c.join(f"room{i // 2}")
             tracks = [ToneTrack(300 + 50 * i)] + ([ColourTrack(COLOURS[i % 2])] if i < 2 else [])
-            await c.publish(tracks)
+            clients.append(await add(f"p{i}", f"room{i // 2}", tracks))
         for i, c in enumerate(clients):
             expected = 2 if i // 2 == 0 else 1
             for t in await c.wait_for_tracks(expected, timeout=30):
@@ -136,11 +164,6 @@ async def test_twenty_peer_connections_over_one_port_and_socket(tmp_path: Path):
         ]
         assert connected == ["connected"] * 20
         assert _udp_sockets_of(proc.pid) == [udp_port]
-    finally:
-        for c in clients:
-            await c.close()
-        proc.terminate()
-        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 15)
 
 
 async def test_a_second_process_refuses_a_taken_port(tmp_path: Path):
@@ -157,3 +180,25 @@ async def test_a_second_process_refuses_a_taken_port(tmp_path: Path):
     assert code == 2, text
     assert f"start-up error: cannot bind the media port udp 127.0.0.1:{udp_port}" in text
     assert "rtc.udp_port" in text and "Traceback" not in text
+
+
+async def test_dual_stack_one_port_per_family_and_announced_mapping(tmp_path: Path):
+    """Host candidates on IPv4 and IPv6 (one socket each, same port); an IPv6-only
+    client connects; rtc.announced_addresses maps 127.0.0.2 (a second, unused
+    IPv4 address) while the others are announced as they are."""
+    udp_port = free_udp_port()
+    async with _meeting_process(
+        tmp_path,
+        udp_port,
+        client_ice="::1",
+        ice='"127.0.0.1", "::1", "127.0.0.2"',
+        extra='announced_addresses = ["127.0.0.2=192.0.2.99"]',
+    ) as (proc, add):
+        clients = [await add(f"v6-{i}", "dual", [ToneTrack(400 + 100 * i)]) for i in range(2)]
+        for c in clients:
+            for t in await c.wait_for_tracks(1, timeout=30):
+                await receive_frames(t.track, 5, timeout=15)
+            sdp = c.publisher.remoteDescription.sdp
+            hosts = {line.split()[4] for line in sdp.splitlines() if "typ host" in line}
+            assert hosts == {"127.0.0.1", "::1", "192.0.2.99"}, sdp
+        assert sorted(_udp_sockets_of(proc.pid)) == [udp_port] * 3
