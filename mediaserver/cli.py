@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "worker_udp_ports"]
 
 
 def _load(path: str | None) -> object:
@@ -142,6 +142,17 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def worker_udp_ports(udp_port: int, explicit: Sequence[int], workers: int) -> list[int]:
+    """The media port of each worker: ``explicit[i]``, else ``udp_port + i`` ([] if off)."""
+    if explicit:
+        if len(explicit) < workers:
+            raise ValueError(
+                f"rtc.worker_udp_ports lists {len(explicit)} ports for {workers} workers"
+            )
+        return list(explicit[:workers])
+    return [udp_port + i for i in range(workers)] if udp_port else []
+
+
 def _serve_workers(args: argparse.Namespace, config: object) -> int:
     """N node processes sharing the port (SO_REUSEPORT) and the Redis: one per core."""
     import os
@@ -160,12 +171,10 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
         )
         return 2
     base = config.cluster.node_id or socket.gethostname()
-    rtc = config.rtc
-    ports = list(rtc.worker_udp_ports) or (
-        [rtc.udp_port + i for i in range(args.workers)] if rtc.udp_port else []
-    )
-    if rtc.worker_udp_ports and len(ports) < args.workers:
-        print(f"rtc.worker_udp_ports lists {len(ports)} ports for {args.workers} workers")
+    try:
+        ports = worker_udp_ports(config.rtc.udp_port, config.rtc.worker_udp_ports, args.workers)
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     children = []
     for i in range(args.workers):

@@ -1,4 +1,4 @@
-"""Announced addresses per local address (rtc.announced_addresses) and dual stack."""
+"""Network settings: announced addresses per local address, one media port per worker."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def test_config_mapping():
     for bad in ("10.0.0.5", "10.0.0.5=not-an-ip", "0.0.0.0=203.0.113.7"):
         with pytest.raises(ConfigError, match=r"rtc\.announced_addresses\[0\]"):
             load_config(None, env={"MEDIASERVER_RTC_ANNOUNCED_ADDRESSES": bad})
+
+
+def test_one_media_port_per_worker():
+    from mediaserver.cli import worker_udp_ports
+
+    assert worker_udp_ports(50000, (), 3) == [50000, 50001, 50002]
+    assert worker_udp_ports(50000, (41000, 42000, 43000), 2) == [41000, 42000]
+    assert worker_udp_ports(0, (), 4) == []
+    with pytest.raises(ValueError, match="2 ports for 3 workers"):
+        worker_udp_ports(0, (41000, 42000), 3)
