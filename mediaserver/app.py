@@ -27,10 +27,16 @@ from .app_keys import (
     SESSIONS,
     STORE,
 )
-from .config import Config
+from .config import Config, announced_map
 from .limits import AddressLimit
-from .sfu.peer import configure_ice_addresses, configure_port_range
+from .sfu.peer import (
+    configure_announced_addresses,
+    configure_ice_addresses,
+    configure_port_range,
+    configure_udp_mux,
+)
 from .sfu.room import Room, RoomManager
+from .sfu.udpmux import UdpMux
 from .signalling.websocket import websocket_handler
 from .state import create_store
 from .telemetry import Metrics, get_logger
@@ -140,9 +146,24 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rtc = app[CONFIG].rtc
     configure_ice_addresses(rtc.ice_addresses)
     configure_port_range(rtc.port_min, rtc.port_max)
+    configure_announced_addresses(announced_map(rtc))
+    mux = None
+    if rtc.udp_port:
+        import aioice.ice
+
+        # the configured addresses, or every interface's (as aioice would gather them)
+        mux = UdpMux(rtc.udp_port, aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
+        await mux.start()
+        get_logger().info("media port", udp_port=rtc.udp_port, addresses=list(mux.sockets))
+    configure_udp_mux(mux)
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
-    yield
-    await app[ROOMS].shutdown()
+    try:
+        yield
+        await app[ROOMS].shutdown()
+    finally:
+        if mux is not None:
+            configure_udp_mux(None)
+            mux.close()
 
 
 async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .state.store import Store
 
-__all__ = ["main"]
+__all__ = ["main", "worker_udp_ports"]
 
 
 def _load(path: str | None) -> object:
@@ -64,16 +64,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         state_backend=config.state.backend,
     )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        shutdown_timeout=config.server.shutdown_grace_seconds,
-        print=lambda msg: log.info("listening", url=config.server.effective_public_url),
-        access_log=None,
-        handle_signals=True,
-        reuse_port=args.reuse_port,
-    )
+    from .sfu.udpmux import UdpPortInUse
+
+    try:
+        web.run_app(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            shutdown_timeout=config.server.shutdown_grace_seconds,
+            print=lambda msg: log.info("listening", url=config.server.effective_public_url),
+            access_log=None,
+            handle_signals=True,
+            reuse_port=args.reuse_port,
+        )
+    except UdpPortInUse as exc:
+        log.error("start-up failed", error=exc.strerror)
+        print(f"start-up error: {exc.strerror}", file=sys.stderr)
+        return 2
     log.info("stopped")
     return 0
 
@@ -196,6 +203,17 @@ def cmd_room_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker_udp_ports(udp_port: int, explicit: Sequence[int], workers: int) -> list[int]:
+    """The media port of each worker: ``explicit[i]``, else ``udp_port + i`` ([] if off)."""
+    if explicit:
+        if len(explicit) < workers:
+            raise ValueError(
+                f"rtc.worker_udp_ports lists {len(explicit)} ports for {workers} workers"
+            )
+        return list(explicit[:workers])
+    return [udp_port + i for i in range(workers)] if udp_port else []
+
+
 def _serve_workers(args: argparse.Namespace, config: object) -> int:
     """N node processes sharing the port (SO_REUSEPORT) and the Redis: one per core."""
     import os
@@ -214,9 +232,16 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
         )
         return 2
     base = config.cluster.node_id or socket.gethostname()
+    try:
+        ports = worker_udp_ports(config.rtc.udp_port, config.rtc.worker_udp_ports, args.workers)
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     children = []
     for i in range(args.workers):
         env = {**os.environ, "MEDIASERVER_CLUSTER_NODE_ID": f"{base}-w{i}"}
+        if ports:  # one media port per worker
+            env["MEDIASERVER_RTC_UDP_PORT"] = str(ports[i])
         argv = [sys.executable, "-m", "mediaserver", "serve", "--reuse-port"]
         if args.config:
             argv += ["--config", args.config]

@@ -43,6 +43,8 @@ __all__ = [
     "ServerConfig",
     "SignallingConfig",
     "StateConfig",
+    "TurnConfig",
+    "announced_map",
     "config_to_dict",
     "load_config",
 ]
@@ -312,8 +314,11 @@ class RtcConfig(_Validated):
 
     ice_addresses: tuple[str, ...] = ()
     announced_address: str = ""
+    announced_addresses: tuple[str, ...] = ()
     port_min: int = 0
     port_max: int = 0
+    udp_port: int = 0
+    worker_udp_ports: tuple[int, ...] = ()
     ice_servers: tuple[IceServer, ...] = ()
 
     def _validate(self) -> None:
@@ -325,6 +330,15 @@ class RtcConfig(_Validated):
             problem = _ip_error(self._key("announced_address"), self.announced_address)
             if problem is not None:
                 raise problem
+        for index, pair in enumerate(self.announced_addresses):
+            key = self._key(f"announced_addresses[{index}]")
+            local, sep, public = pair.partition("=")
+            if not sep:
+                raise _error(key, f"expected 'local=announced' (two IP addresses), got {pair!r}")
+            for side in (local.strip(), public.strip()):
+                problem = _ip_error(key, side)
+                if problem is not None:
+                    raise problem
         for name in ("port_min", "port_max"):
             value: int = getattr(self, name)
             if value != 0 and not 1024 <= value <= 65535:
@@ -345,6 +359,52 @@ class RtcConfig(_Validated):
             raise _error(
                 self._key("port_max"),
                 f"must be >= {self._key('port_min')} ({self.port_min}), got {self.port_max}",
+            )
+        ports = [("udp_port", self.udp_port)] + [
+            (f"worker_udp_ports[{i}]", p) for i, p in enumerate(self.worker_udp_ports)
+        ]
+        for name, value in ports:
+            if value != 0 and not 1024 <= value <= 65535:
+                raise _error(self._key(name), f"must be between 1024 and 65535, got {value}")
+        if (self.udp_port or self.worker_udp_ports) and self.port_min:
+            raise _error(
+                self._key("udp_port"),
+                f"one media port and {self._key('port_min')}/port_max are alternatives: "
+                "set one of them",
+            )
+
+
+def announced_map(rtc: RtcConfig) -> dict[str, str]:
+    """``rtc.announced_addresses`` as {local address: announced address}."""
+    pairs = (p.partition("=") for p in rtc.announced_addresses)
+    return {local.strip(): public.strip() for local, _, public in pairs}
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnConfig(_Validated):
+    """A TURN server with short-lived credentials (coturn ``use-auth-secret``)."""
+
+    _key_prefix: ClassVar[str] = "turn"
+
+    urls: tuple[str, ...] = ()
+    secret: str = dataclasses.field(default="", metadata={"secret": True})
+    ttl_seconds: int = 86400
+
+    def _validate(self) -> None:
+        for index, url in enumerate(self.urls):
+            key = self._key(f"urls[{index}]")
+            match = _ICE_URL_RE.fullmatch(url)
+            if match is None or not url.startswith(("turn:", "turns:")):
+                raise _error(key, f"must be a turn: or turns: URL, got {url!r}")
+        if self.urls and len(self.secret) < 16:
+            raise _error(
+                self._key("secret"),
+                "must be set (at least 16 characters; coturn's static-auth-secret) "
+                "when turn.urls is set",
+            )
+        if not 60 <= self.ttl_seconds <= 7 * 86400:
+            raise _error(
+                self._key("ttl_seconds"), f"must be between 60 and 604800, got {self.ttl_seconds}"
             )
 
 
@@ -588,6 +648,7 @@ class Config(_Validated):
 
     server: ServerConfig = dataclasses.field(default_factory=ServerConfig)
     rtc: RtcConfig = dataclasses.field(default_factory=RtcConfig)
+    turn: TurnConfig = dataclasses.field(default_factory=TurnConfig)
     rooms: RoomsConfig = dataclasses.field(default_factory=RoomsConfig)
     state: StateConfig = dataclasses.field(default_factory=StateConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)

@@ -11,6 +11,12 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # the side-by-side benchmark (and its smoke test) runs Janus
 command -v janus >/dev/null 2>&1 || need+=(janus)
+# TURN tests run a real coturn; the media-recovery browser tests drop UDP with nftables
+[ -x /usr/bin/turnserver ] || need+=(coturn)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+# the Firefox end-to-end test: Debian's Firefox ESR, driven by puppeteer-core from npm
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need[*]}"
@@ -19,4 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing system packages: ${need[*]} (install them, e.g. apt-get install ${need[*]})" >&2
     exit 1
   fi
+fi
+firefox_driver="$(dirname "$0")/../tests/e2e/firefox"
+if [ ! -d "$firefox_driver/node_modules/puppeteer-core" ]; then
+  echo "installing puppeteer-core for the Firefox test (npm ci in tests/e2e/firefox)"
+  (cd "$firefox_driver" && npm ci --no-audit --no-fund --loglevel=error)
 fi

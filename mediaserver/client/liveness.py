@@ -3,8 +3,8 @@
 A WebSocket can stay open while nothing answers on it (the node holding it is paused
 or cut off, a relay lost the session): an application ``ping`` every ``interval``
 seconds that gets no reply (a ``pong``, or any ``error`` with its ref) within
-``timeout`` closes the socket, so the client reconnects. Media that failed (ICE
-``failed``) does the same.
+``timeout`` closes the socket, so the client reconnects. (Media that failed is
+recovered over the same socket: ``MeetingClient.restart_media``.)
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection
-
-__all__ = ["keepalive", "watch_media"]
+__all__ = ["cancel", "keepalive"]
 
 
 async def keepalive(
@@ -37,18 +35,6 @@ async def keepalive(
             return
         except Exception:
             continue
-
-
-def watch_media(pc: RTCPeerConnection, drop: Callable[[], Awaitable[None]]) -> None:
-    """``drop`` the signalling connection (so the client rejoins) when ``pc`` fails."""
-    tasks: set[asyncio.Task[None]] = set()
-
-    @pc.on("connectionstatechange")
-    def _changed() -> None:
-        if pc.connectionState == "failed":
-            task = asyncio.ensure_future(drop())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
 
 
 async def cancel(task: asyncio.Task[None] | None) -> None:

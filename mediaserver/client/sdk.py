@@ -25,7 +25,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..sfu.peer import configure_ice_addresses, make_configuration
+from ..sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 from . import liveness
 
 __all__ = ["ClientError", "MeetingClient", "RemoteTrack"]
@@ -64,12 +64,14 @@ class MeetingClient:
         reconnect_seconds: float = 0.0,
         ping_seconds: float = 10.0,
         ping_timeout: float = 5.0,
+        ice_transport_policy: str = "all",
     ) -> None:
         """``reconnect_seconds`` > 0: when the connection drops (or the meeting moves to
         another server), reconnect for up to that long, trying ``url`` then each of
         ``reconnect_urls``; rejoin and republish (see :meth:`publish_with`). Then also
-        a ``ping`` every ``ping_seconds`` unanswered for ``ping_timeout``, or media
-        whose ICE failed, counts as a dropped connection (:mod:`.liveness`)."""
+        a ``ping`` every ``ping_seconds`` unanswered for ``ping_timeout`` counts as a
+        dropped connection (:mod:`.liveness`). A peer connection whose ICE failed is
+        replaced over the same signalling connection (:meth:`restart_media`)."""
         self.ping_seconds = ping_seconds
         self.ping_timeout = ping_timeout
         self._keepalive: asyncio.Task[None] | None = None
@@ -77,12 +79,16 @@ class MeetingClient:
         self.urls = [url, *reconnect_urls]
         self.reconnect_seconds = reconnect_seconds
         self.reconnects = 0
+        self.media_restarts = 0
         self._join_message: dict[str, Any] | None = None
         self._publish_factory: Callable[[], Sequence[MediaStreamTrack]] | None = None
         self._leaving = False
         self._reconnecting: asyncio.Task[None] | None = None
         self.name = name
+        #: Given ones win; otherwise those of each ``joined`` (TURN credentials are fresh).
         self.ice_servers = list(ice_servers)
+        self._own_ice_servers = bool(ice_servers)
+        self.ice_transport_policy = ice_transport_policy  # "relay": TURN candidates only
         if ice_addresses is not None:
             configure_ice_addresses(ice_addresses)
         self.participant_id: str | None = None
@@ -113,6 +119,9 @@ class MeetingClient:
         self._sub_lock = asyncio.Lock()
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _configuration(self) -> Any:
+        return make_configuration(self.ice_servers, self.ice_transport_policy)
 
     # --- connection -----------------------------------------------------------------
 
@@ -197,6 +206,8 @@ class MeetingClient:
         if mtype == "joined":
             self.participant_id = data["participant_id"]
             self.room = data["room"]
+            if not self._own_ice_servers:
+                self.ice_servers = list(data.get("ice_servers") or [])
             for p in data["participants"]:
                 self.participants[p["id"]] = p
         elif mtype == "participant_joined":
@@ -284,9 +295,7 @@ class MeetingClient:
         ``video_codec`` ("VP8" or "H264") restricts video tracks to that codec.
         """
         if self.publisher is None:
-            self.publisher = RTCPeerConnection(make_configuration(self.ice_servers))
-            if self.reconnect_seconds > 0:
-                liveness.watch_media(self.publisher, self._close_socket)
+            self.publisher = self._watched_pc("publisher")
         for track in tracks:
             transceiver = self.publisher.addTransceiver(track, direction="sendonly")
             if video_codec and track.kind == "video":
@@ -304,6 +313,56 @@ class MeetingClient:
         self.publications = list(reply["publications"])
         return self.publications
 
+    def _watched_pc(self, target: str) -> RTCPeerConnection:
+        """A peer connection whose failure starts media recovery (aiortc reports
+        "failed" when ICE consent or DTLS fails)."""
+        pc = RTCPeerConnection(self._configuration())
+
+        @pc.on("connectionstatechange")
+        def _changed() -> None:
+            if pc.connectionState == "failed" and not self._leaving and not self.closed.is_set():
+                task = asyncio.ensure_future(self.restart_media(target, pc))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        return pc
+
+    async def restart_media(self, target: str, failed: RTCPeerConnection | None = None) -> None:
+        """Replace the publisher or subscriber connection with a fresh one, without
+        leaving: the publisher re-offers its tracks (``publish`` with ``restart``, the
+        publications keep their ids); the subscriber asks for a fresh offer."""
+        current = self.publisher if target == "publisher" else self.subscriber
+        if current is None or (failed is not None and current is not failed):
+            return  # already replaced
+        self.media_restarts += 1
+        if target == "subscriber":
+            async with self._sub_lock:
+                self.subscriber = None
+                for remote in self.remote_tracks.values():
+                    remote.ended.set()
+                self.remote_tracks, self._track_map = {}, {}
+            with contextlib.suppress(Exception):
+                await current.close()
+            await self.request({"type": "restart_subscriber"})
+            return
+        tracks = []
+        for t in current.getTransceivers():
+            if t.sender.track is not None:
+                # aiortc stops the track of a stopped sender: keep ours alive
+                tracks.append(t.sender.track)
+                t.sender.replaceTrack(IdleTrack(t.sender.track.kind))
+        self.publisher = pc = self._watched_pc("publisher")
+        with contextlib.suppress(Exception):
+            await current.close()
+        for track in tracks:
+            pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.request(
+            {"type": "publish", "sdp": pc.localDescription.sdp, "restart": True}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        self.publications = list(reply["publications"])
+
     async def set_muted(self, publication_id: str, muted: bool) -> None:
         await self.send({"type": "mute", "publication_id": publication_id, "muted": muted})
 
@@ -319,9 +378,7 @@ class MeetingClient:
                 self.remote_tracks = {}
                 self._track_map = {}
             if self.subscriber is None:
-                self.subscriber = RTCPeerConnection(make_configuration(self.ice_servers))
-                if self.reconnect_seconds > 0:
-                    liveness.watch_media(self.subscriber, self._close_socket)
+                self.subscriber = self._watched_pc("subscriber")
                 self.subscriber.on("track", self._on_pc_track)
             if old is not None:
                 task = asyncio.ensure_future(self._retire(old, self.subscriber, old_tracks))

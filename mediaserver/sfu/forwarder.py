@@ -49,6 +49,10 @@ _ssrc = struct.Struct("!I")
 _PADDING = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 
 
+#: Output timestamp step across a source change (a publisher's fresh connection).
+TS_REBASE_STEP = 3000
+
+
 def seq_newer(a: int, b: int) -> bool:
     """True if 16-bit sequence number ``a`` is after ``b`` (wrap-aware)."""
     return a != b and ((a - b) & 0xFFFF) < 0x8000
@@ -181,6 +185,7 @@ class OutputStream:
         "_cache",
         "_ext_prefix",
         "_next_seq",
+        "_rebase_ts",
         "_resync",
         "_rtx_seq",
         "_seq_offset",
@@ -205,6 +210,7 @@ class OutputStream:
         self._next_seq = random.randrange(0, 0x8000)
         self._seq_offset = 0
         self._resync = True
+        self._rebase_ts = False
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
         self._cache: list[bytes | None] = [None] * CACHE_SIZE
@@ -230,9 +236,11 @@ class OutputStream:
         #: Where packets for this output go (the subscriber connection's send).
         self.sink: Callable[[bytes], bool] | None = None
 
-    def pause(self, *, video: bool) -> None:
-        """Stop forwarding; the next packet resynchronises the sequence numbers."""
+    def pause(self, *, video: bool, rebase_ts: bool = False) -> None:
+        """Stop forwarding; the next packet resynchronises the sequence numbers (and,
+        with ``rebase_ts``, the timestamps: a new source continues the old timeline)."""
         self._resync = True
+        self._rebase_ts = rebase_ts
         self.waiting_keyframe = video
 
     def output_ts(self, publisher_ts: int) -> int:
@@ -248,6 +256,9 @@ class OutputStream:
         floor = self._started_at_seq
         if self._resync:
             self._seq_offset = (self._next_seq - seq) & 0xFFFF
+            if self._rebase_ts and self.packets:
+                self._ts_offset = (self.last_rtp_ts + TS_REBASE_STEP - ts) & 0xFFFFFFFF
+            self._rebase_ts = False
             self._started_at_seq = seq
             self._resync = False
         elif seq != floor and not seq_newer(seq, floor):
@@ -399,6 +410,6 @@ class ForwardingTrack:
                 out.append((o, pkt))
         return out, keyframe
 
-    def pause_outputs(self) -> None:
+    def pause_outputs(self, *, rebase_ts: bool = False) -> None:
         for o in self.outputs:
-            o.pause(video=self.video)
+            o.pause(video=self.video, rebase_ts=rebase_ts)

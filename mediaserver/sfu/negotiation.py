@@ -6,7 +6,9 @@ exactly what the peer connection will accept. No IO, no peer connections.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiortc import sdp as aiortc_sdp
@@ -162,12 +164,28 @@ _CANDIDATE_RE = re.compile(
 )
 
 
-def apply_announced_address(sdp_text: str, announced: str) -> str:
+def apply_announced_address(
+    sdp_text: str, announced: str, mapping: Mapping[str, str] | None = None
+) -> str:
     """Rewrite host candidates to the operator's announced address (1:1 NAT).
 
-    Each host candidate keeps its port; the connection (c=) lines are left alone since
-    ICE only uses candidates.
+    ``mapping`` (local address → announced address, for multi-homed hosts) wins for the
+    addresses it names; ``announced`` applies to the others. Each host candidate keeps
+    its port; the connection (c=) lines are left alone since ICE only uses candidates.
     """
-    if not announced:
+    if not announced and not mapping:
         return sdp_text
-    return _CANDIDATE_RE.sub(lambda m: f"{m.group(1)}{announced}{m.group(3)}{m.group(4)}", sdp_text)
+    table = {_normal(k): v for k, v in (mapping or {}).items()}
+
+    def rewrite(m: re.Match[str]) -> str:
+        public = table.get(_normal(m.group(2)), announced) or m.group(2)
+        return f"{m.group(1)}{public}{m.group(3)}{m.group(4)}"
+
+    return _CANDIDATE_RE.sub(rewrite, sdp_text)
+
+
+def _normal(address: str) -> str:
+    try:
+        return ipaddress.ip_address(address).compressed
+    except ValueError:
+        return address

@@ -21,7 +21,7 @@ from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
-from .negotiation import parse_sdp
+from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
@@ -78,6 +78,7 @@ class Participant:
         self._restart_pending = False
         #: replaced subscriber connections still forwarding until the new one connects
         self._retiring: list[tuple[SubscriberPeer, list[Subscription]]] = []
+        self._force_restart = False
         self.negotiation = _Negotiation()
         sig = room.manager.config.signalling
         #: publish offers (publication changes): each re-offers every other subscriber
@@ -112,10 +113,16 @@ class Participant:
 
     # --- publishing -----------------------------------------------------------------
 
-    async def publish(self, offer_sdp: str) -> tuple[str, list[Publication]]:
-        """Answer a publish offer; new m-lines become publications."""
+    async def publish(self, offer_sdp: str, restart: bool = False) -> tuple[str, list[Publication]]:
+        """Answer a publish offer; new m-lines become publications. ``restart``: the
+        offer is for a fresh connection (media recovery) that replaces the current one;
+        publications whose mid, kind and codec it repeats carry on (see ``_rebind``)."""
         cfg = self.room.manager.config
         check_sdp_bounds(offer_sdp, self.room.manager.sdp_limits)  # before aiortc sees it
+        if restart and self.publisher is not None:
+            old, self.publisher = self.publisher, None
+            with contextlib.suppress(Exception):
+                await old.close()
         offer = parse_sdp(offer_sdp, "offer")
         known_mids = {p.track.mid for p in self.publications.values()}
         new_sending = [
@@ -147,20 +154,36 @@ class Participant:
         known = {p.track.mid: p for p in self.publications.values()}
         added: list[Publication] = []
         for track in tracks:
-            if track.mid in known or "recv" not in track.direction:
+            if "recv" not in track.direction:
+                continue
+            if track.mid in known:
+                if restart:  # media recovery: the publication carries on
+                    known[track.mid].restart(track)
+                    self._route(known[track.mid], track)
                 continue
             pub = Publication(self, track)
             if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
                 pub.set_muted(True)
-            if track.ssrc:
-                pub.bind_ssrc(track.ssrc)
-                self.publisher.routes[track.ssrc] = pub.on_rtp
-            if track.rtx_ssrc:
-                self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
+            self._route(pub, track)
             self.publications[pub.id] = pub
             self.metrics.publications.labels(pub.kind).inc()
             added.append(pub)
         return answer, added
+
+    def _route(self, pub: Publication, track: NegotiatedTrack) -> None:
+        assert self.publisher is not None
+        if track.ssrc:
+            pub.bind_ssrc(track.ssrc)
+            self.publisher.routes[track.ssrc] = pub.on_rtp
+        if track.rtx_ssrc:
+            self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
+
+    def restart_subscriber(self) -> None:
+        """Media recovery: the client dropped its subscriber connection; offer a fresh
+        one with every live track (``restart`` in the offer)."""
+        self._force_restart = True
+        self.negotiation.outstanding = False  # the old offer will never be answered
+        self.request_renegotiation()
 
     def _route_unknown_ssrc(self, data: bytes) -> RtpHandler | None:
         """An SSRC the offer did not announce: match it by payload type, once."""
@@ -260,10 +283,13 @@ class Participant:
                 await sub.close()
         restart = False
         adding = any(pub_id not in self.subscriptions for pub_id in wanted)
-        if (
-            self.subscriber is not None
-            and self.inactive_mlines >= MAX_INACTIVE_MLINES
-            and adding  # a fresh connection needs at least one track to offer
+        forced, self._force_restart = self._force_restart, False
+        if self.subscriber is not None and (
+            forced
+            or (
+                self.inactive_mlines >= MAX_INACTIVE_MLINES
+                and adding  # a fresh connection needs at least one track to offer
+            )
         ):
             # The offer keeps growing with every track that ended: start a fresh
             # subscriber connection with only the live tracks (clients replace theirs).

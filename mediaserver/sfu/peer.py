@@ -7,12 +7,12 @@ checked by the canary test, so an aiortc upgrade that renames one fails loudly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import ipaddress
 import logging
-import random
-import socket
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aioice.ice
@@ -26,18 +26,21 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from .negotiation import NegotiatedTrack, SdpError, negotiated_tracks, parse_sdp
+from .udpmux import UdpMux, bind_in_range
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
     "IdleTrack",
     "PublisherPeer",
     "SubscriberPeer",
+    "configure_announced_addresses",
     "configure_ice_addresses",
     "configure_port_range",
+    "configure_udp_mux",
     "make_configuration",
 ]
 
@@ -65,6 +68,19 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice.Connection()", "_nominated"),
     ("aioice.ice.CandidatePair source", "self.protocol"),
     ("aioice.ice.CandidatePair", "remote_addr"),
+    # one UDP port for all media (_ServerConnection, _MuxProtocol)
+    ("aioice.ice.StunProtocol", "request"),
+    ("aioice.ice.StunProtocol", "close"),
+    ("aioice.ice.StunProtocol", "connection_made"),
+    ("aioice.ice.StunProtocol", "datagram_received"),
+    ("aioice.ice.StunProtocol source", "self.receiver"),
+    ("aioice.ice.StunProtocol source", "self.transactions"),
+    ("aioice.ice.Connection", "data_received"),
+    ("aioice.ice.Connection", "local_password"),
+    ("aioice.ice.Connection", "local_username"),
+    ("aioice.ice.Connection", "close"),
+    ("aioice.ice.Connection source", "local_username: str | None = None"),
+    ("aiortc.rtcicetransport.RTCIceGatherer source", "local_username=local_username"),
 )
 
 _ssrc_at = struct.Struct("!I")
@@ -81,6 +97,15 @@ def _not_early_candidate(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("aiortc.rtcpeerconnection").addFilter(_not_early_candidate)
+
+
+_announced_map: dict[str, str] = {}
+
+
+def configure_announced_addresses(mapping: Mapping[str, str]) -> None:
+    """Per local address announced addresses (``rtc.announced_addresses``), process-wide."""
+    _announced_map.clear()
+    _announced_map.update(mapping)
 
 
 def configure_ice_addresses(addresses: Sequence[str]) -> None:
@@ -100,26 +125,81 @@ def configure_ice_addresses(addresses: Sequence[str]) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
-class _PortRangeConnection(aioice.ice.Connection):
-    """aioice binds host candidates on ephemeral ports; this binds them in a range."""
+_SERVER_SIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("server_side", default=False)
+
+
+@contextlib.contextmanager
+def _server_side() -> Iterator[None]:
+    """ICE agents created inside use the shared media port (in-process SDK peers don't)."""
+    token = _SERVER_SIDE.set(True)
+    try:
+        yield
+    finally:
+        _SERVER_SIDE.reset(token)
+
+
+class _MuxProtocol(aioice.ice.StunProtocol):
+    """An ICE agent's view of a shared socket (:mod:`.udpmux`): closing it only unregisters."""
+
+    def __init__(self, receiver: aioice.ice.Connection, mux_socket: Any) -> None:
+        super().__init__(receiver)
+        self._mux_socket = mux_socket
+        self.connection_made(mux_socket.transport)
+
+    def deliver(self, data: bytes) -> None:
+        self.receiver.data_received(data, self.local_candidate.component)
+
+    def password(self) -> bytes:
+        return str(self.receiver.local_password).encode("utf8")
+
+    async def request(
+        self,
+        request: Any,
+        addr: tuple[str, int],
+        integrity_key: bytes | None = None,
+        retransmissions: int | None = None,
+    ) -> Any:
+        by_tx = self._mux_socket.by_tx
+        by_tx[request.transaction_id] = self
+        try:
+            return await super().request(request, addr, integrity_key, retransmissions)
+        finally:
+            by_tx.pop(request.transaction_id, None)
+
+    async def close(self) -> None:
+        self._mux_socket.forget(self)
+
+
+class _ServerConnection(aioice.ice.Connection):
+    """aioice binds a socket per host candidate on an ephemeral port; this binds them in
+    a range (``rtc.port_min``/``port_max``), or shares the process's one media port
+    (``rtc.udp_port``) with a long random local username fragment."""
 
     port_min = 0
     port_max = 0
+    mux: UdpMux | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        mux = _ServerConnection.mux if _SERVER_SIDE.get() else None
+        if mux is not None:
+            # aiortc may pass the ufrag of another transport of the same peer connection:
+            # every agent gets its own, so that the mux can route by it.
+            kwargs["local_username"] = mux.new_ufrag()
+        super().__init__(*args, **kwargs)
+        self._mux = mux
 
     async def get_component_candidates(
         self, component: int, addresses: list[str], timeout: int = 5
     ) -> list[Any]:
-        loop = asyncio.get_running_loop()
+        if self._mux is None and not self.port_min:
+            return await super().get_component_candidates(component, addresses, timeout)
         candidates: list[Any] = []
         protocols: list[Any] = []
         for address in addresses:
-            sock = _bind_in_range(address, self.port_min, self.port_max)
-            if sock is None:
+            protocol = await self._host_protocol(address)
+            if protocol is None:
                 continue
-            transport, protocol = await loop.create_datagram_endpoint(
-                lambda: aioice.ice.StunProtocol(self), sock=sock
-            )
-            host, port = transport.get_extra_info("sockname")[:2]
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
             protocol.local_candidate = aioice.Candidate(
                 foundation=getattr(aioice.ice, "candidate_foundation")("host", "udp", host),  # noqa: B009
                 component=component,
@@ -147,35 +227,51 @@ class _PortRangeConnection(aioice.ice.Connection):
         candidates += await super().get_component_candidates(component, [], timeout)
         return candidates
 
+    async def _host_protocol(self, address: str) -> Any:
+        if self._mux is not None:
+            mux_socket = self._mux.sockets.get(address)
+            if mux_socket is None:
+                return None
+            protocol = _MuxProtocol(self, mux_socket)
+            mux_socket.by_ufrag[self.local_username] = protocol
+            return protocol
+        sock = bind_in_range(address, self.port_min, self.port_max)
+        if sock is None:
+            return None
+        made: tuple[Any, Any] = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: aioice.ice.StunProtocol(self), sock=sock
+        )
+        return made[1]
 
-def _bind_in_range(address: str, port_min: int, port_max: int) -> socket.socket | None:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    ports = list(range(port_min, port_max + 1))
-    start = random.randrange(len(ports))
-    for port in ports[start:] + ports[:start]:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((address, port))
-        except OSError:
-            sock.close()
-            continue
-        sock.setblocking(False)
-        return sock
-    return None
+    async def close(self) -> None:
+        await super().close()
+        if self._mux is not None:
+            self._mux.release_ufrag(self.local_username)
+
+
+def _install_connection_class() -> None:
+    wanted = _ServerConnection if (_ServerConnection.mux or _ServerConnection.port_min) else None
+    setattr(aiortc.rtcicetransport, "Connection", wanted or aioice.ice.Connection)  # noqa: B010
 
 
 def configure_port_range(port_min: int, port_max: int) -> None:
     """Bind ICE host candidates within [port_min, port_max] (0, 0: ephemeral ports)."""
-    if not port_min:
-        setattr(aiortc.rtcicetransport, "Connection", aioice.ice.Connection)  # noqa: B010
-        return
-    _PortRangeConnection.port_min = port_min
-    _PortRangeConnection.port_max = port_max
-    setattr(aiortc.rtcicetransport, "Connection", _PortRangeConnection)  # noqa: B010
+    _ServerConnection.port_min = port_min
+    _ServerConnection.port_max = port_max
+    _install_connection_class()
 
 
-def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfiguration:
-    """A max-bundle configuration with only the given ICE servers (none by default).
+def configure_udp_mux(mux: UdpMux | None) -> None:
+    """Server peer connections share ``mux``'s sockets (None: one socket per connection)."""
+    _ServerConnection.mux = mux
+    _install_connection_class()
+
+
+def make_configuration(
+    ice_servers: Sequence[dict[str, Any]] = (), transport_policy: str = "all"
+) -> RTCConfiguration:
+    """A max-bundle configuration with only the given ICE servers (none by default);
+    ``transport_policy="relay"``: relayed (TURN) candidates only.
 
     aiortc falls back to a public STUN server when ``iceServers`` is None: never do that.
     """
@@ -187,7 +283,11 @@ def make_configuration(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCConfigu
         )
         for s in ice_servers
     ]
-    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    return RTCConfiguration(
+        iceServers=servers,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        iceTransportPolicy=RTCIceTransportPolicy(transport_policy),
+    )
 
 
 class IdleTrack(MediaStreamTrack):
@@ -237,7 +337,7 @@ class _PeerBase:
 
         desc = self.pc.localDescription
         assert desc is not None
-        return apply_announced_address(desc.sdp, self._announced)
+        return apply_announced_address(desc.sdp, self._announced, _announced_map)
 
     def _hook(self) -> None:
         raise NotImplementedError
@@ -245,7 +345,8 @@ class _PeerBase:
     async def _set_remote(self, sdp: str, sdp_type: str) -> None:
         """setRemoteDescription; aiortc's errors become :class:`SdpError`."""
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
+            with _server_side():
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
         except Exception as exc:
             raise SdpError(f"{sdp_type} rejected: {type(exc).__name__}: {exc}") from None
         self._hook()
@@ -379,7 +480,8 @@ class SubscriberPeer(_PeerBase):
         sender_report: Callable[[RTCRtpSender], bytes | None],
     ) -> RTCRtpTransceiver:
         """Add a sendonly transceiver that will carry one forwarded track."""
-        transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
+        with _server_side():
+            transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
         caps = RTCRtpSender.getCapabilities(kind).codecs
         preferred = [c for c in caps if _same_codec(c, codec)][:1]
         if preferred:

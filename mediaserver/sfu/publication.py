@@ -73,6 +73,20 @@ class Publication:
             "muted": self.muted,
         }
 
+    def restart(self, track: NegotiatedTrack) -> None:
+        """The publisher's fresh connection carries this publication on: new SSRCs,
+        sequence numbers and timestamps; subscribers resynchronise at a keyframe."""
+        self.track = track
+        self.ssrc = track.ssrc
+        self.stats = None
+        self.clock = rtcp.SenderReportClock()
+        if self.nacks is not None:
+            self.nacks = rtcp.NackTracker()
+        self.forwarding.ext_ids = InboundExtIds(
+            audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
+        )
+        self.forwarding.pause_outputs(rebase_ts=True)
+
     def bind_ssrc(self, ssrc: int) -> None:
         self.ssrc = ssrc
         self.stats = rtcp.InboundStreamStats(ssrc, self.track.clock_rate)

@@ -27,6 +27,7 @@ from .base import JoinRefused, Refused, SendMessage
 from .participant import Participant
 from .publication import Publication
 from .sdp_limits import SdpLimits
+from .turn import turn_ice_server
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room", "RoomManager"]
 
@@ -137,7 +138,7 @@ class Room:
                 "participant_id": participant.id,
                 "role": role,
                 "participants": others,
-                "ice_servers": self.manager.ice_servers_for_clients,
+                "ice_servers": self.manager.client_ice_servers(participant.id),
                 "guest_policy": self.guest_policy,
                 "locked": self.locked,
                 "share_url": self.share_url,
@@ -372,6 +373,15 @@ class RoomManager:
         room = self.rooms.get(link_id)
         if room is not None:
             await self.close_room(room, reason)
+
+    def client_ice_servers(self, participant_id: str) -> list[dict[str, Any]]:
+        """``joined.ice_servers``: the static servers, plus the TURN server with fresh
+        credentials for this participant when ``[turn]`` is configured."""
+        turn = self.config.turn
+        if not turn.urls:
+            return self.ice_servers_for_clients
+        extra = turn_ice_server(turn.urls, turn.secret, participant_id, turn.ttl_seconds)
+        return [*self.ice_servers_for_clients, extra]
 
     def emit(self, room: Room, etype: str, data: dict[str, Any]) -> None:
         if room.link_id is not None and self.on_event is not None:

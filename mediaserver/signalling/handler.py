@@ -190,7 +190,7 @@ class SignallingSession:
                     retry_after=round(wait, 1),
                 )
             async with self.manager.sdp_work.slot():
-                answer, added = await participant.publish(msg.sdp)
+                answer, added = await participant.publish(msg.sdp, restart=msg.restart)
             await self.send(
                 {
                     "type": "publish_answer",
@@ -203,6 +203,9 @@ class SignallingSession:
                 }
             )
             await participant.room.published(participant, added)
+        elif isinstance(msg, m.RestartSubscriber):
+            participant.restart_subscriber()
+            await self.send({"type": "subscriber_restarting", "ref": msg.id})
         elif isinstance(msg, m.SubscribeAnswer):
             async with self.manager.sdp_work.slot(wait=True):  # never refuse our own offer
                 await participant.apply_subscribe_answer(msg.sdp, msg.revision)

@@ -34,6 +34,7 @@ __all__ = [
     "Publish",
     "Refuse",
     "RemoveParticipant",
+    "RestartSubscriber",
     "SetGuestPolicy",
     "SubscribeAnswer",
     "UnlockMedia",
@@ -188,9 +189,12 @@ class Publish(ClientMessage):
 
     TYPE: ClassVar[str] = "publish"
     sdp: str = ""
+    restart: bool = False  # a fresh publisher connection replaces the current one
 
     def validate(self) -> None:
         _check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
+        if not isinstance(self.restart, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "restart: expected boolean")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,13 @@ class Leave(ClientMessage):
 @dataclass(frozen=True, slots=True)
 class Ping(ClientMessage):
     TYPE: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True, slots=True)
+class RestartSubscriber(ClientMessage):
+    """Media recovery: drop the subscriber connection and offer a fresh one."""
+
+    TYPE: ClassVar[str] = "restart_subscriber"
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +396,7 @@ CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
         Mute,
         Leave,
         Ping,
+        RestartSubscriber,
         *HOST_MESSAGES,
     )
 }
@@ -397,6 +409,7 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "mute": frozenset({"publication_id", "muted"}),
     "leave": frozenset(),
     "ping": frozenset(),
+    "restart_subscriber": frozenset(),
     "admit": frozenset({"knock_id"}),
     "admit_all": frozenset(),
     "refuse": frozenset({"knock_id"}),

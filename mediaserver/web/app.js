@@ -37,6 +37,9 @@ const state = {
   knocks: new Map(), // knock id -> {id, name, waiting_seconds}
   lobbyWaiting: 0, // how many wait (the server may list only the oldest)
   showKnockList: false,
+  media: { publisher: "idle", subscriber: "idle" }, // idle | connecting | connected | lost
+  mediaEverConnected: false,
+  mediaRestarts: 0,
 };
 // More waiting guests than this: one compact "N people waiting" bar instead of pop-ups.
 const COMPACT_KNOCKS_AFTER = 3;
@@ -176,16 +179,6 @@ function watchSignalling(ws) {
     );
     setTimeout(() => answered || dropSocket(ws), PING_TIMEOUT_MS);
   }, PING_MS);
-}
-
-function watchMedia(pc) {
-  let timer = null;
-  const drop = () => (pc === state.publisher || pc === state.subscriber) && dropSocket(state.ws);
-  pc.addEventListener("connectionstatechange", () => {
-    clearTimeout(timer);
-    if (pc.connectionState === "failed") drop();
-    else if (pc.connectionState === "disconnected") timer = setTimeout(drop, 5000);
-  });
 }
 
 function send(msg) {
@@ -486,6 +479,10 @@ async function enterMeeting(m) {
   show("meeting");
   status(m.role === "host" ? "You are a host" : "");
   document.title = m.title || "Meeting";
+  state.mediaEverConnected = false;
+  $("media-problem").hidden = true;
+  clearTimeout(state.mediaTimer);
+  state.mediaTimer = setTimeout(mediaProblem, 15000);
   await publish();
 }
 
@@ -499,6 +496,7 @@ function closePeers() {
   for (const pc of [state.publisher, state.subscriber]) if (pc) pc.close();
   state.publisher = state.subscriber = null;
   state.subQueue = Promise.resolve();
+  state.media = { publisher: "idle", subscriber: "idle" };
 }
 
 function iceGathered(pc) {
@@ -518,14 +516,7 @@ function iceGathered(pc) {
 async function publish() {
   await state.previewReady; // the camera/microphone may still be starting
   if (!state.localStream || !state.localStream.getTracks().length) return;
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
-  state.publisher = pc;
-  watchMedia(pc);
-  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
-  await pc.setLocalDescription(await pc.createOffer());
-  await iceGathered(pc);
-  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp });
-  await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  const reply = await offerPublisher(false);
   state.myPublications = reply.publications;
   const tile = ensureTile(state.me.id, true);
   const videoTracks = state.localStream.getVideoTracks();
@@ -533,6 +524,101 @@ async function publish() {
   tile.classList.toggle("has-video", videoTracks.length > 0);
   if (state.micMuted) setLocalMuted("audio", true, true);
   if (state.camOff) setLocalMuted("video", true, true);
+}
+
+// ---------------------------------------------------------------- media recovery
+
+function newPeer(which) {
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
+  let timer = null;
+  const watch = () => {
+    if (pc !== state[which]) return; // replaced meanwhile
+    const s = pc.connectionState;
+    clearTimeout(timer);
+    if (s === "connected") {
+      state.mediaEverConnected = true;
+      $("media-problem").hidden = true;
+      setMediaState(which, "connected");
+    } else if (s === "failed") {
+      recoverMedia(which, pc);
+    } else if (s === "disconnected") {
+      // brief losses heal by themselves; after 3 s start a fresh connection
+      setMediaState(which, "lost");
+      timer = setTimeout(() => recoverMedia(which, pc), 3000);
+    }
+  };
+  pc.addEventListener("connectionstatechange", watch);
+  setMediaState(which, state.media[which] === "lost" ? "lost" : "connecting");
+  return pc;
+}
+
+async function offerPublisher(restart) {
+  const pc = newPeer("publisher");
+  const old = state.publisher;
+  state.publisher = pc;
+  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc);
+  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
+  await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  if (old && old !== pc) old.close();
+  return reply;
+}
+
+async function recoverMedia(which, failed) {
+  if (state.phase !== "meeting" || state[which] !== failed || failed.recovering) return;
+  failed.recovering = true;
+  state.mediaRestarts += 1;
+  setMediaState(which, state.mediaEverConnected ? "lost" : "connecting");
+  try {
+    if (which === "publisher") {
+      const reply = await offerPublisher(true);
+      state.myPublications = reply.publications;
+    } else {
+      failed.close();
+      state.subscriber = null;
+      for (const [mid, info] of Object.entries(state.tracks)) detachMid(mid, info);
+      state.tracks = {};
+      await request({ type: "restart_subscriber" });
+    }
+  } catch (err) {
+    // signalling trouble is handled by the socket's own reconnect; try again later
+    failed.recovering = false;
+    setTimeout(() => recoverMedia(which, failed), 2000);
+  }
+}
+
+function setMediaState(which, value) {
+  state.media[which] = value;
+  renderTileStates();
+}
+
+const TILE_STATE_TEXT = { connecting: "Connecting…", lost: "Connection lost, retrying…" };
+
+function renderTileStates() {
+  for (const tile of document.querySelectorAll(".tile")) {
+    const self = tile.classList.contains("self");
+    const which = self ? "publisher" : "subscriber";
+    let text = TILE_STATE_TEXT[state.media[which]] || "";
+    // a remote tile whose video has not shown a frame yet is still connecting
+    if (!self && !text && tile.dataset.video && !tile.classList.contains("has-video") && !state.mutedPublications.has(tile.dataset.video)) text = TILE_STATE_TEXT.connecting;
+    if (self && !state.publisher) text = "";
+    const label = tile.querySelector(".conn");
+    label.textContent = text;
+    label.hidden = !text;
+    tile.classList.toggle("media-lost", state.media[which] === "lost");
+  }
+}
+
+function mediaProblem() {
+  if (state.phase !== "meeting" || state.mediaEverConnected) return;
+  if (!state.publisher && !state.subscriber) return; // nothing to connect (yet)
+  const relay = state.iceServers.some((s) => [].concat(s.urls).some((u) => /^turns?:/.test(u)));
+  const box = $("media-problem");
+  box.textContent = relay
+    ? "Your audio and video cannot connect. Your network probably blocks UDP and the TURN relay could not be reached either. Try another network, or ask your IT team to allow the meeting's TURN server (TCP 443)."
+    : "Your audio and video cannot connect. Your network probably blocks UDP, and this server has no TURN relay configured. Try another network, or ask the meeting's organiser to set up TURN.";
+  box.hidden = false;
 }
 
 async function onSubscribeOffer(m) {
@@ -547,9 +633,8 @@ async function onSubscribeOffer(m) {
     state.tracks = {};
   }
   if (!state.subscriber) {
-    const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: "max-bundle" });
+    const pc = newPeer("subscriber");
     state.subscriber = pc;
-    watchMedia(pc);
     pc.ontrack = (ev) => attachTrack(ev.transceiver.mid, ev.track);
   }
   if (old) {
@@ -582,9 +667,21 @@ function attachTrack(mid, track) {
   el.dataset.mid = mid;
   el.srcObject = new MediaStream([track]);
   el.play?.().catch(() => {});
-  if (info.kind === "video") tile.classList.add("has-video");
+  if (info.kind === "video") {
+    tile.classList.remove("has-video"); // shown from its first frame on, not as a black box
+    const shown = () => {
+      if (el.dataset.mid === mid && el.videoWidth > 0) {
+        tile.classList.add("has-video");
+        updateTileBadges();
+        renderTileStates();
+      }
+    };
+    el.addEventListener("loadeddata", shown, { once: true });
+    el.addEventListener("resize", shown, { once: true });
+  }
   tile.dataset[info.kind] = info.publication_id;
   updateTileBadges();
+  renderTileStates();
 }
 
 function detachMid(mid, info) {
@@ -629,7 +726,11 @@ function ensureTile(id, self = false) {
   initials.className = "initials";
   initials.setAttribute("aria-hidden", "true");
   initials.textContent = (nameOf(id) || "?").slice(0, 1).toUpperCase();
-  tile.append(video, initials, audio, caption);
+  const conn = document.createElement("p");
+  conn.className = "conn";
+  conn.setAttribute("role", "status");
+  conn.hidden = true;
+  tile.append(video, initials, conn, audio, caption);
   video.setAttribute("aria-label", `${nameOf(id)} video`);
   if (!self && state.me?.role === "host") {
     const remove = document.createElement("button");
@@ -644,6 +745,7 @@ function ensureTile(id, self = false) {
   }
   $("grid").append(tile);
   layoutGrid();
+  renderTileStates();
   return tile;
 }
 
@@ -664,7 +766,8 @@ function updateTileBadges() {
     const muted = tile.classList.contains("self") ? state.micMuted : audioPub && state.mutedPublications.has(audioPub);
     tile.querySelector(".badge").hidden = !muted;
     const videoPub = tile.dataset.video;
-    if (videoPub) tile.classList.toggle("has-video", !state.mutedPublications.has(videoPub));
+    const videoEl = tile.querySelector("video");
+    if (videoPub) tile.classList.toggle("has-video", !state.mutedPublications.has(videoPub) && videoEl.videoWidth > 0);
   }
 }
 

@@ -9,49 +9,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from api_client import ApiClient
 from browser import ARTIFACTS, Browsers, rising, shot, stats
-from media import COLOURS, ColourTrack, ToneTrack, receive_frames
-from server_helpers import event, make_config, slug_of, start_server
-
-from mediaserver.app_keys import LINKS
+from media import receive_frames
+from server_helpers import make_config
+from sites import join_as_guest, running_site
 
 pytestmark = [pytest.mark.e2e]
 
 DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
-
-
-class Site:
-    def __init__(self, srv, api) -> None:
-        self.srv = srv
-        self.api = api
-
-    async def link(self, **options):
-        body = {"event": event(options.pop("event_id", "e2e"), **options.pop("event", {}))}
-        if options:
-            body["options"] = options
-        status, link, _ = await self.api.post("/v1/links", body)
-        assert status == 201, link
-        return link
-
-    async def token_url(self, link, role: str, name: str, user_id: str) -> str:
-        _, tok, _ = await self.api.post(
-            f"/v1/links/{link['id']}/join-tokens", {"user_id": user_id, "name": name, "role": role}
-        )
-        return tok["join_url"]
-
-    async def token(self, link, role: str, name: str, user_id: str) -> str:
-        url = await self.token_url(link, role, name, user_id)
-        return url.split("token=", 1)[1]
-
-    async def bot(self, link, name: str, colour: int, role: str = "member"):
-        """An SDK participant that joins with a token and publishes audio + video."""
-        c = self.srv.client(name)
-        await c.connect()
-        tok = await self.token(link, role, name, f"bot-{name}")
-        await c.request({"type": "join", "link": slug_of(link["join_url"]), "token": tok})
-        await c.publish([ToneTrack(500), ColourTrack(COLOURS[colour])])
-        return c
 
 
 @pytest.fixture
@@ -60,20 +25,8 @@ async def site(netns, request):
     overrides = getattr(request, "param", {})
     if overrides:
         config = dataclasses.replace(config, rooms=dataclasses.replace(config.rooms, **overrides))
-    srv = await start_server(config)
-    _, key = await srv.app[LINKS].create_tenant("Acme")
-    api = ApiClient(srv.http_url, key)
-    try:
-        yield Site(srv, api)
-    finally:
-        await api.close()
-        await srv.runner.cleanup()
-
-
-async def join_as_guest(page, url: str, name: str) -> None:
-    await page.goto(url)
-    await page.get_by_label("Your name").fill(name)
-    await page.get_by_role("button", name="Join meeting").click()
+    async with running_site(config) as s:
+        yield s
 
 
 async def test_guest_knocks_host_admits_both_see_and_hear(site, clients):

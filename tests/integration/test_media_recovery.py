@@ -1,0 +1,48 @@
+"""Media recovery without leaving: fresh publisher / subscriber connections over the same
+signalling session (the SDK's restart_media, which it runs when a connection fails)."""
+
+from __future__ import annotations
+
+import pytest
+from media import closest_colour, mean_colour, receive_frames
+from test_media import join_and_publish
+
+pytestmark = pytest.mark.integration
+
+
+async def _sees_colour(client, publisher_id: str, colour: int) -> None:
+    await client.wait_for(
+        lambda: any(
+            t.participant_id == publisher_id and t.kind == "video" and not t.ended.is_set()
+            for t in client.remote_tracks.values()
+        ),
+        timeout=20,
+    )
+    (track,) = [
+        t
+        for t in client.remote_tracks.values()
+        if t.participant_id == publisher_id and t.kind == "video" and not t.ended.is_set()
+    ]
+    frames = await receive_frames(track.track, 5, timeout=15)
+    assert closest_colour(mean_colour(frames[-1])) == colour
+
+
+async def test_fresh_connections_keep_the_meeting(server, clients):
+    a, b = await join_and_publish(server, clients, 2, room="recover")
+    await _sees_colour(b, a.participant_id, 0)
+    publications = [p["id"] for p in a.publications]
+    old_publisher, old_subscriber = a.publisher, a.subscriber
+
+    await a.restart_media("publisher")
+    await a.restart_media("subscriber")
+
+    assert a.publisher is not old_publisher and old_publisher.connectionState == "closed"
+    assert [p["id"] for p in a.publications] == publications  # same publications carry on
+    await _sees_colour(b, a.participant_id, 0)  # b keeps its track: new source, same stream
+    await _sees_colour(a, b.participant_id, 1)  # a's fresh subscriber connection
+    assert a.subscriber is not old_subscriber
+    room = server.rooms.rooms["recover"]
+    assert set(room.participants) == {a.participant_id, b.participant_id}
+    assert a.media_restarts == 2 and a.reconnects == 0
+    for name in ("participant_left", "participant_joined"):
+        assert not [e for e in b.events if e.get("type") == name]

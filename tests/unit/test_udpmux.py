@@ -1,0 +1,95 @@
+"""Demultiplexing rules of the shared media socket (mediaserver/sfu/udpmux.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aioice import stun
+
+from mediaserver.sfu.udpmux import UFRAG_LENGTH, UdpMux, _MuxSocket
+
+
+class Agent:
+    def __init__(self, password: str) -> None:
+        self._password = password.encode()
+        self.stun: list[tuple[bytes, Any]] = []
+        self.data: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.stun.append((data, addr))
+
+    def deliver(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def password(self) -> bytes:
+        return self._password
+
+
+def _check(username: str, key: bytes) -> tuple[bytes, bytes]:
+    msg = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    msg.attributes["USERNAME"] = username
+    msg.add_message_integrity(key)
+    msg.add_fingerprint()
+    return bytes(msg), msg.transaction_id
+
+
+def _socket() -> tuple[_MuxSocket, UdpMux]:
+    mux = UdpMux(0, [])
+    return _MuxSocket(mux, "127.0.0.1", 5000), mux
+
+
+def test_ufrags_are_long_random_and_unique():
+    mux = UdpMux(0, [])
+    ufrags = {mux.new_ufrag() for _ in range(1000)}
+    assert len(ufrags) == 1000
+    assert all(len(u) == UFRAG_LENGTH and u.isalnum() for u in ufrags)
+    taken = next(iter(ufrags))
+    with pytest.raises(ValueError, match="already in use"):
+        mux.claim_ufrag(taken)
+    mux.release_ufrag(taken)
+    mux.claim_ufrag(taken)
+
+
+def test_authenticated_check_teaches_the_address_then_media_follows_it():
+    sock, mux = _socket()
+    a, b = Agent("pwd-a" * 5), Agent("pwd-b" * 5)
+    sock.by_ufrag.update({"ufragA": a, "ufragB": b})
+    peer = ("127.0.0.1", 40000)
+    rtp = b"\x80" + bytes(30)
+
+    sock.datagram_received(rtp, peer)  # unknown sender: dropped
+    assert mux.dropped == 1 and not a.data
+
+    forged, _ = _check("ufragA:x", b"wrong password")
+    sock.datagram_received(forged, peer)  # reaches A (which answers 401) but teaches nothing
+    assert len(a.stun) == 1 and peer not in sock.by_addr
+
+    good, _ = _check("ufragA:x", a.password())
+    sock.datagram_received(good, peer)
+    sock.datagram_received(rtp, peer)
+    assert a.data == [rtp] and not b.data
+
+    # The same address authenticating for B moves its traffic to B.
+    sock.datagram_received(_check("ufragB:y", b.password())[0], peer)
+    sock.datagram_received(rtp, peer)
+    assert b.data == [rtp]
+
+    sock.forget(b)
+    assert "ufragB" not in sock.by_ufrag and peer not in sock.by_addr
+
+
+def test_responses_are_routed_by_transaction_id():
+    sock, mux = _socket()
+    a = Agent("p" * 22)
+    _request, tid = _check("remote:local", b"k")
+    response = stun.Message(
+        message_method=stun.Method.BINDING,
+        message_class=stun.Class.RESPONSE,
+        transaction_id=tid,
+    )
+    sock.datagram_received(bytes(response), ("127.0.0.1", 3478))
+    assert mux.dropped == 1
+    sock.by_tx[tid] = a
+    sock.datagram_received(bytes(response), ("127.0.0.1", 3478))
+    assert len(a.stun) == 1
