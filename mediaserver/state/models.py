@@ -87,6 +87,9 @@ class Link:
     updated_at: float = 0.0
     revoked_at: float | None = None
     version: int = 1
+    # a recurring series: occurrences changed on their own, by original start (RFC 3339
+    # UTC) -> {"start", "end", "cancelled"} (linkapi/calendar_event.py)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

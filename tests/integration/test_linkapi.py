@@ -8,7 +8,7 @@ import time
 
 import pytest
 from api_client import ApiClient
-from server_helpers import at, event, make_config, slug_of, start_server
+from server_helpers import at, event, make_config, serving, slug_of, start_server
 
 from linkapi.secrets_ import JoinClaims, sign_join_token
 from mediaserver.app_keys import LINKS, STORE
@@ -19,33 +19,17 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def api_server(request):
-    backend = getattr(request, "param", "memory")
-    config = make_config()
-    redis = None
-    if backend == "redis":
-        from redis_server import RedisServer
-
-        redis = RedisServer()
-        redis.start()
-        config = dataclasses.replace(
-            config,
-            state=dataclasses.replace(config.state, backend="redis", redis_url=redis.url),
-        )
-    srv = await start_server(config)
-    service = srv.app[LINKS]
-    tenant, key = await service.create_tenant("Acme Calendar")
-    _, other_key = await service.create_tenant("Other Co")
-    api = ApiClient(srv.http_url, key)
-    api.tenant = tenant
-    api.other_key = other_key
-    try:
-        yield srv, api
-    finally:
-        await api.close()
-        await srv.runner.cleanup()
-        if redis is not None:
-            redis.kill()
-            redis.close()
+    async with serving(make_config(), getattr(request, "param", "memory")) as srv:
+        service = srv.app[LINKS]
+        tenant, key = await service.create_tenant("Acme Calendar")
+        _, other_key = await service.create_tenant("Other Co")
+        api = ApiClient(srv.http_url, key)
+        api.tenant = tenant
+        api.other_key = other_key
+        try:
+            yield srv, api
+        finally:
+            await api.close()
 
 
 async def count_links(srv, tenant_id: str) -> int:
