@@ -460,15 +460,32 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
+_RATE_HEADERS = {
+    name: {
+        "description": description
+        + " (on every authenticated response; not on 401 or the OpenAPI document)",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+    for name, description in (
+        ("RateLimit-Limit", "Requests the tenant may make at once (the burst)"),
+        ("RateLimit-Remaining", "Requests left right now"),
+        ("RateLimit-Reset", "Seconds until the full burst is available again"),
+    )
+}
+
+
 def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
     return {
         "description": description,
+        "headers": _RATE_HEADERS,
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
 _PROBLEM = {
     "description": "Problem",
+    "headers": _RATE_HEADERS,
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 _ERRORS = {str(s): _PROBLEM for s in (400, 401, 404, 409, 413, 415, 422, 429)}

@@ -105,11 +105,26 @@ class LinkService(JsonViews):
 
     # --- tenants and keys (CLI) ------------------------------------------------------
 
-    async def create_tenant(self, name: str, guest_policy: str = "lobby") -> tuple[Tenant, str]:
+    async def create_tenant(
+        self,
+        name: str,
+        guest_policy: str = "lobby",
+        *,
+        rate_limit_per_minute: int | None = None,
+        rate_limit_burst: int | None = None,
+    ) -> tuple[Tenant, str]:
         if guest_policy not in ("allow", "lobby", "deny"):
             raise ValueError(f"guest policy must be allow, lobby or deny, not {guest_policy!r}")
+        for value in (rate_limit_per_minute, rate_limit_burst):
+            if value is not None and not 1 <= value <= 1_000_000:
+                raise ValueError("rate limits must be between 1 and 1000000")
         tenant = Tenant(
-            id=new_id("tn"), name=name, created_at=self.clock(), guest_policy=guest_policy
+            id=new_id("tn"),
+            name=name,
+            created_at=self.clock(),
+            guest_policy=guest_policy,
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_burst=rate_limit_burst,
         )
         await self.store.create_tenant(tenant)
         key = await self.create_api_key(tenant.id)

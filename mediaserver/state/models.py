@@ -50,6 +50,8 @@ class Tenant:
     name: str
     created_at: float
     guest_policy: str = "lobby"  # tenant default: allow | lobby | deny
+    rate_limit_per_minute: int | None = None  # None: linkapi.rate_limit_per_minute
+    rate_limit_burst: int | None = None  # None: linkapi.rate_limit_burst
 
 
 @dataclass(frozen=True)
