@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from .eventtime import EVENT_TIME_MESSAGE, TZID_PATTERN, is_event_time_string
 from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
 
 __all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
@@ -68,21 +69,50 @@ def _token_create(roles: list[str]) -> dict[str, Any]:
     }
 
 
+# people as calendars send them: Google's displayName/responseStatus, Cronofy's
+# display_name, ... are kept as sent
 _PERSON = {
     "type": "object",
-    "additionalProperties": False,
     "properties": {
         "email": {"type": "string", "maxLength": 320, **_SAFE},
         "name": {"type": "string", "maxLength": 256, **_SAFE},
     },
 }
+_TIME_STRING = {"type": "string", "maxLength": 64, "format": "event-time"}
+_TZID = {"type": "string", "maxLength": 64, "pattern": TZID_PATTERN}
+_EVENT_TIME = {
+    "description": "RFC 3339 date-time with an offset; a local date-time (with event.tzid);"
+    " a date YYYY-MM-DD (all-day); or Google's {dateTime|date, timeZone} or Cronofy's"
+    " {time, tzid}",
+    "anyOf": [
+        _TIME_STRING,
+        {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "dateTime": _TIME_STRING,
+                "date": _TIME_STRING,
+                "time": _TIME_STRING,
+                "timeZone": _TZID,
+                "tzid": _TZID,
+            },
+        },
+    ],
+}
+_EVENT_ID_REQUIRED = [{"required": ["id"]}, {"required": ["event_id"]}]
 _EVENT_FIELDS = {
     "summary": _TEXT,
-    "start": _DATETIME,
-    "end": _DATETIME,
-    "tzid": {"type": "string", "maxLength": 64, **_SAFE},
+    "start": _EVENT_TIME,
+    "end": _EVENT_TIME,
+    "tzid": _TZID,
     "organizer": _PERSON,
     "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+    "recurrence": {
+        "description": "RFC 5545 RRULE, EXDATE and RDATE lines (as Google Calendar sends them)",
+        "type": "array",
+        "maxItems": 50,
+        "items": {"type": "string", "minLength": 1, "maxLength": 1024, **_SAFE},
+    },
 }
 # a display name: also no bidi override/isolate characters (as the signalling join.name)
 _NAME_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\u202a-\\u202e\\u2066-\\u2069]+$"
@@ -102,10 +132,24 @@ _OPTIONS_PROPS = {
 
 SCHEMAS: dict[str, Any] = {
     "EventInput": {
+        "description": "A calendar event as the calendar sends it. Fields not listed here"
+        " are stored as sent (at most 16384 bytes of JSON together).",
         "type": "object",
-        "additionalProperties": False,
-        "required": ["id", "start", "end"],
-        "properties": {"id": _ID, "calendar_id": _ID, "recurrence_id": _ID, **_EVENT_FIELDS},
+        "properties": {
+            "id": _ID,
+            "event_id": {**_ID, "description": "Cronofy's name for id"},
+            "calendar_id": _ID,
+            "recurrence_id": _ID,
+            "recurring_event_id": _ID,
+            "recurringEventId": {**_ID, "description": "Google's name for recurring_event_id"},
+            "original_start": _EVENT_TIME,
+            "originalStartTime": _EVENT_TIME,
+            "status": {"enum": ["confirmed", "tentative", "cancelled"]},
+            **_EVENT_FIELDS,
+        },
+        "anyOf": _EVENT_ID_REQUIRED,
+        "if": {"properties": {"status": {"const": "cancelled"}}, "required": ["status"]},
+        "else": {"required": ["start", "end"]},
     },
     "EventPatch": {  # what may change when an event moves (its identity may not)
         "type": "object",
@@ -123,6 +167,10 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "profile": {"enum": ["default", "explicit"]},
+            "profile_id": {
+                "enum": ["default", "explicit"],
+                "description": "Cronofy's name for profile",
+            },
             "join_url": _URL,
             "provider_description": {"type": "string", "maxLength": 256, **_SAFE},
         },
@@ -233,6 +281,35 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _DATETIME,
             "updated_at": _DATETIME,
             "revoked_at": _NULLABLE_DATETIME,
+            "series": {
+                "description": "null unless the link is a recurring series's",
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "required": ["current_window", "overrides"],
+                "properties": {
+                    "current_window": {
+                        "description": "the occurrence a join now is checked against: the"
+                        " open one, else the next, else the last; null if none",
+                        "type": ["object", "null"],
+                        "required": ["valid_from", "valid_until"],
+                        "properties": {"valid_from": _DATETIME, "valid_until": _DATETIME},
+                    },
+                    "overrides": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["original_start", "status", "start", "end"],
+                            "properties": {
+                                "original_start": _DATETIME,
+                                "status": {"enum": ["moved", "cancelled"]},
+                                "start": _NULLABLE_DATETIME,
+                                "end": _NULLABLE_DATETIME,
+                            },
+                        },
+                    },
+                },
+            },
             "invitation": {"$ref": "#/components/schemas/Invitation"},
         },
     },
@@ -397,15 +474,32 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
+_RATE_HEADERS = {
+    name: {
+        "description": description
+        + " (on every authenticated response; not on 401 or the OpenAPI document)",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+    for name, description in (
+        ("RateLimit-Limit", "Requests the tenant may make at once (the burst)"),
+        ("RateLimit-Remaining", "Requests left right now"),
+        ("RateLimit-Reset", "Seconds until the full burst is available again"),
+    )
+}
+
+
 def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
     return {
         "description": description,
+        "headers": _RATE_HEADERS,
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
 _PROBLEM = {
     "description": "Problem",
+    "headers": _RATE_HEADERS,
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 _ERRORS = {str(s): _PROBLEM for s in (400, 401, 404, 409, 413, 415, 422, 429)}
@@ -582,7 +676,15 @@ def _is_datetime(value: object) -> bool:
     return True
 
 
+@FORMAT_CHECKER.checks("event-time", raises=ValueError)
+def _is_event_time(value: object) -> bool:
+    if isinstance(value, str) and not is_event_time_string(value):
+        raise ValueError(EVENT_TIME_MESSAGE)
+    return True
+
+
 _PATTERN_MESSAGES = {
+    TZID_PATTERN: "must be an IANA time zone name such as Europe/Berlin",
     SAFE_TEXT_PATTERN: TEXT_MESSAGE,
     _NAME_PATTERN: "control characters are not allowed",
     _URL["pattern"]: "must be an http(s) URL without spaces or control characters",
@@ -621,7 +723,14 @@ def schema_errors(schema_name: str, instance: Any) -> list[dict[str, str]]:
             out.append({"field": path, "message": _PATTERN_MESSAGES[str(err.validator_value)]})
             continue
         if err.validator == "format":
-            out.append({"field": path, "message": TIME_MESSAGE})
+            message = TIME_MESSAGE if err.validator_value == "date-time" else EVENT_TIME_MESSAGE
+            out.append({"field": path, "message": message})
+            continue
+        if err.validator == "anyOf" and err.validator_value == _EVENT_TIME["anyOf"]:
+            out.append({"field": path, "message": EVENT_TIME_MESSAGE})
+            continue
+        if err.validator == "anyOf" and err.validator_value == _EVENT_ID_REQUIRED:
+            out.append({"field": f"{path}.id", "message": "required (or event_id)"})
             continue
         out.append({"field": path or "(body)", "message": err.message[:300]})
     return out

@@ -39,19 +39,33 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     service = request.app[SERVICE]
-    tenant, key_id = await service.authenticate(request.headers.get("Authorization"))
-    retry = request.app[LIMITER].check(key_id)
-    if retry:
+    tenant, _key_id = await service.authenticate(request.headers.get("Authorization"))
+    # one bucket per tenant, shared by its keys; a tenant may have its own numbers
+    decision = request.app[LIMITER].check(
+        tenant.id, per_minute=tenant.rate_limit_per_minute, burst=tenant.rate_limit_burst
+    )
+    limit_headers = decision.headers()
+    if not decision.allowed:
+        per_minute = tenant.rate_limit_per_minute or service.config.linkapi.rate_limit_per_minute
         raise ApiProblem(
             429,
             "rate-limited",
             "Too many requests",
-            f"rate limit of {service.config.linkapi.rate_limit_per_minute}/min exceeded",
-            headers={"Retry-After": str(int(retry))},
+            f"rate limit of {per_minute}/min exceeded",
+            headers={"Retry-After": str(decision.retry_after), **limit_headers},
         )
     request[TENANT] = tenant
-    _check_parameters(request)
-    return await handler(request)
+    try:
+        _check_parameters(request)
+        response = await handler(request)
+    except ApiProblem as problem:
+        problem.headers.update(limit_headers)
+        raise
+    except web.HTTPException as exc:  # aiohttp's own 404/405 answers
+        exc.headers.update(limit_headers)
+        raise
+    response.headers.update(limit_headers)
+    return response
 
 
 def _check_parameters(request: web.Request) -> None:
@@ -306,7 +320,7 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     cfg = service.config.linkapi
     v1 = web.Application(middlewares=[problem_middleware, auth_middleware])
     v1[SERVICE] = service
-    v1[LIMITER] = RateLimiter(cfg.rate_limit_per_minute)
+    v1[LIMITER] = RateLimiter(cfg.rate_limit_per_minute, cfg.rate_limit_burst)
     v1[MAX_BODY] = cfg.max_body_bytes
     r = v1.router
     r.add_get("/openapi.json", openapi)

@@ -8,9 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from mediaserver.config import Config
 from mediaserver.sfu.base import Refused
@@ -24,8 +22,14 @@ from mediaserver.state.models import (
     WebhookEndpoint,
 )
 
+from .calendar_event import (
+    CalendarEvent,
+    FieldError,
+    apply_instance,
+    link_window,
+    read_event,
+)
 from .inputs import parse_rfc3339
-from .invitation import build_invitation
 from .openapi import EVENT_TYPES
 from .problems import ApiProblem, invalid
 from .secrets_ import (
@@ -43,23 +47,9 @@ from .secrets_ import (
     verify_join_token,
     verify_secret,
 )
+from .views import DEFAULT_OPTIONS, JsonViews, iso, occurrence_window
 
 __all__ = ["JoinGrant", "JoinRefusal", "LinkService", "iso", "parse_time"]
-
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "waiting_room": True,
-    "guest_policy": "lobby",
-    "max_participants": 0,  # 0: the server's rooms.max_participants
-    "max_guests": 0,  # 0: no separate cap on guests
-    "join_before_minutes": 15,
-    "grace_after_minutes": 60,
-}
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(value: str, field: str) -> float:
@@ -96,7 +86,7 @@ class JoinRefusal(Refused):
 EventSink = Callable[[str, str, str, dict[str, Any]], None]
 
 
-class LinkService:
+class LinkService(JsonViews):
     def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time):
         self.store = store
         self.config = config
@@ -105,6 +95,9 @@ class LinkService:
         self._token_secret = b""
         self.on_revoked: Callable[[Link], Any] | None = None
         self.wake_dispatcher: Callable[[], None] = lambda: None
+
+    def now(self) -> float:
+        return self.clock()
 
     async def start(self) -> None:
         self._token_secret = await load_token_secret(self.config.linkapi.token_secret, self.store)
@@ -117,11 +110,26 @@ class LinkService:
 
     # --- tenants and keys (CLI) ------------------------------------------------------
 
-    async def create_tenant(self, name: str, guest_policy: str = "lobby") -> tuple[Tenant, str]:
+    async def create_tenant(
+        self,
+        name: str,
+        guest_policy: str = "lobby",
+        *,
+        rate_limit_per_minute: int | None = None,
+        rate_limit_burst: int | None = None,
+    ) -> tuple[Tenant, str]:
         if guest_policy not in ("allow", "lobby", "deny"):
             raise ValueError(f"guest policy must be allow, lobby or deny, not {guest_policy!r}")
+        for value in (rate_limit_per_minute, rate_limit_burst):
+            if value is not None and not 1 <= value <= 1_000_000:
+                raise ValueError("rate limits must be between 1 and 1000000")
         tenant = Tenant(
-            id=new_id("tn"), name=name, created_at=self.clock(), guest_policy=guest_policy
+            id=new_id("tn"),
+            name=name,
+            created_at=self.clock(),
+            guest_policy=guest_policy,
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_burst=rate_limit_burst,
         )
         await self.store.create_tenant(tenant)
         key = await self.create_api_key(tenant.id)
@@ -173,17 +181,14 @@ class LinkService:
 
     # --- links -----------------------------------------------------------------------
 
-    def _window(self, event: dict[str, Any], options: dict[str, Any]) -> tuple[float, float]:
-        start = parse_time(event["start"], "event.start")
-        end = parse_time(event["end"], "event.end")
-        if end <= start:
-            raise _invalid("event.end", "must be after event.start")
-        if end - start > 31 * 86400:
-            raise _invalid("event.end", "an event may last at most 31 days")
-        return (
-            start - 60 * int(options["join_before_minutes"]),
-            end + 60 * int(options["grace_after_minutes"]),
-        )
+    @staticmethod
+    def _window(
+        event: dict[str, Any], options: dict[str, Any], overrides: dict[str, Any]
+    ) -> tuple[float, float | None]:
+        try:
+            return link_window(event, options, overrides)
+        except FieldError as exc:
+            raise _invalid(exc.field, exc.message) from None
 
     @staticmethod
     def _options(
@@ -191,18 +196,46 @@ class LinkService:
     ) -> dict[str, Any]:
         return {**DEFAULT_OPTIONS, **(base or {}), **(given or {})}
 
-    async def create_event_link(
-        self, tenant: Tenant, body: dict[str, Any], idempotency_key: str | None
-    ) -> tuple[Link, bool]:
-        event = dict(body["event"])
-        options = self._options(body.get("options"), {"guest_policy": tenant.guest_policy})
-        conferencing = body.get("conferencing") or {}
-        profile = conferencing.get("profile", "default")
+    @staticmethod
+    def _read_event(raw: dict[str, Any]) -> CalendarEvent:
+        try:
+            return read_event(raw)
+        except FieldError as exc:
+            raise _invalid(exc.field, exc.message) from None
+
+    @staticmethod
+    def _conferencing(conferencing: dict[str, Any]) -> str:
+        """The profile of a request's ``conferencing`` (``profile`` or Cronofy's
+        ``profile_id``); 422 for the profile rules."""
+        profile = conferencing.get("profile", conferencing.get("profile_id", "default"))
+        if conferencing.get("profile_id", profile) != profile:
+            raise _invalid("conferencing.profile_id", "differs from conferencing.profile")
         if profile == "explicit" and not conferencing.get("join_url"):
             raise _invalid("conferencing.join_url", "required for the explicit profile")
         if profile == "default" and ("join_url" in conferencing):
             raise _invalid("conferencing.join_url", "only for the explicit profile")
-        valid_from, valid_until = self._window(event, options)
+        return str(profile)
+
+    async def create_event_link(
+        self, tenant: Tenant, body: dict[str, Any], idempotency_key: str | None
+    ) -> tuple[Link, bool]:
+        """Mint the link of an event, or bring the event's link in line with the event
+        as sent now (a calendar sync re-sends whole events; docs/linkapi.md §4)."""
+        raw = dict(body["event"])
+        ev = self._read_event(raw)
+        conferencing = body.get("conferencing") or {}
+        profile = self._conferencing(conferencing)
+        natural = "event\x00{}\x00{}\x00{}".format(
+            ev.calendar_id or "", ev.link_event_id, ev.recurrence_id or ""
+        )
+        if ev.cancelled:
+            existing = await self._by_natural_key(tenant, ev)
+            if existing is None:
+                raise _not_found("link for this event (nothing to cancel)")
+            return await self._apply_event(tenant, existing.id, ev, raw, body), False
+        overrides = apply_instance({}, ev) if ev.series_id is not None else {}
+        options = self._options(body.get("options"), {"guest_policy": tenant.guest_policy})
+        valid_from, valid_until = self._window(raw, options, overrides)
         now = self.clock()
         link = Link(
             id=new_id("lnk"),
@@ -213,18 +246,16 @@ class LinkService:
             profile=profile,
             explicit_join_url=conferencing.get("join_url"),
             provider_description=conferencing.get("provider_description"),
-            calendar_id=event.get("calendar_id"),
-            event_id=event["id"],
-            recurrence_id=event.get("recurrence_id"),
-            event=event,
+            calendar_id=ev.calendar_id,
+            event_id=ev.link_event_id,
+            recurrence_id=ev.recurrence_id,
+            event=raw,
             options=options,
             valid_from=valid_from,
             valid_until=valid_until,
             created_at=now,
             updated_at=now,
-        )
-        natural = "event\x00{}\x00{}\x00{}".format(
-            event.get("calendar_id") or "", event["id"], event.get("recurrence_id") or ""
+            overrides=overrides,
         )
         events = await self.events_for(
             tenant.id, "link.created", link.id, {"link": self.link_json(link)}
@@ -232,21 +263,71 @@ class LinkService:
         stored, created = await self.store.create_link(
             link, natural, idempotency_key, events=events
         )
-        same_event = (stored.calendar_id, stored.event_id, stored.recurrence_id) == (
+        if created:
+            if events:
+                self.wake_dispatcher()
+            return stored, True
+        if (stored.calendar_id, stored.event_id, stored.recurrence_id) != (
             link.calendar_id,
             link.event_id,
             link.recurrence_id,
-        )
-        if not created and not same_event:
+        ):
             raise ApiProblem(
                 409,
                 "idempotency-key-reused",
                 "Idempotency-Key reused",
                 "this Idempotency-Key was used for another event",
             )
-        if created and events:
-            self.wake_dispatcher()
-        return stored, created
+        return await self._apply_event(tenant, stored.id, ev, raw, body), False
+
+    async def _by_natural_key(self, tenant: Tenant, ev: CalendarEvent) -> Link | None:
+        for link in await self.store.find_links(
+            tenant.id, event_id=ev.link_event_id, calendar_id=ev.calendar_id, limit=500
+        ):
+            if (link.kind, link.calendar_id, link.recurrence_id) == (
+                "event",
+                ev.calendar_id,
+                ev.recurrence_id,
+            ):
+                return link
+        return None
+
+    async def _apply_event(
+        self, tenant: Tenant, link_id: str, ev: CalendarEvent, raw: dict[str, Any], body: Any
+    ) -> Link:
+        """The event as sent again: a cancelled event revokes its link (a cancelled
+        occurrence only cancels that occurrence); otherwise the event, the options given
+        and the window are updated. The same event sent twice changes nothing."""
+        if ev.cancelled and ev.series_id is None:
+            return await self.revoke_link(tenant, link_id)
+        conferencing = body.get("conferencing") or {}
+
+        def change(link: Link) -> Link:
+            if link.revoked_at is not None:
+                return link  # a revoked link stays revoked (§7)
+            if conferencing and self._conferencing(conferencing) != link.profile:
+                raise _invalid("conferencing.profile", f"cannot change (is {link.profile})")
+            options = self._options(body.get("options"), link.options)
+            if ev.series_id is not None:
+                event, overrides = link.event, apply_instance(link.overrides, ev)
+            else:
+                event, overrides = raw, link.overrides
+            valid_from, valid_until = self._window(event, options, overrides)
+            new = dataclasses.replace(
+                link,
+                event=event,
+                options=options,
+                overrides=overrides,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                explicit_join_url=conferencing.get("join_url", link.explicit_join_url),
+                provider_description=conferencing.get(
+                    "provider_description", link.provider_description
+                ),
+            )
+            return link if new == link else new
+
+        return await self._update(tenant, link_id, change, "link.updated")
 
     async def get_link(self, tenant: Tenant, link_id: str) -> Link:
         link = await self.store.get_link(link_id)
@@ -304,7 +385,8 @@ class LinkService:
             options = self._options(patch.get("options"), link.options)
             valid_from, valid_until = link.valid_from, link.valid_until
             if link.kind == "event":
-                valid_from, valid_until = self._window(event, options)
+                self._read_event(event)
+                valid_from, valid_until = self._window(event, options, link.overrides)
             return dataclasses.replace(
                 link, event=event, options=options, valid_from=valid_from, valid_until=valid_until
             )
@@ -473,19 +555,24 @@ class LinkService:
                 join_url=link.explicit_join_url,
             )
         now = self.clock()
-        if link.valid_from is not None and now < link.valid_from:
+        # a series is checked against the window of its current (or next) occurrence
+        valid_from, valid_until = occurrence_window(link, now) or (
+            link.valid_from,
+            link.valid_until,
+        )
+        if valid_from is not None and now < valid_from:
             raise JoinRefusal(
                 "link_not_open",
-                f"the meeting opens at {iso(link.valid_from)}",
-                opens_at=iso(link.valid_from),
-                closes_at=iso(link.valid_until),
+                f"the meeting opens at {iso(valid_from)}",
+                opens_at=iso(valid_from),
+                closes_at=iso(valid_until),
             )
-        if link.valid_until is not None and now > link.valid_until:
+        if valid_until is not None and now > valid_until:
             raise JoinRefusal(
                 "link_ended",
-                f"the meeting ended at {iso(link.valid_until)}",
-                opens_at=iso(link.valid_from),
-                closes_at=iso(link.valid_until),
+                f"the meeting ended at {iso(valid_until)}",
+                opens_at=iso(valid_from),
+                closes_at=iso(valid_until),
             )
         if token:
             try:
@@ -582,85 +669,3 @@ class LinkService:
             )
             for ep in endpoints
         ]
-
-    # --- JSON views ------------------------------------------------------------------
-
-    def join_url(self, link: Link) -> str:
-        if link.profile == "explicit" and link.explicit_join_url:
-            return link.explicit_join_url
-        return f"{self.public_url}/j/{link.slug}"
-
-    def link_json(self, link: Link) -> dict[str, Any]:
-        join_url = self.join_url(link)
-        options = {**DEFAULT_OPTIONS, **link.options}
-        if not options["max_participants"]:
-            options["max_participants"] = self.config.rooms.max_participants
-        return {
-            "id": link.id,
-            "kind": link.kind,
-            "status": "revoked" if link.revoked_at is not None else "active",
-            "profile": link.profile,
-            "provider_description": link.provider_description,
-            "join_url": join_url,
-            "host_url": (
-                f"{self.public_url}/j/{link.host_slug}" if link.profile == "default" else None
-            ),
-            "user_id": link.user_id,
-            "valid_from": iso(link.valid_from),
-            "valid_until": iso(link.valid_until),
-            "event": link.event,
-            "options": options,
-            "created_at": iso(link.created_at),
-            "updated_at": iso(link.updated_at),
-            "revoked_at": iso(link.revoked_at),
-            "invitation": build_invitation(
-                join_url=join_url,
-                summary=link.event.get("summary"),
-                provider=link.provider_description or "mediaserver video meeting",
-            ),
-        }
-
-    def invite_json(self, invite: GuestInvite, link: Link) -> dict[str, Any]:
-        return {
-            "id": invite.id,
-            "link_id": invite.link_id,
-            "url": f"{self.public_url}/j/{link.slug}?invite={quote(invite.token)}",
-            "max_guests": invite.max_guests,
-            "created_at": iso(invite.created_at),
-        }
-
-    @staticmethod
-    def report_json(report: dict[str, Any]) -> dict[str, Any]:
-        """A stored meeting report with RFC 3339 times."""
-        return {
-            "room_id": report["room_id"],
-            "link_id": report["link_id"],
-            "started_at": iso(report["started_at"]),
-            "finished_at": iso(report["finished_at"]),
-            "reason": report["reason"],
-            "participants": [
-                {
-                    "participant_id": p["participant_id"],
-                    "name": p["name"],
-                    "role": p["role"],
-                    "user_id": p["user_id"],
-                    "joined_at": iso(p["joined_at"]),
-                    "left_at": iso(p["left_at"]),
-                    "speaking_seconds": p["speaking_seconds"],
-                }
-                for p in report["participants"]
-            ],
-        }
-
-    @staticmethod
-    def webhook_json(ep: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": ep.id,
-            "url": ep.url,
-            "events": list(ep.events) or list(EVENT_TYPES),
-            "created_at": iso(ep.created_at),
-            "active": ep.disabled_at is None,
-        }
-        if secret is not None:
-            out["secret"] = secret
-        return out

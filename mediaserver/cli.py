@@ -106,7 +106,12 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         async with _open_store(config) as store:
             service = LinkService(store, config)
             if args.tenant_command == "create":
-                tenant, key = await service.create_tenant(args.name, args.guest_policy)
+                tenant, key = await service.create_tenant(
+                    args.name,
+                    args.guest_policy,
+                    rate_limit_per_minute=args.rate_limit,
+                    rate_limit_burst=args.burst,
+                )
                 print(f"tenant {tenant.id} ({tenant.name}) created")
                 print("API key (shown once; store it now):")
                 print(key)
@@ -295,6 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["allow", "lobby", "deny"],
         default="lobby",
         help="the tenant's default guest policy for new links (default: lobby)",
+    )
+    create.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="link API requests per minute for this tenant"
+        " (default: linkapi.rate_limit_per_minute)",
+    )
+    create.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        help="requests at once for this tenant (default: linkapi.rate_limit_burst)",
     )
     create_key = tsub.add_parser(
         "create-key", parents=[config_opt], help="another API key for a tenant"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,50 @@ async def start_server(config: Config) -> Server:
     if LINKS in app:  # links point at wherever this test server listens
         app[LINKS].public_url = server.http_url
     return server
+
+
+@contextlib.asynccontextmanager
+async def serving(config: Config, backend: str = "memory") -> AsyncIterator[Server]:
+    """A test server on ``backend`` (``memory``, or ``redis``: a private redis-server)."""
+    redis = None
+    if backend == "redis":
+        from redis_server import RedisServer
+
+        redis = RedisServer()
+        redis.start()
+        config = dataclasses.replace(
+            config, state=dataclasses.replace(config.state, backend="redis", redis_url=redis.url)
+        )
+    try:
+        srv = await start_server(config)
+        try:
+            yield srv
+        finally:
+            await srv.runner.cleanup()
+    finally:
+        if redis is not None:
+            redis.kill()
+            redis.close()
+
+
+@contextlib.asynccontextmanager
+async def webhook_sink() -> AsyncIterator[str]:
+    """The URL of a loopback webhook receiver that answers 204 to everything."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        await runner.cleanup()
 
 
 def at(minutes: float) -> str:

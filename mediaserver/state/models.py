@@ -50,6 +50,8 @@ class Tenant:
     name: str
     created_at: float
     guest_policy: str = "lobby"  # tenant default: allow | lobby | deny
+    rate_limit_per_minute: int | None = None  # None: linkapi.rate_limit_per_minute
+    rate_limit_burst: int | None = None  # None: linkapi.rate_limit_burst
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class Link:
     updated_at: float = 0.0
     revoked_at: float | None = None
     version: int = 1
+    # a recurring series: occurrences changed on their own, by original start (RFC 3339
+    # UTC) -> {"start", "end", "cancelled"} (linkapi/calendar_event.py)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

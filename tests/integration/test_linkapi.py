@@ -8,7 +8,7 @@ import time
 
 import pytest
 from api_client import ApiClient
-from server_helpers import at, event, make_config, slug_of, start_server
+from server_helpers import at, event, make_config, serving, slug_of, start_server
 
 from linkapi.secrets_ import JoinClaims, sign_join_token
 from mediaserver.app_keys import LINKS, STORE
@@ -19,33 +19,17 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def api_server(request):
-    backend = getattr(request, "param", "memory")
-    config = make_config()
-    redis = None
-    if backend == "redis":
-        from redis_server import RedisServer
-
-        redis = RedisServer()
-        redis.start()
-        config = dataclasses.replace(
-            config,
-            state=dataclasses.replace(config.state, backend="redis", redis_url=redis.url),
-        )
-    srv = await start_server(config)
-    service = srv.app[LINKS]
-    tenant, key = await service.create_tenant("Acme Calendar")
-    _, other_key = await service.create_tenant("Other Co")
-    api = ApiClient(srv.http_url, key)
-    api.tenant = tenant
-    api.other_key = other_key
-    try:
-        yield srv, api
-    finally:
-        await api.close()
-        await srv.runner.cleanup()
-        if redis is not None:
-            redis.kill()
-            redis.close()
+    async with serving(make_config(), getattr(request, "param", "memory")) as srv:
+        service = srv.app[LINKS]
+        tenant, key = await service.create_tenant("Acme Calendar")
+        _, other_key = await service.create_tenant("Other Co")
+        api = ApiClient(srv.http_url, key)
+        api.tenant = tenant
+        api.other_key = other_key
+        try:
+            yield srv, api
+        finally:
+            await api.close()
 
 
 async def count_links(srv, tenant_id: str) -> int:
@@ -379,14 +363,45 @@ async def test_rate_limit():
     _, key = await srv.app[LINKS].create_tenant("T")
     api = ApiClient(srv.http_url, key)
     try:
-        for _ in range(3):
-            code, _, _ = await api.get("/v1/links")
+        for left in (2, 1, 0):
+            code, _, headers = await api.get("/v1/links")
             assert code == 200
+            assert (headers["RateLimit-Limit"], headers["RateLimit-Remaining"]) == ("3", str(left))
+            assert int(headers["RateLimit-Reset"]) >= 1
         code, body, headers = await api.get("/v1/links")
         assert code == 429 and int(headers["Retry-After"]) >= 1
+        assert headers["RateLimit-Remaining"] == "0"
         assert body["type"].endswith("rate-limited")
     finally:
         await api.close()
+        await srv.runner.cleanup()
+
+
+async def test_rate_limit_per_tenant_with_a_burst():
+    """A bulk import: a tenant with its own limit and burst gets them, others the
+    configured ones; every response says how much is left, errors included."""
+    config = make_config()
+    config = dataclasses.replace(
+        config,
+        linkapi=dataclasses.replace(config.linkapi, rate_limit_per_minute=60, rate_limit_burst=5),
+    )
+    srv = await start_server(config)
+    service = srv.app[LINKS]
+    _, bulk_key = await service.create_tenant(
+        "Bulk", rate_limit_per_minute=6000, rate_limit_burst=200
+    )
+    _, small_key = await service.create_tenant("Small")
+    bulk, small = ApiClient(srv.http_url, bulk_key), ApiClient(srv.http_url, small_key)
+    try:
+        codes = [(await bulk.get("/v1/links"))[0] for _ in range(150)]
+        assert codes == [200] * 150
+        code, _, headers = await bulk.get("/v1/links/lnk_missing")
+        assert code == 404 and headers["RateLimit-Limit"] == "200"
+        codes = [(await small.get("/v1/links"))[0] for _ in range(6)]
+        assert codes == [200] * 5 + [429]
+    finally:
+        await bulk.close()
+        await small.close()
         await srv.runner.cleanup()
 
 

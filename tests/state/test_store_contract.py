@@ -1081,3 +1081,40 @@ async def test_redis_acknowledged_write_survives_server_sigkill(
         assert after.seq > event.seq
     finally:
         await store.close()
+
+
+# --- issue 17: calendar payloads ------------------------------------------------------
+
+
+async def test_calendar_fields_round_trip(store: Store) -> None:
+    """Unknown event fields (Google's attendees, Cronofy's location), a series' rule and
+    its per-occurrence overrides, and a tenant's own rate limit are stored exactly, and
+    a re-sent event replaces them through the compare-and-set."""
+    tenant = Tenant(
+        id=uid("tn"), name="Bulk", created_at=1.0, rate_limit_per_minute=6000, rate_limit_burst=9
+    )
+    await store.create_tenant(tenant)
+    assert await store.get_tenant(tenant.id) == tenant
+    event = {
+        "id": "g1",
+        "start": {"dateTime": "2030-03-19T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2030-03-19T10:15:00+01:00", "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=7", "EXDATE;TZID=Europe/Berlin:20300409T100000"],
+        "attendees": [{"email": "a@example.com", "displayName": "Ada", "responseStatus": "ok"}],
+        "location": {"description": "Board room"},
+        "sequence": 3,
+    }
+    overrides = {
+        "2030-04-16T08:00:00Z": {"start": 1902657600.0, "end": 1902658500.5, "cancelled": False}
+    }
+    link = make_link(tenant.id, event_id="g1", event=event, overrides=overrides)
+    stored, created = await store.create_link(link, f"event\x00\x00g1\x00{tenant.id}", None)
+    assert created and stored == link
+    assert await store.get_link(link.id) == link
+    more = {**overrides, "2030-04-23T08:00:00Z": {"start": 1.0, "end": 1.0, "cancelled": True}}
+    moved = dataclasses.replace(link, event={**event, "sequence": 4}, overrides=more)
+    await store.update_link(moved, link.version)
+    got = await store.get_link(link.id)
+    assert got == dataclasses.replace(moved, version=link.version + 1)
+    (found,) = await store.find_links(tenant.id, event_id="g1")
+    assert found.overrides == more and found.event["attendees"] == event["attendees"]
