@@ -618,6 +618,8 @@ class SignallingConfig(_Validated):
     max_queued_sdp: int = 16
     publish_burst: int = 5
     publishes_per_minute: float = 12.0
+    join_burst_per_address: int = 30
+    joins_per_minute_per_address: float = 60.0
 
     def _validate(self) -> None:
         self._range(
@@ -637,6 +639,16 @@ class SignallingConfig(_Validated):
         self._range("max_queued_sdp", self.max_queued_sdp, 0, 100000, ">= 0")
         self._range("publish_burst", self.publish_burst, 1, 1000, "between 1 and 1000")
         self._range("publishes_per_minute", self.publishes_per_minute, 0.1, 6000, "0.1..6000")
+        self._range(
+            "join_burst_per_address", self.join_burst_per_address, 0, 100000, ">= 0 (0: off)"
+        )
+        self._range(
+            "joins_per_minute_per_address",
+            self.joins_per_minute_per_address,
+            0.1,
+            600000,
+            "0.1..600000",
+        )
         if not self.join_timeout_seconds > 0:
             raise _error(
                 self._key("join_timeout_seconds"),

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["AddressLimit", "Busy", "MessageLimiter", "TokenBucket", "WorkGate"]
+__all__ = ["AddressLimit", "AddressRate", "Busy", "MessageLimiter", "TokenBucket", "WorkGate"]
 
 
 @dataclass
@@ -80,6 +80,38 @@ class AddressLimit:
             self.open[address] = count
         else:
             self.open.pop(address, None)
+
+
+class AddressRate:
+    """A token bucket per client address (e.g. joins per address); ``burst`` 0: off.
+    Buckets that have refilled are forgotten, so the table stays small."""
+
+    def __init__(self, rate: float, burst: int, max_addresses: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_addresses = max_addresses
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def take(self, address: str, now: float) -> float:
+        """0.0 when allowed, else the seconds until the next event would be."""
+        if not self.burst:
+            return 0.0
+        bucket = self.buckets.get(address)
+        if bucket is None:
+            if len(self.buckets) >= self.max_addresses:
+                self._forget_full(now)
+            bucket = self.buckets[address] = TokenBucket(self.rate, self.burst)
+        if bucket.take(now):
+            return 0.0
+        return max(bucket.retry_after(), 0.001)
+
+    def _forget_full(self, now: float) -> None:
+        for address, bucket in list(self.buckets.items()):
+            stamp = bucket.stamp if bucket.stamp is not None else now
+            if bucket.tokens + (now - stamp) * self.rate >= bucket.burst:
+                del self.buckets[address]
+        while len(self.buckets) >= self.max_addresses:  # all busy: drop the oldest
+            self.buckets.pop(next(iter(self.buckets)))
 
 
 class Busy(Exception):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config
-from ..limits import WorkGate
+from ..limits import AddressRate, WorkGate
 from ..lobby.identity import Bar, Identity
 from ..lobby.keys import issue_key, new_client_id
 from ..lobby.lobby import LOBBY_LIST_MAX, Lobby
@@ -334,6 +334,10 @@ class RoomManager:
         )
         #: Client SDP applied at once on this node (publish offers, subscribe answers).
         self.sdp_work = WorkGate(sig.max_concurrent_sdp, sig.max_queued_sdp)
+        #: joins per client address (each costs a participant and a peer connection)
+        self.join_rate = AddressRate(
+            sig.joins_per_minute_per_address / 60.0, sig.join_burst_per_address
+        )
         self.ice_servers: list[dict[str, Any]] = [
             {"urls": list(s.urls), "username": s.username, "credential": s.credential}
             for s in config.rtc.ice_servers

@@ -145,6 +145,13 @@ class SignallingSession:
                 raise m.ProtocolError(m.ErrorCode.ALREADY_JOINED, "join: already waiting")
             if self.participant is not None and not self.participant.closed:
                 raise m.ProtocolError(m.ErrorCode.ALREADY_JOINED, "join: already in a room")
+            wait = self.manager.join_rate.take(self.peer, time.monotonic())
+            if wait:
+                raise Refused(
+                    m.ErrorCode.RATE_LIMITED,
+                    f"join: too many joins from your address; retry in {wait:.1f}s",
+                    retry_after=round(wait, 1),
+                )
             started = time.perf_counter()
             if msg.link is not None:
                 joined = await self._join_link(msg)

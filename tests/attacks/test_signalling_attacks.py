@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from server_helpers import join_room
+from server_helpers import join_room, room_token
 
 from mediaserver.client.sdk import MeetingClient
 from mediaserver.config import load_config
@@ -117,6 +117,32 @@ async def test_too_many_sockets_from_one_address_are_refused(tmp_path: Path):
         finally:
             for c in conns:
                 await c.close()
+
+
+async def test_joining_in_a_loop_is_rate_limited_per_address(tmp_path: Path):
+    """Each join costs the node a participant and a peer connection: one address that
+    joins and leaves in a loop is refused after the burst; another address is not."""
+    toml = "[signalling]\njoin_burst_per_address = 3\njoins_per_minute_per_address = 1.0\n"
+    async with server_process(tmp_path, toml) as server:
+        codes = []
+        for i in range(5):
+            conn = await RawConn.open(server.ws_url)
+            try:
+                token = room_token("loop", f"j{i}")
+                await conn.send({"type": "join", "room": "loop", "token": token, "id": i})
+                reply = await conn.recv_type("joined", "error")
+                codes.append(reply.get("code", reply["type"]))
+                if reply["type"] == "error":
+                    assert reply["retry_after"] > 0 and reply["ref"] == i, reply
+            finally:
+                await conn.close()
+        assert codes == ["joined"] * 3 + ["rate_limited"] * 2, codes
+        other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=other) as s, s.ws_connect(server.ws_url) as ws:
+            await ws.send_json({"type": "hello", "version": 1})
+            await ws.send_json({"type": "join", "room": "loop", "token": room_token("loop", "o")})
+            replies = [await ws.receive_json(timeout=10) for _ in range(2)]
+            assert [r["type"] for r in replies] == ["welcome", "joined"], replies
 
 
 async def test_publish_churn_is_rate_limited_and_others_keep_their_media(tmp_path: Path):

@@ -7,7 +7,14 @@ import asyncio
 
 import pytest
 
-from mediaserver.limits import AddressLimit, Busy, MessageLimiter, TokenBucket, WorkGate
+from mediaserver.limits import (
+    AddressLimit,
+    AddressRate,
+    Busy,
+    MessageLimiter,
+    TokenBucket,
+    WorkGate,
+)
 from mediaserver.logthrottle import LogThrottle
 from mediaserver.sfu.sdp_limits import SdpError, SdpLimits, check_sdp_bounds
 
@@ -25,6 +32,18 @@ def test_message_limiter_limits_then_closes_and_recovers() -> None:
     assert [lim.check(0.0) for _ in range(4)] == ["ok", "ok", "limited", "limited"]
     assert lim.check(1.0) == "ok"  # an accepted message resets the strike count
     assert [lim.check(1.0) for _ in range(3)] == ["limited", "limited", "close"]
+
+
+def test_join_rate_per_address() -> None:
+    rate = AddressRate(rate=1.0, burst=2, max_addresses=3)
+    assert rate.take("a", 0.0) == 0.0 and rate.take("a", 0.0) == 0.0
+    assert rate.take("a", 0.0) == pytest.approx(1.0)  # empty: a token in 1 s
+    assert rate.take("b", 0.0) == 0.0  # other addresses have their own bucket
+    assert rate.take("a", 1.0) == 0.0  # refilled
+    rate.take("c", 1.0)
+    rate.take("d", 10.0)  # the table is full: refilled buckets are forgotten first
+    assert len(rate.buckets) <= 3 and "d" in rate.buckets
+    assert AddressRate(rate=1.0, burst=0).take("a", 0.0) == 0.0  # 0: off
 
 
 def test_address_limit() -> None:
