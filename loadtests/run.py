@@ -104,32 +104,8 @@ class OurServer:
         self.ns = ns
         self.workdir = workdir
         self.config = workdir / "mediaserver.toml"
-        self.config.write_text(
-            f"""
-[server]
-host = "{ns.server_ip}"
-port = {PORT}
-[rtc]
-ice_addresses = ["{ns.server_ip}"]
-[rooms]
-max_participants = 200
-max_publications_per_participant = 4
-adhoc = true
-[state]
-backend = "sqlite"
-data_dir = "{workdir / "data"}"
-[signalling]
-# every bot (and, in `abuse`, every attacker) has the same source address here; the
-# per-address cap is covered by tests/attacks, the bench exercises the other limits
-max_connections_per_address = 0
-[logging]
-level = "warning"
-[linkapi]
-rate_limit_per_minute = 1000000
-# the bots read this file and mint their room tokens with this key (loadtests/bots.py)
-token_secret = "{secrets.token_urlsafe(32)}"
-"""
-        )
+        self.token_secret = secrets.token_urlsafe(32)
+        self.write_config(abuse=False)
         out = subprocess.run(
             [
                 sys.executable,
@@ -149,6 +125,38 @@ token_secret = "{secrets.token_urlsafe(32)}"
         self.api_key = out.stdout.strip().splitlines()[-1]
         self.url = f"ws://{ns.server_ip}:{PORT}/ws"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, *, abuse: bool) -> None:
+        """The server's config; ``abuse``: the join rate per address at its default
+        (the capacity scenarios join all their bots from one address at once)."""
+        ns, workdir = self.ns, self.workdir
+        self.config.write_text(
+            f"""
+[server]
+host = "{ns.server_ip}"
+port = {PORT}
+[rtc]
+ice_addresses = ["{ns.server_ip}"]
+[rooms]
+max_participants = 200
+max_publications_per_participant = 4
+adhoc = true
+[state]
+backend = "sqlite"
+data_dir = "{workdir / "data"}"
+[signalling]
+# every bot (and, in `abuse`, every attacker) has the same source address here; the
+# per-address caps are covered by tests/attacks, the bench exercises the other limits
+max_connections_per_address = 0
+{"" if abuse else "join_burst_per_address = 0  # capacity scenarios: all bots join at once"}
+[logging]
+level = "warning"
+[linkapi]
+rate_limit_per_minute = 1000000
+# the bots read this file and mint their room tokens with this key (loadtests/bots.py)
+token_secret = "{self.token_secret}"
+"""
+        )
 
     def start(self) -> int:
         log = (self.workdir / "mediaserver.log").open("ab")
@@ -284,6 +292,10 @@ def main() -> int:
                 for scenario, sizes in plan.items():
                     if scenario in OURS_ONLY and server.name == "janus":
                         continue
+                    if scenario == "abuse" and isinstance(server, OurServer):
+                        server.stop()  # restart with the default join rate per address
+                        server.write_config(abuse=True)
+                        pid = server.start()
                     for size in sizes:
                         runs: list[dict[str, Any]] = []
                         media = scenario in ("fanout", "fullroom")
