@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from aioice import turn
 from media import COLOURS, ColourTrack, ToneTrack, receive_frames
-from server_helpers import make_config, start_server
+from server_helpers import join_room, make_config, start_server
 from test_udp_port import free_udp_port
 from turn_server import TurnServer, running_turn
 
@@ -58,7 +58,7 @@ async def test_relay_only_client_exchanges_media_through_coturn(coturn, clients,
         clients += [relayed, direct]
         for i, c in enumerate((relayed, direct)):
             await c.connect()
-            joined = await c.join("turned")
+            joined = await join_room(c, "turned")
             (server,) = joined["ice_servers"]
             expiry, _, participant = server["username"].partition(":")
             assert participant == c.participant_id and int(expiry) > time.time() + 3000

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiortc import sdp as aiortc_sdp
 from media import COLOURS, ColourTrack, ToneTrack, receive_frames
+from server_helpers import TOKEN_SECRET, free_port, join_room, wait_healthy
 from test_durability import _start
 from test_media import check_everyone_sees_everyone, join_and_publish
-from test_server_process import _wait_healthy, free_port
 
 from mediaserver.client.sdk import MeetingClient
 from mediaserver.sfu.peer import configure_ice_addresses
@@ -112,6 +112,10 @@ udp_port = {udp_port}
 backend = "memory"
 [logging]
 format = "json"
+[rooms]
+adhoc = true
+[linkapi]
+token_secret = "{TOKEN_SECRET}"
 """
     )
     return config
@@ -130,12 +134,12 @@ async def _meeting_process(
         c = MeetingClient(f"ws://127.0.0.1:{http_port}/ws", name=name, ice_addresses=[client_ice])
         clients.append(c)
         await c.connect()
-        await c.join(room)
+        await join_room(c, room)
         await c.publish(tracks)
         return c
 
     try:
-        await _wait_healthy(f"http://127.0.0.1:{http_port}", proc)
+        await wait_healthy(f"http://127.0.0.1:{http_port}", proc)
         yield proc, add
     finally:
         for c in clients:
