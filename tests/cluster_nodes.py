@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from media import closest_colour, mean_colour, receive_frames
 from redis_server import RedisServer
-from server_helpers import ADHOC_ENV
+from server_helpers import ADHOC_ENV, MANY_CLIENTS_ENV
 
 from mediaserver.client.sdk import MeetingClient
 
@@ -78,6 +78,7 @@ allow_private_webhook_urls = true
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
         env |= ADHOC_ENV  # room joins with room tokens signed by the tests' key
+        env |= MANY_CLIENTS_ENV  # e.g. 50 concurrent first joins from 127.0.0.1
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*CLI, "serve", "--config", str(self.config)],

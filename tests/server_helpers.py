@@ -27,6 +27,9 @@ from mediaserver.config import Config, load_config
 TOKEN_SECRET = "test-token-secret-0123456789abcdefghij"
 #: For servers started as processes: ad-hoc rooms on, signed with TOKEN_SECRET.
 ADHOC_ENV = {"MEDIASERVER_ROOMS_ADHOC": "true", "MEDIASERVER_LINKAPI_TOKEN_SECRET": TOKEN_SECRET}
+#: For server processes whose tests join many clients from 127.0.0.1 at once (the join
+#: rate per address is tested with its own config in tests/attacks).
+MANY_CLIENTS_ENV = {"MEDIASERVER_SIGNALLING_JOIN_BURST_PER_ADDRESS": "0"}
 
 
 def room_token(room: str, name: str, *, role: str = "member", ttl: float = 600.0) -> str:
@@ -79,6 +82,9 @@ def make_config(**rooms: Any) -> Config:
         rtc=dataclasses.replace(config.rtc, ice_addresses=("127.0.0.1",)),
         rooms=dataclasses.replace(config.rooms, **{"adhoc": True, **rooms}),
         state=dataclasses.replace(config.state, backend="memory"),
+        # every test client has the address 127.0.0.1: the join rate per address is
+        # tested with its own config (tests/attacks/test_signalling_attacks.py)
+        signalling=dataclasses.replace(config.signalling, join_burst_per_address=0),
         linkapi=dataclasses.replace(
             config.linkapi,
             token_secret=TOKEN_SECRET,

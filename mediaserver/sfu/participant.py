@@ -149,7 +149,10 @@ class Participant:
         except Exception:
             if not self.publications:  # a failed first offer leaves nothing behind
                 publisher, self.publisher = self.publisher, None
-                await publisher.close()
+                # aiortc may fail to close a half-negotiated connection (a transceiver
+                # without transport): the refusal of the offer is what the client needs
+                with contextlib.suppress(Exception):
+                    await publisher.close()
             raise
         known = {p.track.mid: p for p in self.publications.values()}
         added: list[Publication] = []

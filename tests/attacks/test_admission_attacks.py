@@ -51,9 +51,10 @@ data_dir = "{workdir / "data"}"
 [linkapi]
 allow_private_webhook_urls = true
 [signalling]
-# the revoke race opens 100 guest sockets from 127.0.0.1 (the per-address cap is
+# the revoke race opens 100 guest sockets from 127.0.0.1 (the per-address caps are
 # tested in test_signalling_attacks.py)
 max_connections_per_address = 0
+join_burst_per_address = 0
 """
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}

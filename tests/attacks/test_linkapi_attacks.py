@@ -471,7 +471,7 @@ def test_schemathesis_every_operation_no_5xx_and_conforming_responses(strict: Se
     body conform to the document. A few examples per operation keep it under a minute."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, Phase, given, settings
-    from schemathesis.specs.openapi.checks import positive_data_acceptance
+    from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
     # Not checked: that every schema-valid request succeeds. Rules the schema cannot
     # express (end after start, 31 days, profile rules) answer 422, as documented.
@@ -495,9 +495,13 @@ def test_schemathesis_every_operation_no_5xx_and_conforming_responses(strict: Se
                 suppress_health_check=list(HealthCheck),
             )
             def run(case: Any) -> None:
-                case.call_and_validate(
-                    base_url=strict.url, headers=headers, excluded_checks=excluded, timeout=10
-                )
+                response = case.call(base_url=strict.url, headers=headers, timeout=10)
+                skip = list(excluded)
+                if response.status_code == 413:
+                    # an invalid body refused for its size (documented 413) is refused
+                    # too, though 413 is not among the checker's rejection statuses
+                    skip.append(negative_data_rejection)
+                case.validate_response(response, excluded_checks=skip, headers=headers)
 
             try:
                 run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -192,3 +193,22 @@ def test_fuzzed_messages_never_break_a_session(world: dict[str, Any], data: st.D
         await conn.session.close()
 
     loop.run_until_complete(asyncio.wait_for(run(), 20))
+
+
+def test_offer_with_a_lost_m_line_is_invalid_sdp(world: dict[str, Any]):
+    """Found by the fuzz above: an offer whose first m= line is gone (its attributes left
+    in the session part) failed in aiortc, and closing the half-made connection raised
+    too, which turned the refusal into internal_error."""
+    offer = re.sub(r"m=audio [^\r\n]*\r\n", "", world["offer"])
+
+    async def run() -> None:
+        conn = Conn(world["manager"])
+        await conn.frame({"type": "hello", "version": 1})
+        await conn.frame({"type": "join", "room": "fuzz", "token": room_token("fuzz", "lost")})
+        await conn.frame({"type": "publish", "sdp": offer, "id": "p"})
+        (reply,) = [x for x in conn.out if x.get("ref") == "p"]
+        assert reply["type"] == "error" and reply["code"] == m.ErrorCode.INVALID_SDP, reply
+        assert await conn.pinged() and await world["victim"].pinged()
+        await conn.session.close()
+
+    world["loop"].run_until_complete(asyncio.wait_for(run(), 20))
