@@ -337,11 +337,16 @@ async def scenario_abuse(args: argparse.Namespace) -> dict[str, Any]:
         "--ice-address",
         args.ice_address,
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(0.5)  # the attack is under way
     during = await window(seconds)
-    out, _ = await asyncio.wait_for(attacker.communicate(), 60)
-    report = json.loads(out.decode().strip().splitlines()[-1])
+    out, err = await asyncio.wait_for(attacker.communicate(), 60)
+    lines = out.decode().strip().splitlines()
+    if attacker.returncode != 0 or not lines:
+        tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-15:])
+        raise RuntimeError(f"the attacking process failed ({attacker.returncode}):\n{tail}")
+    report = json.loads(lines[-1])
     await asyncio.sleep(1.0)
     after = await window(2.0)
     rss_after = rss_bytes(args.server_pid)

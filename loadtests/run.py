@@ -269,6 +269,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=None)
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="comma-separated scenarios to run (e.g. abuse); default all"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("make bench needs root (it creates a network namespace)", file=sys.stderr)
@@ -277,6 +280,13 @@ def main() -> int:
         print("janus missing: apt-get install janus (make bench installs it)", file=sys.stderr)
         return 2
     plan = QUICK if args.quick else FULL
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - set(plan)
+        if unknown:
+            print(f"unknown scenarios: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        plan = {k: v for k, v in plan.items() if k in wanted}
     repeats = args.repeats or (1 if args.quick else 3)
     window = args.window or (2.0 if args.quick else 4.0)
     from .netns import BenchNetns
