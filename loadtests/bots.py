@@ -96,6 +96,7 @@ class OurParticipant(Participant):
             def hook(pc: RTCPeerConnection) -> None:
                 if self.counter is None:
                     self.counter = RtpCounter(pc)
+                self.counter.pc = pc  # the server may replace the subscriber connection
                 self.counter.hook()
 
             self.client.subscriber_hook = hook
