@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -13,20 +12,12 @@ from pathlib import Path
 import aiohttp
 from media import closest_colour, mean_colour, receive_frames
 from redis_server import RedisServer
-from server_helpers import ADHOC_ENV, MANY_CLIENTS_ENV
+from server_helpers import ADHOC_ENV, MANY_CLIENTS_ENV, clean_env, free_port, spawn_server
 
 from mediaserver.client.sdk import MeetingClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "mediaserver"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Node:
@@ -76,17 +67,9 @@ allow_private_webhook_urls = true
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
-        env |= ADHOC_ENV  # room joins with room tokens signed by the tests' key
-        env |= MANY_CLIENTS_ENV  # e.g. 50 concurrent first joins from 127.0.0.1
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*CLI, "serve", "--config", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-                cwd=ROOT,
-            )
+        # room joins with room tokens signed by the tests' key; many clients from
+        # 127.0.0.1 (e.g. 50 concurrent first joins)
+        self.proc = spawn_server(self.config, self.log, clean_env(ADHOC_ENV, MANY_CLIENTS_ENV))
 
     async def ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

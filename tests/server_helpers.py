@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
 import subprocess
 import sys
@@ -40,6 +41,32 @@ def room_token(room: str, name: str, *, role: str = "member", ttl: float = 600.0
 async def join_room(client: MeetingClient, room: str, *, role: str = "member") -> dict[str, Any]:
     """``client`` joins the ad-hoc ``room`` with a token in its own name."""
     return await client.join(room, room_token(room, client.name, role=role))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(*extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without MEDIASERVER_* variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+    for e in extra:
+        env |= e
+    return env
+
+
+def spawn_server(
+    config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`mediaserver serve --config CONFIG` as a process, its stderr appended to ``log``,
+    in ``env`` (default: :func:`clean_env`)."""
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mediaserver", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=clean_env() if env is None else env,
+            cwd=ROOT,
+        )
 
 
 def free_port() -> int:

@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,19 +30,13 @@ import aiohttp
 from aiortc import RTCPeerConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `python -m`
-from server_helpers import ADHOC_ENV, join_room, room_token
+from server_helpers import ADHOC_ENV, clean_env, free_port, join_room, room_token, spawn_server
 
 from loadtests.rtp import RtpPump
 from mediaserver.client.sdk import MeetingClient
 from mediaserver.sfu.peer import IdleTrack
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -84,24 +76,18 @@ async def server_process(
         config.write_text(
             f'[rtc]\nice_addresses = ["127.0.0.1"]\n[state]\nbackend = "memory"\n{toml}\n'
         )
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
-    full_env.update(
-        **ADHOC_ENV,  # room joins with room tokens (tests/server_helpers.py)
-        MEDIASERVER_SERVER_PORT=str(port),
-        MEDIASERVER_STATE_DATA_DIR=str(tmp / "data"),
-        MEDIASERVER_LOGGING_FORMAT="json",
-        **(env or {}),
+    full_env = clean_env(
+        ADHOC_ENV,  # room joins with room tokens (tests/server_helpers.py)
+        {
+            "MEDIASERVER_SERVER_PORT": str(port),
+            "MEDIASERVER_STATE_DATA_DIR": str(tmp / "data"),
+            "MEDIASERVER_LOGGING_FORMAT": "json",
+        },
+        env or {},
     )
     full_env = {k: v.replace("{metrics_port}", str(metrics_port)) for k, v in full_env.items()}
     log = tmp / f"server-{port}.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaserver", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=full_env,
-            cwd=str(REPO),
-        )
+    proc = spawn_server(config, log, full_env)
     server = ServerProcess(proc, port, log, metrics_port)
     try:
         deadline = time.monotonic() + 30

@@ -9,7 +9,6 @@ its precise code and must not create a room (the /healthz room count stays the s
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,11 @@ import aiohttp
 import pytest
 from server_helpers import (
     ADHOC_ENV,
+    clean_env,
     event,
     free_port,
     room_token,
+    spawn_server,
     stop_process,
     wait_healthy,
 )
@@ -49,16 +50,8 @@ class ServerProcess:
             f"[rooms]\nempty_timeout_seconds = 300.0\n"  # rooms made here stay countable
             f'[state]\ndata_dir = "{workdir / "data"}"\n'
         )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
-        self.env.update(env)
-        self.log = (workdir / "server.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            env=self.env,
-            cwd=ROOT,
-        )
+        self.env = clean_env(env)
+        self.proc = spawn_server(self.config, workdir / "server.log", self.env)
         asyncio.run(wait_healthy(self.http, self.proc))
 
     def cli(self, *args: str) -> str:
@@ -87,7 +80,6 @@ class ServerProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

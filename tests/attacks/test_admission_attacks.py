@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,10 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from server_helpers import cli_tenant_key, event, free_port, slug_of, stop_process
+from server_helpers import (
+    clean_env,
+    cli_tenant_key,
+    event,
+    free_port,
+    slug_of,
+    spawn_server,
+    stop_process,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Proc:
@@ -57,21 +62,14 @@ max_connections_per_address = 0
 join_burst_per_address = 0
 """
         )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+        self.env = clean_env()
         self.proc: subprocess.Popen[bytes] | None = None
         self.key = ""
         self.links = 0
 
     async def start(self) -> None:
         self.key = cli_tenant_key(self.config, self.env)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mediaserver", "serve", "--config", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=self.env,
-                cwd=ROOT,
-            )
+        self.proc = spawn_server(self.config, self.log, self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-2000:]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from api_client import ApiClient
-from server_helpers import event
+from server_helpers import clean_env, event, free_port, spawn_server
 
 from mediaserver.state import create_store
 from mediaserver.state.models import WebhookEndpoint
@@ -31,12 +29,6 @@ pytestmark = pytest.mark.integration
 # --- a real server process ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 _MEDIASERVER = [sys.executable, "-m", "mediaserver"]
 
 
@@ -45,7 +37,7 @@ class ServerProcess:
 
     def __init__(self, root: Path, *, allow_private: bool) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = root / "data" / "mediaserver.db"
         self.config = root / "config.toml"
@@ -68,15 +60,9 @@ webhook_timeout_seconds = 2.0
 allow_private_webhook_urls = {"true" if allow_private else "false"}
 """
         )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
+        self.env = clean_env()
         self.log = root / "server.log"
-        with self.log.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*_MEDIASERVER, "serve", "--config", str(self.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                env=self.env,
-            )
+        self.proc = spawn_server(self.config, self.log, self.env)
         deadline = time.monotonic() + 30
         while True:
             assert self.proc.poll() is None, self.log.read_text()[-2000:]
@@ -132,7 +118,7 @@ class Receiver:
     """Counts every request that reaches 127.0.0.1:<port>."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.hits: list[str] = []
         self.runner: web.AppRunner | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -11,20 +10,9 @@ from pathlib import Path
 
 import pytest
 from api_client import ApiClient
-from server_helpers import event, free_port, wait_healthy
+from server_helpers import event, free_port, spawn_server, wait_healthy
 
 pytestmark = pytest.mark.integration
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASERVER_")}
-    with log.open("ab") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mediaserver", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-        )
 
 
 async def test_links_survive_sigkill(tmp_path: Path):
@@ -46,7 +34,7 @@ async def test_links_survive_sigkill(tmp_path: Path):
     assert key.startswith("msk_")
 
     log = tmp_path / "server.log"
-    proc = _start(config, log)
+    proc = spawn_server(config, log)
     url = f"http://127.0.0.1:{port}"
     api = ApiClient(url, key)
     minted: dict[str, str] = {}
@@ -60,7 +48,7 @@ async def test_links_survive_sigkill(tmp_path: Path):
         proc.send_signal(signal.SIGKILL)
         await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
 
-        proc = _start(config, log)
+        proc = spawn_server(config, log)
         await wait_healthy(url, proc)
         for link_id, join_url in minted.items():
             status, link, _ = await api.get(f"/v1/links/{link_id}")

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from aiortc import sdp as aiortc_sdp
 from media import COLOURS, ColourTrack, ToneTrack, receive_frames
-from server_helpers import TOKEN_SECRET, free_port, join_room, wait_healthy
-from test_durability import _start
+from server_helpers import TOKEN_SECRET, free_port, join_room, spawn_server, wait_healthy
 from test_media import check_everyone_sees_everyone, join_and_publish
 
 from mediaserver.client.sdk import MeetingClient
@@ -127,7 +126,9 @@ async def _meeting_process(
 ) -> AsyncIterator[tuple[subprocess.Popen[bytes], Callable[..., Awaitable[MeetingClient]]]]:
     """A `mediaserver serve` process; ``add(name, room, tracks)`` joins a publishing client."""
     http_port = free_port()
-    proc = _start(_write_config(tmp_path, http_port, udp_port, **config), tmp_path / "server.log")
+    proc = spawn_server(
+        _write_config(tmp_path, http_port, udp_port, **config), tmp_path / "server.log"
+    )
     clients: list[MeetingClient] = []
 
     async def add(name: str, room: str, tracks: list[Any]) -> MeetingClient:
@@ -176,7 +177,7 @@ async def test_a_second_process_refuses_a_taken_port(tmp_path: Path):
     holder.bind(("127.0.0.1", udp_port))
     try:
         log = tmp_path / "second.log"
-        proc = _start(_write_config(tmp_path, free_port(), udp_port), log)
+        proc = spawn_server(_write_config(tmp_path, free_port(), udp_port), log)
         code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
     finally:
         holder.close()
