@@ -251,6 +251,19 @@ def test_announced_address_rewrites_host_candidates():
     assert "203.0.113.7 41000 typ host" in apply_announced_address(sdp, "203.0.113.7")
 
 
+async def _reports_seen(clients: list) -> bool:
+    for c in clients:
+        for sender in c.publisher.getSenders():
+            stats = await sender.getStats()
+            if not any(s.type == "remote-inbound-rtp" for s in stats.values()):
+                return False
+        for receiver in c.subscriber.getReceivers():
+            stats = await receiver.getStats()
+            if not any(s.type == "remote-outbound-rtp" for s in stats.values()):
+                return False
+    return True
+
+
 async def test_rtcp_reports_and_remb(server, clients):
     """Receiver reports reach publishers, sender reports with real NTP time reach
     subscribers, and subscribers' bandwidth estimates reach publishers as REMB."""
@@ -258,7 +271,12 @@ async def test_rtcp_reports_and_remb(server, clients):
 
     await join_and_publish(server, clients, 2)
     await check_everyone_sees_everyone(clients)
-    await asyncio.sleep(2.5)  # reports are sent every ~1 s
+    # reports are sent every ~1 s; under load the first ones can take longer: wait
+    # (bounded) until every sender and receiver has seen one, then check their content
+    for _ in range(150):
+        if await _reports_seen(clients):
+            break
+        await asyncio.sleep(0.1)
     for c in clients:
         for sender in c.publisher.getSenders():
             stats = await sender.getStats()
