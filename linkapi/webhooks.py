@@ -45,6 +45,7 @@ __all__ = [
     "forbidden_address",
     "sign",
     "verify_signature",
+    "webhook_url_problem",
 ]
 
 SIGNATURE_HEADER = "Mediaserver-Signature"
@@ -178,6 +179,14 @@ async def check_webhook_url_resolves(url: str) -> str | None:
     except (OSError, TimeoutError):
         return None
     return None
+
+
+async def webhook_url_problem(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be registered (both checks above), or None."""
+    problem = check_webhook_url(url, allow_private)
+    if problem is None and not allow_private:
+        problem = await check_webhook_url_resolves(url)
+    return problem
 
 
 class ForbiddenAddress(OSError):
