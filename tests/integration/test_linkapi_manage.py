@@ -201,7 +201,7 @@ async def test_webhook_patch_disable_enable_and_ping(api_server):
 
 # --- 7. API keys with an admin scope ---------------------------------------------------------
 @pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
-async def test_api_keys_created_listed_revoked_by_admin_keys(api_server):
+async def test_api_keys_created_listed_revoked_by_admin_keys(api_server, capsys, caplog):
     srv, api = api_server
     store = srv.app[STORE]
     # the CLI-made key is an admin key
@@ -248,3 +248,7 @@ async def test_api_keys_created_listed_revoked_by_admin_keys(api_server):
     assert status == 422 and problem["errors"][0]["field"] == "scopes.0"
     status, problem, _ = await api.post("/v1/api-keys", {"scopes": []}, key=admin["key"])
     assert status == 422
+    # no secret in what the server logged (its log goes to stdout, aiohttp's to logging)
+    logged = capsys.readouterr()
+    for secret in (k["key"].split("_", 2)[2] for k in (made, admin)):
+        assert secret not in logged.out + logged.err + caplog.text
