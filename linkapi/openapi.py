@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .eventtime import EVENT_TIME_MESSAGE, TZID_PATTERN, is_event_time_string
 from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
+from .openapi_manage import extend as extend_manage
 
 __all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
 
@@ -659,6 +660,8 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+extend_manage(OPENAPI)  # listing, invites, webhook changes, API keys (issue 17)
 
 _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)

@@ -23,6 +23,7 @@ SERVICE = web.AppKey("linkapi_service", LinkService)
 LIMITER = web.AppKey("linkapi_limiter", RateLimiter)
 MAX_BODY = web.AppKey("linkapi_max_body", int)
 TENANT = web.RequestKey("linkapi_tenant", Tenant)
+KEY_ID = web.RequestKey("linkapi_key_id", str)  # the API key of the request
 PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,7 +40,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     service = request.app[SERVICE]
-    tenant, _key_id = await service.authenticate(request.headers.get("Authorization"))
+    tenant, key_id = await service.authenticate(request.headers.get("Authorization"))
     # one bucket per tenant, shared by its keys; a tenant may have its own numbers
     decision = request.app[LIMITER].check(
         tenant.id, per_minute=tenant.rate_limit_per_minute, burst=tenant.rate_limit_burst
@@ -55,6 +56,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             headers={"Retry-After": str(decision.retry_after), **limit_headers},
         )
     request[TENANT] = tenant
+    request[KEY_ID] = key_id
     try:
         _check_parameters(request)
         response = await handler(request)
@@ -148,17 +150,6 @@ async def create_link(request: web.Request) -> web.Response:
     body = await _body(request, "LinkCreate")
     link, created = await service.create_event_link(_tenant(request), body, idem)
     return _json(service.link_json(link), 201 if created else 200)
-
-
-async def list_links(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    links = await service.find_links(
-        _tenant(request),
-        event_id=_query_id(request, "event_id"),
-        calendar_id=_query_id(request, "calendar_id"),
-        limit=_limit(request),
-    )
-    return _json({"links": [service.link_json(ln) for ln in links]})
 
 
 async def get_link(request: web.Request) -> web.Response:
@@ -317,6 +308,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 def setup_linkapi(app: web.Application, service: LinkService) -> web.Application:
     """Mount the API at /v1 on ``app``; returns the sub-application."""
+    from . import manage_routes  # (imports this module)
+
     cfg = service.config.linkapi
     v1 = web.Application(middlewares=[problem_middleware, auth_middleware])
     v1[SERVICE] = service
@@ -325,7 +318,7 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r = v1.router
     r.add_get("/openapi.json", openapi)
     r.add_post("/links", create_link)
-    r.add_get("/links", list_links)
+    r.add_get("/links", manage_routes.list_links)  # cursor, updated_since (issue 17)
     r.add_get("/links/{link_id}", get_link)
     r.add_patch("/links/{link_id}", patch_link)
     r.add_delete("/links/{link_id}", delete_link)
@@ -340,5 +333,6 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r.add_get("/webhooks/deliveries", list_deliveries)
     # not "deliveries": a 405 there must not advertise this route's DELETE
     r.add_delete("/webhooks/{webhook_id:(?!deliveries$)[^{}/]+}", delete_webhook)
+    manage_routes.add_manage_routes(r)  # invites, webhook changes, API keys (issue 17)
     app.add_subapp("/v1", v1)
     return v1

@@ -596,12 +596,10 @@ class LinkService(JsonViews):
     async def add_webhook(
         self, tenant: Tenant, body: dict[str, Any]
     ) -> tuple[WebhookEndpoint, str]:
-        from .webhooks import check_webhook_url, check_webhook_url_resolves
+        from .webhooks import webhook_url_problem
 
         allow_private = self.config.linkapi.allow_private_webhook_urls
-        problem = check_webhook_url(body["url"], allow_private)
-        if problem is None and not allow_private:
-            problem = await check_webhook_url_resolves(body["url"])
+        problem = await webhook_url_problem(body["url"], allow_private)
         if problem:
             raise _invalid("url", problem)
         secret = body.get("secret") or f"whsec_{secrets.token_urlsafe(32)}"

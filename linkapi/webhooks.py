@@ -45,6 +45,7 @@ __all__ = [
     "forbidden_address",
     "sign",
     "verify_signature",
+    "webhook_url_problem",
 ]
 
 SIGNATURE_HEADER = "Mediaserver-Signature"
@@ -180,6 +181,14 @@ async def check_webhook_url_resolves(url: str) -> str | None:
     return None
 
 
+async def webhook_url_problem(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be registered (both checks above), or None."""
+    problem = check_webhook_url(url, allow_private)
+    if problem is None and not allow_private:
+        problem = await check_webhook_url_resolves(url)
+    return problem
+
+
 class ForbiddenAddress(OSError):
     """A webhook host resolved to (or is) an address that must not be contacted."""
 
@@ -240,6 +249,7 @@ class WebhookDispatcher:
         self.should_run: Callable[[], Awaitable[bool]] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.failed_attempts = 0
@@ -262,6 +272,7 @@ class WebhookDispatcher:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        self._stopping = True  # no further pass, even if a cancellation got lost
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -270,7 +281,7 @@ class WebhookDispatcher:
             await self._session.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             # clear before the pass: wake-ups during it (a delivery moved a queue on,
             # a new event) start the next pass at once
             self._wake.clear()
@@ -281,8 +292,11 @@ class WebhookDispatcher:
                 raise
             except Exception:
                 self.log.exception("webhook dispatch failed")
+            # not asyncio.wait_for: in 3.11 it swallows a cancellation that arrives as
+            # the wake-up does (CPython gh-86296), and stop() then waited forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Deliver every event due now (heads of their queues), concurrently; a failure

@@ -138,7 +138,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                     print(f"{tenant.id}\t{tenant.name}\t{active} active key(s)")
                     for k in keys:
                         state = "revoked" if k.revoked_at else "active"
-                        print(f"  key {k.id}\t{state}")
+                        print(f"  key {k.id}\t{state}\t{','.join(k.scopes)}")
             return 0
 
     return asyncio.run(run())

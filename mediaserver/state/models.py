@@ -41,7 +41,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
-_TUPLE_FIELDS = frozenset({"events"})
+_TUPLE_FIELDS = frozenset({"events", "scopes"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ class ApiKey:
     secret_hash: str  # hex sha256 of the secret part
     created_at: float
     revoked_at: float | None = None
+    # "admin" (everything, API keys too) or "links" (everything but API keys); a key
+    # stored before scopes existed (CLI-made) reads as an admin key
+    scopes: tuple[str, ...] = ("admin",)
+    name: str | None = None
 
 
 @dataclass(frozen=True)

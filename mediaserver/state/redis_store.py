@@ -42,7 +42,7 @@ import json
 import math
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -50,6 +50,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
+from . import redis_manage
 from .models import (
     ApiKey,
     DeliveryAttempt,
@@ -96,6 +97,8 @@ KEY_TENANT_PENDING = "{p}outbox_pending:{tenant_id}"  # zset: undelivered event 
 KEY_ATTEMPTS = "{p}attempts:{outbox_id}"  # list: JSON of DeliveryAttempt, oldest first
 KEY_REPORT = "{p}report:{id}"  # string: JSON of a meeting report (the dict as given)
 KEY_LINK_REPORTS = "{p}reports:{link_id}"  # zset: report id, score finished_at
+KEY_TENANT_LINK_UPDATES = "{p}link_updates:{tenant_id}"  # zset: link id, score updated_at
+KEY_LINK_UPDATES_BUILT = "{p}link_updates_built"  # string: set once the zsets above were built
 
 _KEYS = {name: value for name, value in globals().items() if name.startswith("KEY_")}
 
@@ -236,6 +239,7 @@ if val(a.natural_key) then
   redis.call('HSET', KEY_NATURAL_KEYS(a.tenant_id), a.natural_key, a.id)
 end
 for _, k in ipairs(link_indexes(a)) do redis.call('ZADD', k, a.score, a.id) end
+redis.call('ZADD', KEY_TENANT_LINK_UPDATES(a.tenant_id), a.updated, a.id)
 outbox_write(items, 5)
 return {'created'}
 """
@@ -263,6 +267,7 @@ redis.call('HDEL', KEY_SLUGS(), od.slug, od.host_slug)
 redis.call('HSET', KEY_SLUGS(), a.slug, a.id, a.host_slug, a.id)
 for _, k in ipairs(link_indexes(od)) do redis.call('ZREM', k, a.id) end
 for _, k in ipairs(link_indexes(a)) do redis.call('ZADD', k, a.score, a.id) end
+redis.call('ZADD', KEY_TENANT_LINK_UPDATES(a.tenant_id), a.updated, a.id)
 redis.call('SET', KEY_LINK(a.id), ARGV[3])
 outbox_write(items, 5)
 return {'ok'}
@@ -340,6 +345,11 @@ def _load(cls: type[T], data: str) -> T:
     return from_dict(cls, json.loads(data))
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a SCAN ``MATCH`` pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def _score(value: float) -> str:
     """A zset score exactly as Python has it (``repr`` round-trips a float)."""
     return repr(float(value))
@@ -369,7 +379,7 @@ def _outbox_args(events: Sequence[OutboxEvent]) -> list[str]:
 
 
 #: Scripts that write records: with a replica, acknowledged only once it has them.
-_WRITE_SCRIPTS = frozenset({"insert", "create_link", "update_link", "enqueue"})
+_WRITE_SCRIPTS = frozenset({"insert", "create_link", "update_link", "enqueue", "revoke_key"})
 #: How long a write waits for a replica's acknowledgement (then: unavailable, 503).
 REPLICA_WAIT_MS = 2000
 REPLICA_CHECK_SECONDS = 5.0
@@ -408,8 +418,20 @@ class RedisStore:
                 ("by_slug", _LUA_BY_SLUG),
                 ("enqueue", _LUA_ENQUEUE),
                 ("due", _LUA_DUE),
+                ("list_links_page", redis_manage.LUA_LIST_LINKS_PAGE),
+                ("revoke_key", redis_manage.LUA_REVOKE_KEY),
             )
         }
+        try:
+            await redis_manage.build_link_update_index(
+                client,
+                link_pattern=_glob_escape(self._key(KEY_LINK, id="")) + "*",
+                index_key=lambda tenant_id: self._key(KEY_TENANT_LINK_UPDATES, tenant_id=tenant_id),
+                marker=self._key(KEY_LINK_UPDATES_BUILT),
+            )
+        except BaseException:
+            await client.aclose()
+            raise
         self._client = client
 
     async def close(self) -> None:
@@ -576,6 +598,7 @@ class RedisStore:
             "calendar_id": link.calendar_id,
             "user_id": link.user_id,
             "score": _score(link.created_at),
+            "updated": _score(link.updated_at),
         }
 
     async def create_link(
@@ -821,3 +844,62 @@ class RedisStore:
             limit=limit,
         )
         return [json.loads(row) for row in rows]
+
+    # --- management calls (issue 17; the Lua is in redis_manage.py) -----------------
+    async def list_links_page(
+        self,
+        tenant_id: str,
+        *,
+        updated_since: float | None = None,
+        after: tuple[float, str] | None = None,
+        event_id: str | None = None,
+        calendar_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Link]:
+        if limit <= 0:
+            return []
+        args = {
+            "tenant_id": tenant_id,
+            "event_id": event_id,
+            "calendar_id": calendar_id,
+            "since": None if updated_since is None else _score(updated_since),
+            "after_score": None if after is None else _score(after[0]),
+            "after_id": None if after is None else after[1],
+            "limit": limit,
+            "candidates_max": redis_manage.CANDIDATES_MAX,
+        }
+        rows = await self._script("list_links_page", json.dumps(args))
+        return [_load(Link, row) for row in rows]
+
+    async def revoke_guest_invite(self, invite_id: str, at: float) -> bool:
+        token = await self._r.hget(self._key(KEY_INVITE_IDS), invite_id)
+        if token is None:
+            return False
+        return await self._set_once(
+            self._key(KEY_INVITE, token=str(token)), GuestInvite, "revoked_at", at
+        )
+
+    async def update_webhook_endpoint(
+        self, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None:
+        if {"id", "tenant_id"} & set(changes):
+            raise ValueError("a webhook endpoint's id and tenant_id cannot change")
+        return await redis_manage.replace_record(
+            self._r, self._key(KEY_WEBHOOK, id=endpoint_id), WebhookEndpoint, changes
+        )
+
+    async def revoke_api_key_keeping_admin(self, key_id: str, at: float) -> str:
+        key = self._key(KEY_API_KEY, id=key_id)
+        while True:
+            raw = await self._r.get(key)
+            if raw is None:
+                return "missing"
+            record = _load(ApiKey, str(raw))
+            if record.revoked_at is not None:
+                return "already"
+            revoked = _dumps(dataclasses.replace(record, revoked_at=at))
+            result = str(
+                await self._script("revoke_key", key_id, str(raw), revoked, record.tenant_id)
+            )
+            if result != "changed":
+                return result

@@ -17,11 +17,12 @@ import asyncio
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import sqlite_manage
 from .models import (
     ApiKey,
     DeliveryAttempt,
@@ -140,6 +141,8 @@ _MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX meeting_reports_by_link ON meeting_reports (link_id, finished_at)",
     ],
+    # 2 -> 3: links.updated_at, indexed (the listing's updated_since)
+    sqlite_manage.MIGRATION_LINKS_UPDATED_AT,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -381,8 +384,8 @@ class SqliteStore:
                 raise ConflictError("slug and host_slug must differ")
             conn.execute(
                 "INSERT INTO links (id, tenant_id, slug, host_slug, natural_key,"
-                " idempotency_key, event_id, calendar_id, user_id, created_at, version, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " idempotency_key, event_id, calendar_id, user_id, created_at, version, data,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     link.id,
                     link.tenant_id,
@@ -396,6 +399,7 @@ class SqliteStore:
                     link.created_at,
                     link.version,
                     _dumps(link),
+                    link.updated_at,
                 ),
             )
             conn.executemany(
@@ -469,7 +473,7 @@ class SqliteStore:
             )
             conn.execute(
                 "UPDATE links SET slug = ?, host_slug = ?, event_id = ?, calendar_id = ?,"
-                " user_id = ?, created_at = ?, version = ?, data = ? WHERE id = ?",
+                " user_id = ?, created_at = ?, version = ?, data = ?, updated_at = ? WHERE id = ?",
                 (
                     stored.slug,
                     stored.host_slug,
@@ -479,6 +483,7 @@ class SqliteStore:
                     stored.created_at,
                     stored.version,
                     _dumps(stored),
+                    stored.updated_at,
                     stored.id,
                 ),
             )
@@ -660,3 +665,41 @@ class SqliteStore:
             return [json.loads(row[0]) for row in rows]
 
         return await self._call(run)
+
+    # --- management calls (issue 17; the SQL is in sqlite_manage.py) ----------------
+    async def list_links_page(
+        self,
+        tenant_id: str,
+        *,
+        updated_since: float | None = None,
+        after: tuple[float, str] | None = None,
+        event_id: str | None = None,
+        calendar_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Link]:
+        return await self._call(
+            lambda conn: sqlite_manage.list_links_page(
+                conn,
+                tenant_id,
+                updated_since=updated_since,
+                after=after,
+                event_id=event_id,
+                calendar_id=calendar_id,
+                limit=limit,
+            )
+        )
+
+    async def revoke_guest_invite(self, invite_id: str, at: float) -> bool:
+        return await self._tx(lambda conn: sqlite_manage.revoke_guest_invite(conn, invite_id, at))
+
+    async def update_webhook_endpoint(
+        self, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None:
+        return await self._tx(
+            lambda conn: sqlite_manage.update_webhook_endpoint(conn, endpoint_id, changes)
+        )
+
+    async def revoke_api_key_keeping_admin(self, key_id: str, at: float) -> str:
+        return await self._tx(
+            lambda conn: sqlite_manage.revoke_api_key_keeping_admin(conn, key_id, at)
+        )

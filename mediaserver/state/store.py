@@ -7,7 +7,7 @@ Every method is atomic on its own. A method that returns has made its write dura
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .models import (
@@ -155,4 +155,40 @@ class Store(Protocol):
 
     async def list_meeting_reports(self, link_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The link's reports, newest ``finished_at`` first (the dicts as stored)."""
+        ...
+
+    # --- management calls (issue 17: listing, invites, webhooks, API keys) ---------
+    async def list_links_page(
+        self,
+        tenant_id: str,
+        *,
+        updated_since: float | None = None,
+        after: tuple[float, str] | None = None,
+        event_id: str | None = None,
+        calendar_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Link]:
+        """A tenant's links newest first by ``(created_at, id)`` (as ``find_links``),
+        only those strictly past ``after`` in that order (older, or as old with a
+        smaller id), and only those with ``updated_at >= updated_since`` (revoked links
+        too). An update never moves a link to another position, so paging with the
+        last link's ``(created_at, id)`` as ``after`` sees every link that existed at
+        the first page exactly once."""
+        ...
+
+    async def revoke_guest_invite(self, invite_id: str, at: float) -> bool:
+        """False if there is no such invite (revoking twice keeps the first time)."""
+        ...
+
+    async def update_webhook_endpoint(
+        self, endpoint_id: str, changes: Mapping[str, Any]
+    ) -> WebhookEndpoint | None:
+        """Replace the given fields of the endpoint in one atomic step (``id`` and
+        ``tenant_id`` cannot change); the stored endpoint, or None if there is none."""
+        ...
+
+    async def revoke_api_key_keeping_admin(self, key_id: str, at: float) -> str:
+        """Revoke the key unless it is its tenant's last active admin key, checked and
+        written in one atomic step: ``"revoked"``, ``"already"`` (first time kept),
+        ``"missing"`` or ``"last-admin"`` (nothing written)."""
         ...

@@ -84,6 +84,7 @@ async def test_links_survive_sigkill(tmp_path: Path):
             check=True,
         ).stdout
         assert "Acme" in listing and "revoked" in listing and key not in listing
+        assert "\tadmin" in listing  # CLI-made keys are admin keys (docs/linkapi.md §2)
     finally:
         await api.close()
         if proc.poll() is None:

@@ -950,16 +950,37 @@ async def test_sqlite_migrates_a_version_1_database(
         link = make_link()
         tenant = Tenant(id="tn_a", name="A", created_at=1.0)
         await old.create_tenant(tenant)
-        await old.create_link(link, "nk-old", None)
         (event,) = await old.enqueue_events([make_event()])
         await old.close()
+    # the link as version-1 code wrote it (no updated_at column yet)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO links (id, tenant_id, slug, host_slug, natural_key, idempotency_key,"
+            " event_id, calendar_id, user_id, created_at, version, data)"
+            " VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?)",
+            (
+                link.id,
+                link.tenant_id,
+                link.slug,
+                link.host_slug,
+                "nk-old",
+                link.created_at,
+                link.version,
+                sqlite_module._dumps(link),
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO slugs (slug, link_id) VALUES (?, ?)",
+            [(link.slug, link.id), (link.host_slug, link.id)],
+        )
+    conn.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "meeting_reports" not in tables
     conn.close()
 
-    assert sqlite_module.SCHEMA_VERSION == 2
+    assert sqlite_module.SCHEMA_VERSION == 3
     store = SqliteStore(path)
     await store.open()
     try:
@@ -968,6 +989,10 @@ async def test_sqlite_migrates_a_version_1_database(
         assert await store.get_link_by_slug(link.host_slug) == link
         assert await store.create_link(make_link(), "nk-old", None) == (link, False)
         assert await store.list_outbox("tn_a") == [event]
+        # 2 -> 3: the updated_at column was filled from the stored records
+        since = link.updated_at
+        assert await store.list_links_page("tn_a", updated_since=since) == [link]
+        assert await store.list_links_page("tn_a", updated_since=since + 0.5) == []
         await store.add_meeting_report("rep_1", link.id, "tn_a", 2.5, make_report())
         await store.add_meeting_report("rep_2", link.id, "tn_a", 3.5, {"n": 2})
         assert await store.list_meeting_reports(link.id) == [{"n": 2}, make_report()]
@@ -976,9 +1001,9 @@ async def test_sqlite_migrates_a_version_1_database(
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert "meeting_reports_by_link" in indexes
+        assert {"meeting_reports_by_link", "links_by_tenant_updated"} <= indexes
     conn.close()
 
     # Reopening an up-to-date database migrates nothing and keeps the reports.
