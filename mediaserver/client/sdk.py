@@ -451,14 +451,14 @@ class MeetingClient:
         return [t for t in self.remote_tracks.values() if not t.ended.is_set()]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-        async def _wait() -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the inner wait finishes (CPython gh-86296), and this loop would go on
+        async with asyncio.timeout(timeout), self._changed:
             # messages notify the condition; track ends (RTCP BYE) do not: poll as well
-            async with self._changed:
-                while not predicate():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), 0.1)
-
-        await asyncio.wait_for(_wait(), timeout)
+            while not predicate():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.1):
+                        await self._changed.wait()
 
     async def wait_for_tracks(self, count: int, timeout: float = 15.0) -> list[RemoteTrack]:
         await self.wait_for(lambda: len(self.live_tracks()) >= count, timeout)
