@@ -1,0 +1,541 @@
+"""Member accounts and the OAuth 2.0 authorization server against a real server
+process: the flow, and every refusal of issue 16 as an HTTP test (RFC 6749, 7636, 7009,
+8414, 6750 rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from accounts_server import (
+    PASSWORD,
+    AccountsServer,
+    Member,
+    basic,
+    hidden_fields,
+    pkce,
+    query_of,
+    token_request,
+)
+from accounts_server import (
+    auth_params as base_auth_params,
+)
+from server_helpers import event
+
+pytestmark = pytest.mark.integration
+
+REDIRECT = "http://127.0.0.1:9/callback"
+OTHER_REDIRECT = "http://127.0.0.1:9/other"
+_emails = iter(range(1000))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccountsServer]:
+    srv = AccountsServer(tmp_path_factory.mktemp("accounts"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def tenant(server: AccountsServer) -> tuple[str, str]:
+    return server.tenant("Acme")
+
+
+@pytest.fixture(scope="module")
+def client(server: AccountsServer) -> tuple[str, str]:
+    return server.client("Bookly", REDIRECT, OTHER_REDIRECT)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_member(server: AccountsServer, tenant: tuple[str, str]) -> Member:
+    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
+    r = await member.sign_in()
+    assert r.status == 303
+    return member
+
+
+def auth_params(
+    client: tuple[str, str], challenge: str, scope: str = "meetings:write meetings:read"
+) -> dict[str, str]:
+    return base_auth_params(client[0], REDIRECT, challenge, scope)
+
+
+async def connect(
+    server: AccountsServer,
+    member: Member,
+    client: tuple[str, str],
+    scope: str = "meetings:write meetings:read",
+) -> tuple[str, dict[str, Any]]:
+    """Consent and exchange: (code, token response)."""
+    verifier, challenge = pkce()
+    r = await member.consent(auth_params(client, challenge, scope))
+    assert r.status == 303
+    q = query_of(r.headers["Location"])
+    assert q["state"] == "st-123"
+    status, tokens = await token_request(
+        server,
+        client,
+        grant_type="authorization_code",
+        code=q["code"],
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert status == 200, tokens
+    return q["code"], tokens
+
+
+async def api(
+    server: AccountsServer, method: str, path: str, token: str, body: Any = None
+) -> tuple[int, Any, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, server.url + path, json=body, headers=bearer(token)) as r,
+    ):
+        text = await r.text()
+        return r.status, (json.loads(text) if text else None), r.headers
+
+
+async def test_flow_mint_refresh_me(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, tokens = await connect(server, member, client)
+    assert tokens["token_type"] == "Bearer" and tokens["scope"] == "meetings:write meetings:read"
+    status, link, _ = await api(
+        server, "POST", "/v1/links", tokens["access_token"], {"event": event("bk-1")}
+    )
+    assert status == 201, link
+    status, me, _ = await api(server, "GET", "/v1/me", tokens["access_token"])
+    assert status == 200, me
+    assert me["user"]["email"] == member.email
+    assert me["connection"]["client_name"] == "Bookly"
+    assert me["personal_room"]["kind"] == "personal"
+    assert me["personal_room"]["user_id"] == me["user"]["id"]
+    # the member's own link, by id
+    status, got, _ = await api(server, "GET", f"/v1/links/{link['id']}", tokens["access_token"])
+    assert status == 200 and got["id"] == link["id"]
+    # rotation: a new refresh token each time, the old access token stays valid until expiry
+    status, fresh = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 200, fresh
+    assert fresh["refresh_token"] != tokens["refresh_token"]
+    status, _, _ = await api(
+        server, "POST", "/v1/links", fresh["access_token"], {"event": event("bk-2")}
+    )
+    assert status == 201
+    await member.close()
+
+
+async def test_refresh_token_used_twice_revokes_the_grant(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, tokens = await connect(server, member, client)
+    status, fresh = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 200
+    status, again = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 400 and again["error"] == "invalid_grant", again
+    # the whole connection is gone: the rotated tokens too
+    status, problem, headers = await api(server, "GET", "/v1/me", fresh["access_token"])
+    assert status == 401, problem
+    assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+    status, body = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=fresh["refresh_token"]
+    )
+    assert status == 400 and body["error"] == "invalid_grant"
+    await member.close()
+
+
+async def test_wrong_pkce_verifier_is_invalid_grant(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _verifier, challenge = pkce()
+    r = await member.consent(auth_params(client, challenge))
+    code = query_of(r.headers["Location"])["code"]
+    other, _ = pkce()
+    status, body = await token_request(
+        server,
+        client,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=other,
+    )
+    assert status == 400 and body["error"] == "invalid_grant", body
+    assert "code_verifier" in body["error_description"]
+    # no verifier at all: PKCE is required
+    status, body = await token_request(
+        server, client, grant_type="authorization_code", code=code, redirect_uri=REDIRECT
+    )
+    assert status == 400 and body["error"] == "invalid_request", body
+    await member.close()
+
+
+async def test_pkce_s256_is_required_at_authorization(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    verifier, challenge = pkce()
+    for change in (
+        {"code_challenge": None},
+        {"code_challenge_method": "plain", "code_challenge": verifier},
+        {"code_challenge_method": None},
+    ):
+        params = {k: v for k, v in {**auth_params(client, challenge), **change}.items() if v}
+        r = await member.authorize(params)
+        assert r.status == 303, change
+        q = query_of(r.headers["Location"])
+        assert r.headers["Location"].startswith(REDIRECT)
+        assert q["error"] == "invalid_request" and q["state"] == "st-123", q
+    await member.close()
+
+
+async def test_redirect_uri_mismatch(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    verifier, challenge = pkce()
+    # not registered (even a prefix or a changed query): a page, never a redirect there
+    for uri in (
+        "http://127.0.0.1:9/callback/x",
+        "http://127.0.0.1:9/callback?a=1",
+        "https://evil.example/callback",
+    ):
+        r = await member.authorize({**auth_params(client, challenge), "redirect_uri": uri})
+        assert r.status == 400 and "Location" not in r.headers, uri
+    # the token request must repeat the authorization request's redirect_uri
+    r = await member.consent(auth_params(client, challenge))
+    code = query_of(r.headers["Location"])["code"]
+    status, body = await token_request(
+        server,
+        client,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=OTHER_REDIRECT,
+        code_verifier=verifier,
+    )
+    assert status == 400 and body["error"] == "invalid_grant", body
+    assert "redirect_uri" in body["error_description"]
+    await member.close()
+
+
+async def test_code_reused_revokes_the_tokens_issued_from_it(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    verifier, challenge = pkce()
+    r = await member.consent(auth_params(client, challenge))
+    code = query_of(r.headers["Location"])["code"]
+    fields = dict(
+        grant_type="authorization_code", code=code, redirect_uri=REDIRECT, code_verifier=verifier
+    )
+    status, tokens = await token_request(server, client, **fields)
+    assert status == 200
+    assert (await api(server, "GET", "/v1/me", tokens["access_token"]))[0] == 200
+    status, body = await token_request(server, client, **fields)
+    assert status == 400 and body["error"] == "invalid_grant", body
+    assert (await api(server, "GET", "/v1/me", tokens["access_token"]))[0] == 401
+    status, body = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 400 and body["error"] == "invalid_grant"
+    await member.close()
+
+
+async def test_a_scope_not_granted(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, tokens = await connect(server, member, client, scope="meetings:read")
+    assert tokens["scope"] == "meetings:read"
+    status, problem, headers = await api(
+        server, "POST", "/v1/links", tokens["access_token"], {"event": event("no")}
+    )
+    assert status == 403, problem
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert 'scope="meetings:write"' in headers["WWW-Authenticate"]
+    # a refresh cannot widen the grant
+    status, body = await token_request(
+        server,
+        client,
+        grant_type="refresh_token",
+        refresh_token=tokens["refresh_token"],
+        scope="meetings:write",
+    )
+    assert status == 400 and body["error"] == "invalid_scope", body
+    # an unknown scope at authorization
+    _, challenge = pkce()
+    r = await member.authorize(auth_params(client, challenge, "meetings:write admin"))
+    assert query_of(r.headers["Location"])["error"] == "invalid_scope"
+    # tenant-key operations are not for member tokens
+    for method, path in (("GET", "/v1/links"), ("POST", "/v1/webhooks"), ("GET", "/v1/users")):
+        status, _, headers = await api(server, method, path, tokens["access_token"], {})
+        assert status == 403, (method, path)
+    await member.close()
+
+
+async def test_another_tenants_link(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, tokens = await connect(server, member, client)
+    _, other_key = server.tenant("Globex")
+    status, foreign, _ = await api(server, "POST", "/v1/links", other_key, {"event": event("g")})
+    assert status == 201
+    status, _, _ = await api(server, "GET", f"/v1/links/{foreign['id']}", tokens["access_token"])
+    assert status == 404
+    # the tenant's own links minted with its key are not the member's either
+    status, own, _ = await api(server, "POST", "/v1/links", tenant[1], {"event": event("t")})
+    status, _, _ = await api(server, "GET", f"/v1/links/{own['id']}", tokens["access_token"])
+    assert status == 404
+    # signed in, another tenant's link is opened as a guest (no token is minted)
+    slug = foreign["join_url"].split("/j/")[1]
+    async with member.http.get(f"{server.url}/j/{slug}", allow_redirects=False) as r:
+        assert r.status == 200
+    slug = own["join_url"].split("/j/")[1]
+    async with member.http.get(f"{server.url}/j/{slug}", allow_redirects=False) as r:
+        assert r.status == 303 and "token=" in r.headers["Location"]
+    await member.close()
+
+
+async def test_consent_without_the_csrf_token(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, challenge = pkce()
+    r = await member.consent(auth_params(client, challenge), csrf=False)
+    assert r.status == 403 and "Location" not in r.headers
+    # a wrong one is no better
+    async with member.http.get(
+        server.url + "/oauth/authorize", params=auth_params(client, challenge)
+    ) as page:
+        fields = hidden_fields(await page.text())
+    async with member.http.post(
+        server.url + "/oauth/authorize",
+        data={**fields, "csrf": "x" * len(fields["csrf"]), "decision": "allow"},
+        allow_redirects=False,
+    ) as r:
+        assert r.status == 403 and "Location" not in r.headers
+    await member.close()
+
+
+async def test_access_denied_when_the_member_refuses(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    _, challenge = pkce()
+    r = await member.consent(auth_params(client, challenge), decision="deny")
+    assert r.status == 303
+    assert r.headers["Location"].startswith(REDIRECT + "?")
+    q = query_of(r.headers["Location"])
+    assert q["error"] == "access_denied" and q["state"] == "st-123" and "code" not in q
+    await member.close()
+
+
+async def test_not_signed_in_goes_to_sign_in_and_back(server, tenant, client) -> None:
+    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
+    _, challenge = pkce()
+    r = await member.authorize(auth_params(client, challenge))
+    assert r.status == 303 and r.headers["Location"].startswith("/signin?next=")
+    async with member.http.get(server.url + r.headers["Location"]) as page:
+        fields = hidden_fields(await page.text())
+    assert fields["next"].startswith("/oauth/authorize?")
+    async with member.http.post(
+        server.url + "/signin",
+        data={**fields, "email": member.email, "password": PASSWORD},
+        allow_redirects=False,
+    ) as r:
+        assert r.status == 303 and r.headers["Location"] == fields["next"]
+    await member.close()
+
+
+async def test_revocation_rfc7009_ends_the_grant_and_tells_the_tenant(
+    server, tenant, client
+) -> None:
+    received: list[dict[str, Any]] = []
+    got = asyncio.Event()
+
+    async def hook(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        body = await request.json()
+        received.append(body)
+        if body["type"] == "connection.revoked":
+            got.set()
+        return aiohttp.web.Response(text="ok")
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/hook", hook)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    tenant_id, key = server.tenant("Initech")
+    status, _, _ = await api(
+        server,
+        "POST",
+        "/v1/webhooks",
+        key,
+        {"url": f"http://127.0.0.1:{port}/hook", "events": ["connection.revoked"]},
+    )
+    assert status == 201
+    member = await new_member(server, (tenant_id, key))
+    _, tokens = await connect(server, member, client)
+    status, link, _ = await api(
+        server, "POST", "/v1/links", tokens["access_token"], {"event": event("rv")}
+    )
+    assert status == 201
+    # unknown tokens are fine (§2.2); another client's revocation does nothing
+    other = server.client("Other", REDIRECT)
+    async with aiohttp.ClientSession() as http:
+        for who, token in ((client, "msr_unknown"), (other, tokens["refresh_token"])):
+            async with http.post(
+                server.url + "/oauth/revoke", data={"token": token}, headers=basic(*who)
+            ) as r:
+                assert r.status == 200
+        assert (await api(server, "GET", "/v1/me", tokens["access_token"]))[0] == 200
+        async with http.post(
+            server.url + "/oauth/revoke",
+            data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+            headers=basic(*client),
+        ) as r:
+            assert r.status == 200
+        # a wrong client secret is invalid_client
+        async with http.post(
+            server.url + "/oauth/revoke", data={"token": "x"}, headers=basic(client[0], "wrong")
+        ) as r:
+            assert r.status == 401 and (await r.json())["error"] == "invalid_client"
+    status, _, _headers = await api(
+        server, "POST", "/v1/links", tokens["access_token"], {"event": event("rv2")}
+    )
+    assert status == 401
+    # the link minted before is still there and active
+    status, still, _ = await api(server, "GET", f"/v1/links/{link['id']}", key)
+    assert status == 200 and still["status"] == "active"
+    await asyncio.wait_for(got.wait(), 30)
+    revoked = [b for b in received if b["type"] == "connection.revoked"]
+    assert len(revoked) == 1
+    assert revoked[0]["data"]["connection"]["reason"] == "revoked_by_client"
+    assert revoked[0]["data"]["connection"]["client_name"] == "Bookly"
+    await member.close()
+    await runner.cleanup()
+
+
+async def test_metadata_rfc8414(server) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.url + "/.well-known/oauth-authorization-server") as r,
+    ):
+        assert r.status == 200
+        meta = await r.json()
+    assert meta["issuer"] == server.url
+    assert meta["authorization_endpoint"] == server.url + "/oauth/authorize"
+    assert meta["token_endpoint"] == server.url + "/oauth/token"
+    assert meta["revocation_endpoint"] == server.url + "/oauth/revoke"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["response_types_supported"] == ["code"]
+    assert set(meta["scopes_supported"]) == {"meetings:write", "meetings:read"}
+
+
+async def test_token_endpoint_errors(server, tenant, client) -> None:
+    async with aiohttp.ClientSession() as http:
+        # no client authentication
+        async with http.post(
+            server.url + "/oauth/token", data={"grant_type": "authorization_code", "code": "x"}
+        ) as r:
+            assert r.status == 401 and (await r.json())["error"] == "invalid_client"
+        async with http.post(
+            server.url + "/oauth/token", data={"grant_type": "password"}, headers=basic(*client)
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"] == "unsupported_grant_type"
+        async with http.post(
+            server.url + "/oauth/token", json={"grant_type": "x"}, headers=basic(*client)
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"] == "invalid_request"
+
+
+async def test_users_api_and_key_kinds(server, tenant, client) -> None:
+    member, created = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
+    assert created["user"]["password_set"] is False
+    # the link is one-time
+    async with member.http.get(created["set_password_url"]) as r:
+        assert r.status == 404
+    status, problem, _ = await api(
+        server, "POST", "/v1/users", tenant[1], {"email": member.email.upper(), "name": "Twin"}
+    )
+    assert status == 409, problem
+    status, problem, _ = await api(
+        server, "POST", "/v1/users", tenant[1], {"email": "not-an-email", "name": "X"}
+    )
+    assert status == 422 and problem["errors"][0]["field"] == "email"
+    status, listing, _ = await api(server, "GET", "/v1/users", tenant[1])
+    assert member.email in [u["email"] for u in listing["users"]]
+    assert (await api(server, "GET", "/v1/me", tenant[1]))[0] == 403
+    await member.close()
+
+
+async def test_sessions_cookies_csp_and_sign_out(server, tenant) -> None:
+    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
+    r = await member.sign_in()
+    cookie = r.cookies["ms_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
+    value = cookie.value
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(server.url + "/signin") as page:
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        pre = page.cookies["ms_csrf"]
+        assert pre["httponly"] and pre["samesite"] == "Lax"
+    for path in ("/account", "/account/password"):
+        async with member.http.get(server.url + path, allow_redirects=False) as page:
+            csp = page.headers["Content-Security-Policy"]
+            assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
+            assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+            assert page.headers["X-Frame-Options"] == "DENY"
+    async with member.http.get(server.url + "/account") as page:
+        html = await page.text()
+    assert member.email in html and "/j/" in html
+    fields = hidden_fields(html.split('id="signout-form"')[1])
+    async with member.http.post(server.url + "/signout", data=fields, allow_redirects=False) as r:
+        assert r.status == 303
+    # the old cookie is dead on the server, not only deleted in the browser
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        http.cookie_jar.update_cookies({"ms_session": value})
+        async with http.get(server.url + "/account", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"].startswith("/signin")
+    await member.close()
+
+
+async def test_password_change(server, tenant) -> None:
+    member = await new_member(server, tenant)
+    async with member.http.get(server.url + "/account/password") as page:
+        fields = hidden_fields(await page.text())
+    new = "a brand new passphrase"
+    async with member.http.post(
+        server.url + "/account/password",
+        data={**fields, "current": "wrong one!!", "password": new, "confirm": new},
+    ) as r:
+        assert r.status == 422
+    async with member.http.post(
+        server.url + "/account/password",
+        data={"current": PASSWORD, "password": new, "confirm": new},
+        allow_redirects=False,
+    ) as r:
+        assert r.status == 403  # no CSRF token
+    async with member.http.post(
+        server.url + "/account/password",
+        data={**fields, "current": PASSWORD, "password": new, "confirm": new},
+        allow_redirects=False,
+    ) as r:
+        assert r.status == 303
+    assert (await member.sign_in(PASSWORD)).status == 401
+    assert (await member.sign_in(new)).status == 303
+    await member.close()
+
+
+async def test_secrets_are_stored_hashed(server, tenant, client) -> None:
+    member = await new_member(server, tenant)
+    code, tokens = await connect(server, member, client)
+    db = server.root / "data" / "mediaserver.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = [r[0] for r in conn.execute("SELECT data FROM accounts_members")]
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    hashes = [json.loads(r)["password_hash"] for r in rows]
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes if h)
+    for secret in (code, tokens["access_token"], tokens["refresh_token"], PASSWORD, client[1]):
+        assert secret not in dump
+    await member.close()
