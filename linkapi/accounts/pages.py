@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from html import escape
 
 __all__ = [
+    "SCOPE_TEXT",
     "AppRow",
     "account_page",
     "consent_page",
@@ -116,7 +117,7 @@ def account_page(
 ) -> str:
     rows = "".join(
         f"""<li class="connected-app" data-grant="{escape(a.grant_id)}">
-          <strong>{escape(a.client_name)}</strong> can {escape(a.scope)}
+          <strong>{escape(a.client_name)}</strong> may {escape(a.scope)}
           (connected {escape(a.connected_at)})
           <form method="post" action="/account/disconnect" class="inline">
             {_hidden("csrf", csrf)}{_hidden("grant", a.grant_id)}
@@ -144,14 +145,16 @@ def account_page(
     )
 
 
+SCOPE_TEXT = {
+    "meetings:write": "create meeting links for you",
+    "meetings:read": "see the meeting links it created for you",
+}
+
+
 def consent_page(
     csrf: str, client_name: str, scope: tuple[str, ...], fields: dict[str, str], member: str
 ) -> str:
-    what = {
-        "meetings:write": "create meeting links for you",
-        "meetings:read": "see the meeting links it created for you",
-    }
-    items = "".join(f"<li>{escape(what[s])}</li>" for s in scope)
+    items = "".join(f"<li>{escape(SCOPE_TEXT[s])}</li>" for s in scope)
     hidden = "".join(_hidden(k, v) for k, v in fields.items())
     return _page(
         "Connect your account",

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 from aiohttp import web
 
-from ..views import iso
 from .members import MemberError
 from .pages import (
+    SCOPE_TEXT,
     AppRow,
     account_page,
     message_page,
@@ -138,8 +139,8 @@ async def account_get(request: web.Request) -> web.Response:
                 AppRow(
                     grant.id,
                     client.name if client else grant.client_id,
-                    " and ".join(grant.scope),
-                    iso(grant.created_at) or "",
+                    " and ".join(SCOPE_TEXT.get(s, s) for s in grant.scope),
+                    time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(grant.created_at)),
                 )
             )
     html = account_page(

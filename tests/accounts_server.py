@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
-from server_helpers import ROOT, clean_env, free_port, spawn_server
+from server_helpers import ROOT, clean_env, free_port, spawn_server, stop_process
 
 MEDIASERVER = [sys.executable, "-m", "mediaserver"]
 PASSWORD = "correct horse battery staple"
@@ -102,12 +102,7 @@ allow_private_webhook_urls = true
         return client_id.group(1), (out.strip().splitlines()[-1] if not public else "")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
