@@ -127,9 +127,7 @@ class OAuthServer:
         await self.accounts.add_client(client)
         return client, secret
 
-    async def authenticate_client(
-        self, client_id: str | None, secret: str | None, *, basic: bool
-    ) -> OAuthClient:
+    async def authenticate_client(self, client_id: str | None, secret: str | None) -> OAuthClient:
         """§2.3: confidential clients by secret (Basic or body), public by id alone."""
         client = await self.accounts.get_client(client_id) if client_id else None
         ok = client is not None and (

@@ -47,7 +47,7 @@ def _token_json(data: dict[str, Any], status: int = 200, **headers: str) -> web.
     )
 
 
-def _oauth_error(exc: OAuthError, *, basic: bool = False) -> web.Response:
+def _oauth_error(exc: OAuthError) -> web.Response:
     headers = {"WWW-Authenticate": 'Basic realm="mediaserver"'} if exc.status == 401 else {}
     return _token_json(exc.body(), exc.status, **headers)
 
@@ -62,15 +62,15 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _single(params: Mapping[str, str], multi: Any) -> None:
+def _single(params: Any) -> None:
     """§3.1: parameters must not be included more than once."""
     for name in _AUTHORIZE_FIELDS:
-        if len(multi.getall(name, [])) > 1:
+        if len(params.getall(name, [])) > 1:
             raise OAuthError("invalid_request", f"{name} given more than once")
 
 
 async def _authorize_request(request: web.Request, params: Any) -> AuthorizeRequest:
-    _single(params, params)
+    _single(params)
     return await request.app[OAUTH].authorize_request(params)
 
 
@@ -136,8 +136,8 @@ async def authorize_post(request: web.Request) -> web.Response:
 
 def _client_credentials(
     request: web.Request, fields: Mapping[str, str]
-) -> tuple[str | None, str | None, bool]:
-    """(client_id, secret, via Basic) from HTTP Basic (§2.3.1, form-urlencoded parts)
+) -> tuple[str | None, str | None]:
+    """(client_id, secret) from HTTP Basic (§2.3.1, form-urlencoded parts)
     or the body; both at once is an error."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Basic "):
@@ -150,8 +150,8 @@ def _client_credentials(
         client_id, sep, secret = raw.partition(":")
         if not sep:
             raise OAuthError("invalid_client", "malformed Basic credentials", 401)
-        return unquote(client_id), unquote(secret), True
-    return fields.get("client_id"), fields.get("client_secret"), False
+        return unquote(client_id), unquote(secret)
+    return fields.get("client_id"), fields.get("client_secret")
 
 
 async def _token_form(request: web.Request) -> Mapping[str, str]:
@@ -170,13 +170,12 @@ async def _token_form(request: web.Request) -> Mapping[str, str]:
 
 async def token(request: web.Request) -> web.Response:
     oauth = request.app[OAUTH]
-    basic = False
     try:
         fields = await _token_form(request)
-        client_id, secret, basic = _client_credentials(request, fields)
+        client_id, secret = _client_credentials(request, fields)
         if fields.get("client_id") and client_id != fields.get("client_id"):
             raise OAuthError("invalid_request", "client_id differs from the authentication")
-        client = await oauth.authenticate_client(client_id, secret, basic=basic)
+        client = await oauth.authenticate_client(client_id, secret)
         grant_type = fields.get("grant_type")
         if grant_type == "authorization_code":
             result = await oauth.exchange_code(
@@ -194,7 +193,7 @@ async def token(request: web.Request) -> web.Response:
         else:
             raise OAuthError("unsupported_grant_type", "authorization_code or refresh_token")
     except OAuthError as exc:
-        return _oauth_error(exc, basic=basic)
+        return _oauth_error(exc)
     return _token_json(result)
 
 
@@ -202,8 +201,8 @@ async def revoke(request: web.Request) -> web.Response:
     oauth = request.app[OAUTH]
     try:
         fields = await _token_form(request)
-        client_id, secret, basic = _client_credentials(request, fields)
-        client = await oauth.authenticate_client(client_id, secret, basic=basic)
+        client_id, secret = _client_credentials(request, fields)
+        client = await oauth.authenticate_client(client_id, secret)
         value = fields.get("token")
         if not value:
             raise OAuthError("invalid_request", "token required")

@@ -70,9 +70,9 @@ def set_cookie(
     )
 
 
-def pre_csrf(request: web.Request, response: web.StreamResponse | None = None) -> str:
-    """The double-submit token for anonymous forms: the cookie's, or a new one (set on
-    ``response`` by the caller through ``set_pre_csrf``)."""
+def pre_csrf(request: web.Request) -> str:
+    """The double-submit token for anonymous forms: the cookie's, or a new one (the
+    caller sets it on its response with ``set_pre_csrf``)."""
     value = request.cookies.get(PRE_COOKIE, "")
     if 20 <= len(value) <= 64 and value.isascii():
         return value

@@ -539,3 +539,48 @@ async def test_secrets_are_stored_hashed(server, tenant, client) -> None:
     for secret in (code, tokens["access_token"], tokens["refresh_token"], PASSWORD, client[1]):
         assert secret not in dump
     await member.close()
+
+
+async def post_token(server: AccountsServer, headers: dict[str, str], **fields: str):
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.url + "/oauth/token", data=fields, headers=headers) as r,
+    ):
+        return r.status, await r.json()
+
+
+async def test_public_client_and_secret_in_the_body(server, tenant, client) -> None:
+    """§2.3.1: a secret in the body (client_secret_post) works, Basic and body together
+    do not; a public client sends only its client_id (PKCE protects its code)."""
+    public = server.client("Pocket", REDIRECT, public=True)
+    member = await new_member(server, tenant)
+    for who in (public, client):
+        verifier, challenge = pkce()
+        r = await member.consent(auth_params(who, challenge))
+        code = query_of(r.headers["Location"])["code"]
+        fields = dict(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=REDIRECT,
+            code_verifier=verifier,
+            client_id=who[0],
+        )
+        if who is client:
+            status, body = await post_token(
+                server, basic(*client), **fields, client_secret=client[1]
+            )
+            assert status == 400 and body["error"] == "invalid_request", body
+            fields["client_secret"] = client[1]
+        status, body = await post_token(server, {}, **fields)
+        assert status == 200, body
+    # a public client cannot present a secret it does not have
+    status, body = await post_token(
+        server,
+        {},
+        grant_type="refresh_token",
+        refresh_token="msr_x",
+        client_id=public[0],
+        client_secret="guess",
+    )
+    assert status == 401 and body["error"] == "invalid_client"
+    await member.close()
