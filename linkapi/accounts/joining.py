@@ -1,10 +1,10 @@
 """Signed-in joining: a member who opens a link of their own tenant joins straight in.
 
-The join page (``/j/{slug}``) opened with a live session cookie and no ``token`` or
-``invite`` is answered with a redirect to the same page with a join token minted for the
-member (role ``host`` for their own personal room and for links minted for them with
-their OAuth token, ``member`` otherwise). The page then joins with it as with any
-join token. Guests (no session, or a link of another tenant) are unchanged."""
+The join page (``/j/{slug}``, not a host URL) opened with a live session cookie and no
+``token`` or ``invite`` is answered with a redirect to the same page with a join token
+minted for the member (role ``host`` for their own personal room and for links minted
+for them with their OAuth token, ``member`` otherwise). The page then joins with it as
+with any join token. Guests (no session, or a link of another tenant) are unchanged."""
 
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ async def signed_in_join_middleware(request: web.Request, handler: Handler) -> w
     link = await members.links.store.get_link_by_slug(slug)
     if link is None or link.revoked_at is not None or link.profile != "default":
         return await handler(request)  # the page tells what is wrong
+    if secrets.compare_digest(slug.encode(), link.host_slug.encode()):
+        return await handler(request)  # the host URL makes its holder host already
     role = member_role(link, session.member)
     if role is None:
         return await handler(request)

@@ -5,6 +5,7 @@ process: the flow, and every refusal of issue 16 as an HTTP test (RFC 6749, 7636
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -293,6 +294,13 @@ async def test_another_tenants_link(server, tenant, client) -> None:
     slug = own["join_url"].split("/j/")[1]
     async with member.http.get(f"{server.url}/j/{slug}", allow_redirects=False) as r:
         assert r.status == 303 and "token=" in r.headers["Location"]
+        token = r.headers["Location"].split("token=")[1]
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["role"] == "member" and claims["name"] == "Mia Member"
+    # the host URL keeps making its holder host: no member token replaces it
+    host_slug = own["host_url"].split("/j/")[1]
+    async with member.http.get(f"{server.url}/j/{host_slug}", allow_redirects=False) as r:
+        assert r.status == 200
     await member.close()
 
 
