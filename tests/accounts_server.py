@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery staple"
 
 
 class AccountsServer:
-    def __init__(self, root: Path, **accounts: Any) -> None:
+    def __init__(self, root: Path, *, public_url: str = "", **accounts: Any) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -36,6 +36,7 @@ class AccountsServer:
             f"""
 [server]
 port = {self.port}
+public_url = "{public_url}"
 shutdown_grace_seconds = 2.0
 [rtc]
 ice_addresses = ["127.0.0.1"]
@@ -170,6 +171,7 @@ class Member:
         return member, created
 
     async def set_password(self, url: str, password: str) -> aiohttp.ClientResponse:
+        url = self.server.url + urlsplit(url).path  # also when public_url is elsewhere
         async with self.http.get(url) as r:
             assert r.status == 200, await r.text()
             fields = hidden_fields(await r.text())
