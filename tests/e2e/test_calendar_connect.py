@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+import shutil
 from html import escape
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +24,8 @@ from browser import ARTIFACTS, Browsers, shot
 from server_helpers import event
 
 pytestmark = [pytest.mark.e2e]
+
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 class CalendarProduct:
@@ -195,4 +200,7 @@ async def test_calendar_product_connects_mints_and_is_disconnected(netns, tmp_pa
     finally:
         await product.runner.cleanup()
         server.stop()
-    assert (ARTIFACTS / "oauth-consent.png").stat().st_size > 5_000
+    for name in ("oauth-consent", "account"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 5_000
+        if os.environ.get("UPDATE_DOC_IMAGES") == "1":  # docs/linkapi.md §17 shows them
+            shutil.copy(ARTIFACTS / f"{name}.png", DOC_IMAGES / f"{name}.png")
