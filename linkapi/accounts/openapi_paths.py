@@ -39,6 +39,8 @@ def add_account_paths(
         },
     }
     schemas["User"] = member
+    # links minted with a member's access token name the member (linkapi/views.py)
+    schemas["Link"]["properties"]["member_id"] = {"type": "string"}
     schemas["UserCreated"] = {
         "type": "object",
         "required": ["user", "set_password_url", "set_password_expires_at"],

@@ -118,6 +118,9 @@ async def test_flow_mint_refresh_me(server, tenant, client) -> None:
     assert me["connection"]["client_name"] == "Bookly"
     assert me["personal_room"]["kind"] == "personal"
     assert me["personal_room"]["user_id"] == me["user"]["id"]
+    assert link["member_id"] == me["user"]["id"]
+    status, seen_by_tenant, _ = await api(server, "GET", f"/v1/links/{link['id']}", tenant[1])
+    assert status == 200 and seen_by_tenant["member_id"] == me["user"]["id"]
     # the member's own link, by id
     status, got, _ = await api(server, "GET", f"/v1/links/{link['id']}", tokens["access_token"])
     assert status == 200 and got["id"] == link["id"]
