@@ -33,6 +33,11 @@ from .redis_store import RedisStore
 
 __all__ = ["RedisAccountStore"]
 
+#: Credentials are kept this long after they expire (reuse is recognised until then).
+KEEP_EXPIRED = 86400.0
+#: No credential lives longer than this (accounts.* limits: a year), plus KEEP_EXPIRED.
+MAX_AGE = 366 * 86400.0 + KEEP_EXPIRED
+
 T = TypeVar("T")
 
 
@@ -118,7 +123,11 @@ class RedisAccountStore:
             index=[(self._k("creds", credential.member_id), credential.created_at)],
         )
         # gone a day after it expires (a used code is kept that long to detect reuse)
-        await self._store._r.expireat(key, math.ceil(credential.expires_at + 86400))
+        await self._store._r.expireat(key, math.ceil(credential.expires_at + KEEP_EXPIRED))
+        # the member's index: entries older than the longest life a credential has
+        await self._store._r.zremrangebyscore(
+            self._k("creds", credential.member_id), "-inf", repr(credential.created_at - MAX_AGE)
+        )
 
     async def get_credential(self, hash_: str) -> Credential | None:
         return await self._get(Credential, self._k("cred", hash_))
@@ -141,9 +150,12 @@ class RedisAccountStore:
 
     async def revoke_member_credentials(self, member_id: str, kind: str, at: float) -> int:
         count = 0
-        for hash_ in await self._store._r.zrange(self._k("creds", member_id), 0, -1):
+        index = self._k("creds", member_id)
+        for hash_ in await self._store._r.zrange(index, 0, -1):
             cred = await self.get_credential(str(hash_))
-            if cred is not None and cred.kind == kind and cred.revoked_at is None:
+            if cred is None:  # expired away: drop it from the index too
+                await self._store._r.zrem(index, str(hash_))
+            elif cred.kind == kind and cred.revoked_at is None:
                 before = await self._set_once(str(hash_), "revoked_at", at)
                 count += before is not None and before.revoked_at is None
         return count

@@ -29,10 +29,13 @@ _SCHEMA = [
         hash TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
         member_id TEXT NOT NULL,
+        expires_at REAL NOT NULL,
         data TEXT NOT NULL
     )""",
     """CREATE INDEX IF NOT EXISTS accounts_credentials_by_member
         ON accounts_credentials (member_id, kind)""",
+    """CREATE INDEX IF NOT EXISTS accounts_credentials_by_expiry
+        ON accounts_credentials (expires_at)""",
     """CREATE TABLE IF NOT EXISTS accounts_clients (
         id TEXT PRIMARY KEY,
         created_at REAL NOT NULL,
@@ -51,7 +54,11 @@ _SCHEMA = [
         at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS accounts_failures_by_key ON accounts_failures (key, at)",
+    "CREATE INDEX IF NOT EXISTS accounts_failures_by_time ON accounts_failures (at)",
 ]
+#: Credentials are kept this long after they expire (a used code or refresh token is
+#: recognised as reused until then), then dropped when the next one is added.
+KEEP_EXPIRED_SECONDS = 86400.0
 
 
 def _with(cred: Credential, field: str, at: float) -> Credential:
@@ -130,13 +137,26 @@ class SqliteAccountStore:
 
     # --- credentials --------------------------------------------------------------
     async def add_credential(self, credential: Credential) -> None:
-        await self._write(
-            "INSERT INTO accounts_credentials (hash, kind, member_id, data) VALUES (?, ?, ?, ?)",
-            credential.hash,
-            credential.kind,
-            credential.member_id,
-            dump_record(credential),
-        )
+        await self._ensure()
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM accounts_credentials WHERE expires_at < ?",
+                (credential.created_at - KEEP_EXPIRED_SECONDS,),
+            )
+            conn.execute(
+                "INSERT INTO accounts_credentials (hash, kind, member_id, expires_at, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    credential.hash,
+                    credential.kind,
+                    credential.member_id,
+                    credential.expires_at,
+                    dump_record(credential),
+                ),
+            )
+
+        await self._store._tx(run)
 
     async def get_credential(self, hash_: str) -> Credential | None:
         return await self._one(
@@ -253,9 +273,7 @@ class SqliteAccountStore:
         await self._ensure()
 
         def run(conn: sqlite3.Connection) -> int:
-            conn.execute(
-                "DELETE FROM accounts_failures WHERE key = ? AND at <= ?", (key, at - window)
-            )
+            conn.execute("DELETE FROM accounts_failures WHERE at <= ?", (at - window,))
             conn.execute("INSERT INTO accounts_failures (key, at) VALUES (?, ?)", (key, at))
             row = conn.execute(
                 "SELECT COUNT(*) FROM accounts_failures WHERE key = ? AND at > ?",

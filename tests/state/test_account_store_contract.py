@@ -190,3 +190,15 @@ async def test_account_data_survives_reopen(store_factory: StoreFactory) -> None
         assert await b.get_grant("gr_1") is not None
     finally:
         await store.close()
+
+
+async def test_long_expired_credentials_are_dropped(accounts: AccountStore) -> None:
+    """A day after it expired a credential is gone (by the time the next one is added)."""
+    await accounts.add_credential(cred("old", created_at=900.0, expires_at=1000.0))
+    await accounts.add_credential(
+        cred("new", created_at=1_900_000_000.0, expires_at=1_900_003_600.0)
+    )
+    assert await accounts.get_credential("old") is None
+    assert await accounts.get_credential("new") is not None
+    # and a revocation by member skips (and forgets) what is gone
+    assert await accounts.revoke_member_credentials("usr_1", "session", 5.0) == 1
