@@ -177,7 +177,14 @@ async def test_calendar_product_connects_mints_and_is_disconnected(netns, tmp_pa
 
             # /account: the personal room and the connected app; Disconnect
             await page.goto(server.url + "/account")
-            assert server.url + "/j/" in await page.input_value("#room-link")
+            room_link = await page.input_value("#room-link")
+            assert room_link.startswith(server.url + "/j/")
+            await page.context.grant_permissions(
+                ["clipboard-read", "clipboard-write"], origin=server.url
+            )
+            await page.click("#copy-room")
+            await page.get_by_text("Link copied.").wait_for()
+            assert await page.evaluate("navigator.clipboard.readText()") == room_link
             app_row = page.locator(".connected-app", has_text="Bookly")
             await app_row.wait_for()
             await shot(page, "account")
