@@ -26,7 +26,10 @@ PASSWORD = "correct horse battery staple"
 
 
 class AccountsServer:
-    def __init__(self, root: Path, *, public_url: str = "", **accounts: Any) -> None:
+    def __init__(
+        self, root: Path, *, public_url: str = "", redis_url: str = "", **accounts: Any
+    ) -> None:
+        """``redis_url``: state.backend = "redis" there (else SQLite in ``root``)."""
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -42,6 +45,7 @@ shutdown_grace_seconds = 2.0
 ice_addresses = ["127.0.0.1"]
 [state]
 data_dir = "{root / "data"}"
+{f'backend = "redis"{chr(10)}redis_url = "{redis_url}"' if redis_url else ""}
 [logging]
 format = "json"
 [signalling]
