@@ -4,7 +4,9 @@ The join page (``/j/{slug}``, not a host URL) opened with a live session cookie 
 ``token`` or ``invite`` is answered with a redirect to the same page with a join token
 minted for the member (role ``host`` for their own personal room and for links minted
 for them with their OAuth token, ``member`` otherwise). The page then joins with it as
-with any join token. Guests (no session, or a link of another tenant) are unchanged."""
+with any join token; a token that no longer verifies (the member's own, expired on a
+page left open) is replaced the same way on reload. Guests (no session, or a link of
+another tenant) are unchanged."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from aiohttp import web
 from mediaserver.state import Link
 from mediaserver.state.accounts import Member
 
-from ..secrets_ import JoinClaims, sign_join_token
+from ..secrets_ import InvalidToken, JoinClaims, sign_join_token, verify_join_token
 from .web_common import MEMBERS, current_session
 
 __all__ = ["member_role", "signed_in_join_middleware"]
@@ -39,7 +41,6 @@ async def signed_in_join_middleware(request: web.Request, handler: Handler) -> w
     if (
         request.method != "GET"
         or not request.path.startswith("/j/")
-        or "token" in request.query
         or "invite" in request.query
         or "ms_session" not in request.cookies
     ):
@@ -58,6 +59,13 @@ async def signed_in_join_middleware(request: web.Request, handler: Handler) -> w
     if role is None:
         return await handler(request)
     now = members.now()
+    given = request.query.get("token")
+    if given is not None:
+        try:  # a valid token (the member's or anyone's) is used as it is
+            verify_join_token(members.links.token_secret, given, link_id=link.id, now=now)
+            return await handler(request)
+        except InvalidToken:
+            pass  # e.g. the member's own, expired on a page left open: a fresh one
     claims = JoinClaims(
         link_id=link.id,
         user_id=session.member.id,
@@ -67,7 +75,7 @@ async def signed_in_join_middleware(request: web.Request, handler: Handler) -> w
         token_id=secrets.token_urlsafe(9),
     )
     token = sign_join_token(members.links.token_secret, claims)
-    query = {**request.query, "token": token}
+    query = {**{k: v for k, v in request.query.items() if k != "token"}, "token": token}
     raise web.HTTPSeeOther(
         f"{request.path}?{urlencode(query)}", headers={"Cache-Control": "no-store"}
     )

@@ -300,6 +300,18 @@ async def test_another_tenants_link(server, tenant, client) -> None:
         token = r.headers["Location"].split("token=")[1]
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["role"] == "member" and claims["name"] == "Mia Member"
+    # that token is used as it is; one that no longer verifies is replaced
+    async with member.http.get(
+        f"{server.url}/j/{slug}", params={"token": token}, allow_redirects=False
+    ) as r:
+        assert r.status == 200
+    async with member.http.get(
+        f"{server.url}/j/{slug}", params={"token": token[:-4] + "AAAA"}, allow_redirects=False
+    ) as r:
+        assert r.status == 303
+        assert (
+            r.headers["Location"].count("token=") == 1 and token[:-4] not in r.headers["Location"]
+        )
     # the host URL keeps making its holder host: no member token replaces it
     host_slug = own["host_url"].split("/j/")[1]
     async with member.http.get(f"{server.url}/j/{host_slug}", allow_redirects=False) as r:
