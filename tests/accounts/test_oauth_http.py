@@ -1,14 +1,11 @@
-"""Member accounts and the OAuth 2.0 authorization server against a real server
-process: the flow, and every refusal of issue 16 as an HTTP test (RFC 6749, 7636, 7009,
-8414, 6750 rules)."""
+"""The OAuth 2.0 authorization server against a real server process: the flow, and
+every refusal of issue 16 as an HTTP test (RFC 6749, 7636, 7009, 8414, 6750 rules)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -23,85 +20,18 @@ from accounts_server import (
     query_of,
     token_request,
 )
-from accounts_server import (
-    auth_params as base_auth_params,
+from oauth_steps import (
+    OTHER_REDIRECT,
+    REDIRECT,
+    api,
+    auth_params,
+    connect,
+    new_member,
+    next_email,
 )
 from server_helpers import event
 
 pytestmark = pytest.mark.integration
-
-REDIRECT = "http://127.0.0.1:9/callback"
-OTHER_REDIRECT = "http://127.0.0.1:9/other"
-_emails = iter(range(1000))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccountsServer]:
-    srv = AccountsServer(tmp_path_factory.mktemp("accounts"))
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def tenant(server: AccountsServer) -> tuple[str, str]:
-    return server.tenant("Acme")
-
-
-@pytest.fixture(scope="module")
-def client(server: AccountsServer) -> tuple[str, str]:
-    return server.client("Bookly", REDIRECT, OTHER_REDIRECT)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def new_member(server: AccountsServer, tenant: tuple[str, str]) -> Member:
-    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
-    r = await member.sign_in()
-    assert r.status == 303
-    return member
-
-
-def auth_params(
-    client: tuple[str, str], challenge: str, scope: str = "meetings:write meetings:read"
-) -> dict[str, str]:
-    return base_auth_params(client[0], REDIRECT, challenge, scope)
-
-
-async def connect(
-    server: AccountsServer,
-    member: Member,
-    client: tuple[str, str],
-    scope: str = "meetings:write meetings:read",
-) -> tuple[str, dict[str, Any]]:
-    """Consent and exchange: (code, token response)."""
-    verifier, challenge = pkce()
-    r = await member.consent(auth_params(client, challenge, scope))
-    assert r.status == 303
-    q = query_of(r.headers["Location"])
-    assert q["state"] == "st-123"
-    status, tokens = await token_request(
-        server,
-        client,
-        grant_type="authorization_code",
-        code=q["code"],
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    )
-    assert status == 200, tokens
-    return q["code"], tokens
-
-
-async def api(
-    server: AccountsServer, method: str, path: str, token: str, body: Any = None
-) -> tuple[int, Any, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(method, server.url + path, json=body, headers=bearer(token)) as r,
-    ):
-        text = await r.text()
-        return r.status, (json.loads(text) if text else None), r.headers
 
 
 async def test_flow_mint_refresh_me(server, tenant, client) -> None:
@@ -350,7 +280,7 @@ async def test_access_denied_when_the_member_refuses(server, tenant, client) -> 
 
 
 async def test_not_signed_in_goes_to_sign_in_and_back(server, tenant, client) -> None:
-    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
+    member, _ = await Member.create(server, tenant[1], next_email())
     _, challenge = pkce()
     r = await member.authorize(auth_params(client, challenge))
     assert r.status == 303 and r.headers["Location"].startswith("/signin?next=")
@@ -468,100 +398,6 @@ async def test_token_endpoint_errors(server, tenant, client) -> None:
             server.url + "/oauth/token", json={"grant_type": "x"}, headers=basic(*client)
         ) as r:
             assert r.status == 400 and (await r.json())["error"] == "invalid_request"
-
-
-async def test_users_api_and_key_kinds(server, tenant, client) -> None:
-    member, created = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
-    assert created["user"]["password_set"] is False
-    # the link is one-time
-    async with member.http.get(created["set_password_url"]) as r:
-        assert r.status == 404
-    status, problem, _ = await api(
-        server, "POST", "/v1/users", tenant[1], {"email": member.email.upper(), "name": "Twin"}
-    )
-    assert status == 409, problem
-    status, problem, _ = await api(
-        server, "POST", "/v1/users", tenant[1], {"email": "not-an-email", "name": "X"}
-    )
-    assert status == 422 and problem["errors"][0]["field"] == "email"
-    status, listing, _ = await api(server, "GET", "/v1/users", tenant[1])
-    assert member.email in [u["email"] for u in listing["users"]]
-    assert (await api(server, "GET", "/v1/me", tenant[1]))[0] == 403
-    await member.close()
-
-
-async def test_sessions_cookies_csp_and_sign_out(server, tenant) -> None:
-    member, _ = await Member.create(server, tenant[1], f"m{next(_emails)}@example.com")
-    r = await member.sign_in()
-    cookie = r.cookies["ms_session"]
-    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
-    value = cookie.value
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(server.url + "/signin") as page:
-        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-        pre = page.cookies["ms_csrf"]
-        assert pre["httponly"] and pre["samesite"] == "Lax"
-    for path in ("/account", "/account/password"):
-        async with member.http.get(server.url + path, allow_redirects=False) as page:
-            csp = page.headers["Content-Security-Policy"]
-            assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
-            assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
-            assert page.headers["X-Frame-Options"] == "DENY"
-    async with member.http.get(server.url + "/account") as page:
-        html = await page.text()
-    assert member.email in html and "/j/" in html
-    fields = hidden_fields(html.split('id="signout-form"')[1])
-    async with member.http.post(server.url + "/signout", data=fields, allow_redirects=False) as r:
-        assert r.status == 303
-    # the old cookie is dead on the server, not only deleted in the browser
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        http.cookie_jar.update_cookies({"ms_session": value})
-        async with http.get(server.url + "/account", allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"].startswith("/signin")
-    await member.close()
-
-
-async def test_password_change(server, tenant) -> None:
-    member = await new_member(server, tenant)
-    async with member.http.get(server.url + "/account/password") as page:
-        fields = hidden_fields(await page.text())
-    new = "a brand new passphrase"
-    async with member.http.post(
-        server.url + "/account/password",
-        data={**fields, "current": "wrong one!!", "password": new, "confirm": new},
-    ) as r:
-        assert r.status == 422
-    async with member.http.post(
-        server.url + "/account/password",
-        data={"current": PASSWORD, "password": new, "confirm": new},
-        allow_redirects=False,
-    ) as r:
-        assert r.status == 403  # no CSRF token
-    async with member.http.post(
-        server.url + "/account/password",
-        data={**fields, "current": PASSWORD, "password": new, "confirm": new},
-        allow_redirects=False,
-    ) as r:
-        assert r.status == 303
-    assert (await member.sign_in(PASSWORD)).status == 401
-    assert (await member.sign_in(new)).status == 303
-    await member.close()
-
-
-async def test_secrets_are_stored_hashed(server, tenant, client) -> None:
-    member = await new_member(server, tenant)
-    code, tokens = await connect(server, member, client)
-    db = server.root / "data" / "mediaserver.db"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = [r[0] for r in conn.execute("SELECT data FROM accounts_members")]
-        dump = "\n".join(conn.iterdump())
-    finally:
-        conn.close()
-    hashes = [json.loads(r)["password_hash"] for r in rows]
-    assert hashes and all(h.startswith("$argon2id$") for h in hashes if h)
-    for secret in (code, tokens["access_token"], tokens["refresh_token"], PASSWORD, client[1]):
-        assert secret not in dump
-    await member.close()
 
 
 async def post_token(server: AccountsServer, headers: dict[str, str], **fields: str):
