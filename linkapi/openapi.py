@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from .accounts.openapi_paths import add_account_paths
 from .eventtime import EVENT_TIME_MESSAGE, TZID_PATTERN, is_event_time_string
 from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
 from .openapi_manage import extend as extend_manage
@@ -26,6 +27,7 @@ EVENT_TYPES = [
     "participant.joined",
     "participant.left",
     "room.finished",
+    "connection.revoked",
 ]
 
 _SAFE = {"pattern": SAFE_TEXT_PATTERN}  # no control characters, no lone surrogates
@@ -662,6 +664,7 @@ OPENAPI: dict[str, Any] = {
 }
 
 extend_manage(OPENAPI)  # listing, invites, webhook changes, API keys (issue 17)
+add_account_paths(OPENAPI, _ok, _ERRORS, _SAFE)  # /v1/users, /v1/me (linkapi/accounts)
 
 _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)

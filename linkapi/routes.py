@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mediaserver.state.models import Tenant
 
+from .accounts.bearer import MEMBER, MEMBER_AUTH
 from .inputs import TEXT_MESSAGE, bad_text, text_errors
 from .openapi import OPENAPI, schema_errors
 from .problems import ApiProblem, invalid, problem_middleware, unprocessable
@@ -40,7 +41,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     service = request.app[SERVICE]
-    tenant, key_id = await service.authenticate(request.headers.get("Authorization"))
+    hook = request.app.get(MEMBER_AUTH)  # a member's OAuth token (linkapi/accounts)
+    member = await hook(request) if hook is not None else None
+    if member is not None:
+        tenant, key_id = member.tenant, ""  # no API key: never admin
+    else:
+        tenant, key_id = await service.authenticate(request.headers.get("Authorization"))
     # one bucket per tenant, shared by its keys; a tenant may have its own numbers
     decision = request.app[LIMITER].check(
         tenant.id, per_minute=tenant.rate_limit_per_minute, burst=tenant.rate_limit_burst
@@ -148,13 +154,19 @@ async def create_link(request: web.Request) -> web.Response:
     if idem is not None and not 1 <= len(idem) <= 255:
         raise invalid("Idempotency-Key", "1 to 255 characters")
     body = await _body(request, "LinkCreate")
-    link, created = await service.create_event_link(_tenant(request), body, idem)
+    member = request.get(MEMBER)
+    link, created = await service.create_event_link(
+        _tenant(request), body, idem, member_id=member.member_id if member else None
+    )
     return _json(service.link_json(link), 201 if created else 200)
 
 
 async def get_link(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     link = await service.get_link(_tenant(request), request.match_info["link_id"])
+    member = request.get(MEMBER)
+    if member is not None and link.member_id != member.member_id:
+        raise ApiProblem(404, "not-found", "Not found", "no such link")  # not theirs
     return _json(service.link_json(link))
 
 
@@ -334,5 +346,9 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     # not "deliveries": a 405 there must not advertise this route's DELETE
     r.add_delete("/webhooks/{webhook_id:(?!deliveries$)[^{}/]+}", delete_webhook)
     manage_routes.add_manage_routes(r)  # invites, webhook changes, API keys (issue 17)
+    if service.config.accounts.enabled:  # members, OAuth (linkapi/accounts)
+        from .accounts.setup import setup_accounts
+
+        setup_accounts(app, v1, service)
     app.add_subapp("/v1", v1)
     return v1

@@ -217,10 +217,17 @@ class LinkService(JsonViews):
         return str(profile)
 
     async def create_event_link(
-        self, tenant: Tenant, body: dict[str, Any], idempotency_key: str | None
+        self,
+        tenant: Tenant,
+        body: dict[str, Any],
+        idempotency_key: str | None,
+        *,
+        member_id: str | None = None,
     ) -> tuple[Link, bool]:
         """Mint the link of an event, or bring the event's link in line with the event
-        as sent now (a calendar sync re-sends whole events; docs/linkapi.md §4)."""
+        as sent now (a calendar sync re-sends whole events; docs/linkapi.md §4).
+        ``member_id``: minted with a member's OAuth token, for that member (their own
+        events and idempotency keys: members of a tenant do not see each other's)."""
         raw = dict(body["event"])
         ev = self._read_event(raw)
         conferencing = body.get("conferencing") or {}
@@ -228,8 +235,12 @@ class LinkService(JsonViews):
         natural = "event\x00{}\x00{}\x00{}".format(
             ev.calendar_id or "", ev.link_event_id, ev.recurrence_id or ""
         )
+        if member_id is not None:
+            natural = f"member\x00{member_id}\x00{natural}"
+            if idempotency_key is not None:
+                idempotency_key = f"member\x00{member_id}\x00{idempotency_key}"
         if ev.cancelled:
-            existing = await self._by_natural_key(tenant, ev)
+            existing = await self._by_natural_key(tenant, ev, member_id)
             if existing is None:
                 raise _not_found("link for this event (nothing to cancel)")
             return await self._apply_event(tenant, existing.id, ev, raw, body), False
@@ -256,6 +267,7 @@ class LinkService(JsonViews):
             created_at=now,
             updated_at=now,
             overrides=overrides,
+            member_id=member_id,
         )
         events = await self.events_for(
             tenant.id, "link.created", link.id, {"link": self.link_json(link)}
@@ -280,14 +292,17 @@ class LinkService(JsonViews):
             )
         return await self._apply_event(tenant, stored.id, ev, raw, body), False
 
-    async def _by_natural_key(self, tenant: Tenant, ev: CalendarEvent) -> Link | None:
+    async def _by_natural_key(
+        self, tenant: Tenant, ev: CalendarEvent, member_id: str | None = None
+    ) -> Link | None:
         for link in await self.store.find_links(
             tenant.id, event_id=ev.link_event_id, calendar_id=ev.calendar_id, limit=500
         ):
-            if (link.kind, link.calendar_id, link.recurrence_id) == (
+            if (link.kind, link.calendar_id, link.recurrence_id, link.member_id) == (
                 "event",
                 ev.calendar_id,
                 ev.recurrence_id,
+                member_id,
             ):
                 return link
         return None

@@ -91,6 +91,8 @@ class JsonViews:
                 summary=link.event.get("summary"),
                 provider=link.provider_description or "mediaserver video meeting",
             ),
+            # minted with a member's OAuth token: that member (linkapi/accounts)
+            **({"member_id": link.member_id} if link.member_id else {}),
         }
 
     def series_json(self, link: Link) -> dict[str, Any] | None:

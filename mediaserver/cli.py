@@ -1,4 +1,5 @@
-"""Command line: ``mediaserver serve | check-config | tenant | room-token``."""
+"""Command line: ``mediaserver serve | check-config | tenant | room-token | user |
+oauth-client``."""
 
 from __future__ import annotations
 
@@ -344,5 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
     )
     room_token.set_defaults(func=cmd_room_token)
+    from linkapi.accounts.cli import add_account_commands
+
+    add_account_commands(sub, config_opt)  # user, oauth-client
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -96,6 +96,8 @@ class Link:
     # a recurring series: occurrences changed on their own, by original start (RFC 3339
     # UTC) -> {"start", "end", "cancelled"} (linkapi/calendar_event.py)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # the member an OAuth client minted the link for (linkapi/accounts): they are its host
+    member_id: str | None = None
 
 
 @dataclass(frozen=True)
