@@ -1,0 +1,126 @@
+"""Starting and stopping a room's recording, and telling everyone in it.
+
+Everyone admitted gets ``{"type": "recording", "active": ...}`` whenever the state
+changes, and ``joined.recording`` says whether the meeting is being recorded
+(docs/protocol.md, "Recording")."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .session import RoomRecording, mark_interrupted
+
+if TYPE_CHECKING:
+    from ..sfu.participant import Participant
+    from ..sfu.publication import Publication
+    from ..sfu.room import Room
+
+__all__ = [
+    "RecordingRefused",
+    "mark_interrupted_at_startup",
+    "on_first_join",
+    "on_published",
+    "recording_state",
+    "start_recording",
+    "stop_recording",
+]
+
+
+class RecordingRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def recording_state(room: Room) -> dict[str, Any]:
+    """The ``recording`` object of ``joined`` and of the lobby's notice."""
+    rec = room.recording
+    active = rec is not None and rec.active
+    return {
+        "active": active,
+        "policy": room.recording_policy,
+        "recording_id": rec.id if rec is not None and active else None,
+    }
+
+
+async def start_recording(room: Room, by: Participant | None = None) -> RoomRecording:
+    """Start recording ``room`` (idempotent while a recording runs)."""
+    if room.recording_policy == "off":
+        raise RecordingRefused("forbidden", "recording is off for this meeting")
+    if room.closed:
+        raise RecordingRefused("bad_state", "the meeting has ended")
+    current = room.recording
+    if current is not None and current.active:
+        return current
+    config = room.manager.config
+
+    async def stopped(rec: RoomRecording) -> None:
+        if room.recording is rec:
+            room.recording = None
+        room.manager.emit(room, "recording.ready", rec.manifest())
+        await room.broadcast(
+            {
+                "type": "recording",
+                "active": False,
+                "recording_id": rec.id,
+                "reason": rec.reason,
+            }
+        )
+
+    rec = RoomRecording(
+        room_id=room.id,
+        root=Path(config.recording_directory),
+        queue_frames=config.recording.queue_frames,
+        loop=asyncio.get_running_loop(),
+        on_stopped=stopped,
+        started_by=by.id if by is not None else None,
+    )
+    try:
+        await asyncio.to_thread(rec.start)
+    except OSError as exc:
+        raise RecordingRefused("bad_state", f"cannot write recordings: {exc.strerror}") from None
+    room.recording = rec
+    for participant in room.participants.values():
+        for pub in participant.publications.values():
+            rec.attach(pub)
+    room.manager.emit(room, "recording.started", {"recording_id": rec.id, "by": rec.started_by})
+    await room.broadcast(
+        {
+            "type": "recording",
+            "active": True,
+            "recording_id": rec.id,
+            "by": rec.started_by,
+        }
+    )
+    return rec
+
+
+async def stop_recording(room: Room, reason: str = "stopped") -> RoomRecording | None:
+    rec = room.recording
+    if rec is None:
+        return None
+    await rec.stop(reason)
+    return rec
+
+
+async def on_first_join(room: Room) -> None:
+    """A meeting whose policy is "always" is recorded from its first participant."""
+    if room.recording_policy == "always" and room.recording is None:
+        try:
+            await start_recording(room)
+        except RecordingRefused as exc:
+            room.log.warning("recording not started", reason=exc.message)
+
+
+def on_published(room: Room, pubs: list[Publication]) -> None:
+    rec = room.recording
+    if rec is not None:
+        for pub in pubs:
+            rec.attach(pub)
+
+
+def mark_interrupted_at_startup(directory: str) -> list[str]:
+    return mark_interrupted(Path(directory))
