@@ -157,6 +157,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         get_logger().info("media port", udp_port=rtc.udp_port, addresses=list(mux.sockets))
     configure_udp_mux(mux)
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
+    recordings_at_startup(app[CONFIG])
     try:
         yield
         await app[ROOMS].shutdown()
@@ -164,6 +165,15 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         if mux is not None:
             configure_udp_mux(None)
             mux.close()
+
+
+def recordings_at_startup(config: Config) -> None:
+    """Recordings this node was writing when it died are marked "interrupted"."""
+    from .recording.control import mark_interrupted_at_startup
+
+    found = mark_interrupted_at_startup(config.recording_directory)
+    if found:
+        get_logger().warning("recordings interrupted", recordings=found)
 
 
 async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,120 @@
+"""Recording tests: gated test tracks, a lossy reordering send path for an aiortc
+publisher, and ffprobe/ffmpeg checks of the files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import struct
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from media import ColourTrack, ToneTrack
+
+__all__ = [
+    "GatedColour",
+    "GatedTone",
+    "LossySender",
+    "decode_errors",
+    "probe",
+]
+
+
+class GatedColour(ColourTrack):
+    """A ColourTrack whose first frame waits for ``gate`` (so the send path can be
+    wrapped before any packet leaves)."""
+
+    def __init__(self, colour: tuple[int, int, int], gate: asyncio.Event) -> None:
+        super().__init__(colour)
+        self.gate = gate
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await self.gate.wait()
+        return await super().recv()
+
+
+class GatedTone(ToneTrack):
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await self.gate.wait()
+        return await super().recv()
+
+
+class LossySender:
+    """Wraps an aiortc publisher's ``RTCDtlsTransport._send_rtp``: drops a share of the
+    packets and swaps some neighbours; records the RTP timestamps of each media SSRC."""
+
+    def __init__(self, pc: Any, *, loss: float, reorder: float, seed: int = 15) -> None:
+        senders = [t.sender for t in pc.getTransceivers()]
+        self.kinds = {int(s._ssrc): s.track.kind for s in senders}  # private: canary-tested
+        transport = senders[0].transport
+        self._send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+        transport._send_rtp = self._wrapped
+        self._rng = random.Random(seed)
+        self.loss, self.reorder = loss, reorder
+        self._held: bytes | None = None
+        self.recording = False
+        self.sent: dict[str, list[int]] = {"audio": [], "video": []}  # ts while recording
+        self.dropped = 0
+        self.swapped = 0
+
+    async def _wrapped(self, data: bytes) -> None:
+        rtcp = 192 <= data[1] <= 223  # aiortc sends RTCP (e.g. an 8-byte BYE) here too
+        kind = None if rtcp else self.kinds.get(struct.unpack_from("!I", data, 8)[0])
+        if kind is None:  # RTCP and retransmissions (RTX) pass untouched
+            await self._send(data)
+            return
+        if self.recording:
+            self.sent[kind].append(struct.unpack_from("!I", data, 4)[0])
+        if self._rng.random() < self.loss:
+            self.dropped += 1
+            return
+        if self._held is None and self._rng.random() < self.reorder:
+            self._held = data
+            self.swapped += 1
+            return
+        await self._send(data)
+        if self._held is not None:
+            held, self._held = self._held, None
+            await self._send(held)
+
+    def sent_seconds(self, kind: str, clock_rate: int, frame_seconds: float) -> float:
+        ts = self.sent[kind]
+        first = ts[0]
+        last = max(((t - first) & 0xFFFFFFFF) for t in ts)
+        return last / clock_rate + frame_seconds
+
+
+def probe(path: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout))
+
+
+def decode_errors(path: Path) -> str:
+    """ffmpeg's complaints decoding the whole file (empty: clean)."""
+    done = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stderr + ("" if done.returncode == 0 else f"[exit {done.returncode}]")
