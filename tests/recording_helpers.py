@@ -20,6 +20,7 @@ __all__ = [
     "LossySender",
     "decode_errors",
     "probe",
+    "recording_event",
 ]
 
 
@@ -89,6 +90,19 @@ class LossySender:
         first = ts[0]
         last = max(((t - first) & 0xFFFFFFFF) for t in ts)
         return last / clock_rate + frame_seconds
+
+
+async def recording_event(client: Any, n: int, timeout: float = 10.0) -> dict[str, Any]:
+    """The ``n``-th ``recording`` message ``client`` got (waiting for it if need be)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        events = [e for e in client.events if e.get("type") == "recording"]
+        if len(events) >= n:
+            return dict(events[n - 1])
+        if loop.time() > deadline:
+            raise AssertionError(f"{client.name} got {len(events)} recording messages, not {n}")
+        await asyncio.sleep(0.05)
 
 
 def probe(path: Path) -> dict[str, Any]:

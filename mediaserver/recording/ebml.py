@@ -8,6 +8,7 @@ reserved space for. Cues are not written (players seek by scanning clusters).
 
 from __future__ import annotations
 
+import errno
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -75,6 +76,9 @@ class MatroskaWriter:
         self.first_ms: int | None = None
         self.frames = 0
         self.bytes = 0
+        #: Bytes of the file that are whole elements (what a failed write is cut back to).
+        self.size = 0
+        self._last_gap = 0
         header = _el(
             b"\x1a\x45\xdf\xa3",
             _uint(b"\x42\x86", 1)
@@ -91,7 +95,7 @@ class MatroskaWriter:
         )
         info_head = b"\x15\x49\xa9\x66" + _vint(len(info_body) + len(_VOID_11))
         self._duration_at = len(header) + len(segment_head) + len(info_head) + len(info_body)
-        file.write(
+        self._write(
             header
             + segment_head
             + info_head
@@ -137,12 +141,31 @@ class MatroskaWriter:
             self._cluster_ms = cluster = ms
         block = b"\x81" + struct.pack(">hB", ms - cluster, 0x80 if keyframe else 0) + data
         # one write per frame: on an unbuffered file a kill leaves whole blocks only
-        self._file.write(head + b"\xa3" + _vint(len(block)) + block)
+        self._write(head + b"\xa3" + _vint(len(block)) + block)
         if self.first_ms is None:
             self.first_ms = ms
+        if self.last_ms is not None and ms > self.last_ms:
+            self._last_gap = ms - self.last_ms
         self.last_ms = ms
         self.frames += 1
         self.bytes += len(data)
+
+    def _write(self, data: bytes) -> None:
+        """All of ``data`` (an unbuffered file may take part of it), or OSError."""
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            if not n:
+                raise OSError(errno.ENOSPC, "short write")
+            view = view[n:]
+        self.size += len(data)
+
+    def cut_back(self) -> None:
+        """After a failed write: drop the partial element, fill in the Duration of what
+        the file holds (the disk may be full: this only rewrites bytes in place)."""
+        self._file.truncate(self.size)
+        end = 0 if self.last_ms is None else self.last_ms + self._last_gap
+        self.close(float(end))
 
     def close(self, duration_ms: float) -> None:
         """Fill in the Duration (the file is complete without it too)."""

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["MANIFEST", "RoomRecording", "mark_interrupted", "new_recording_id"]
 
 MANIFEST = "manifest.json"
+#: Space kept aside at the start of a recording and given back before its last manifest
+#: is written, so that a full disk still gets a finished manifest.
+RESERVE = ".reserve"
+RESERVE_BYTES = 64 * 1024
 KEYFRAME_REQUEST_SECONDS = 0.3
 
 
@@ -51,6 +55,7 @@ def mark_interrupted(root: Path) -> list[str]:
             continue
         if manifest.get("state") == "recording":
             manifest["state"] = "interrupted"
+            (path.parent / RESERVE).unlink(missing_ok=True)
             write_manifest(path.parent, manifest)
             found.append(str(manifest.get("id", path.parent.name)))
     return found
@@ -92,6 +97,7 @@ class RoomRecording:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=False)
         write_manifest(self.directory, self.manifest())
+        (self.directory / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)
         self.writer.start()
         self.log.info("recording started")
 
@@ -172,11 +178,15 @@ class RoomRecording:
         self.reason = reason if failed is None else _failure_reason(failed)
         self.state = "ready"
         try:
-            await asyncio.to_thread(write_manifest, self.directory, self.manifest())
+            await asyncio.to_thread(self._final_manifest, self.manifest())
         except OSError as exc:
             self.log.warning("manifest not written", error=repr(exc))
         self.log.info("recording stopped", reason=self.reason, state=self.state)
         await self._on_stopped(self)
+
+    def _final_manifest(self, manifest: dict[str, Any]) -> None:
+        (self.directory / RESERVE).unlink(missing_ok=True)
+        write_manifest(self.directory, manifest)
 
     def _finish_writer(self) -> None:
         self.writer.stop()

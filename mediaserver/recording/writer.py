@@ -121,10 +121,12 @@ class WriterThread:
                     fh.close()
 
     def _close_all(self, *, clean: bool) -> None:
-        for fh, _ in self._files.values():
+        for fh, writer in self._files.values():
             if clean:
                 fh.close()
-            else:
-                with contextlib.suppress(OSError):
-                    fh.close()
+                continue
+            with contextlib.suppress(OSError):
+                writer.cut_back()  # what was written stays playable
+            with contextlib.suppress(OSError):
+                fh.close()
         self._files.clear()

@@ -14,8 +14,22 @@ from pathlib import Path
 
 import pytest
 from media import COLOURS
-from recording_helpers import GatedColour, GatedTone, LossySender, decode_errors, probe
-from server_helpers import ADHOC_ENV, clean_env, free_port, join_room, wait_healthy
+from recording_helpers import (
+    GatedColour,
+    GatedTone,
+    LossySender,
+    decode_errors,
+    probe,
+    recording_event,
+)
+from server_helpers import (
+    ADHOC_ENV,
+    clean_env,
+    free_port,
+    join_room,
+    stop_process,
+    wait_healthy,
+)
 
 from mediaserver.client.sdk import MeetingClient
 
@@ -75,13 +89,7 @@ default_policy = "host"
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
@@ -92,16 +100,6 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
         yield n
     finally:
         n.stop()
-
-
-async def recording_event(client: MeetingClient, n: int) -> dict:
-    """The ``n``-th ``recording`` message ``client`` got (waiting for it if need be)."""
-    for _ in range(200):
-        events = [e for e in client.events if e.get("type") == "recording"]
-        if len(events) >= n:
-            return events[n - 1]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{client.name} got {len(events)} recording messages, not {n}")
 
 
 async def record_lossy_publisher(

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from recording_helpers import decode_errors
 
 from mediaserver.recording.assemble import OpusAssembler, Vp8Assembler, vp8_dimensions
 from mediaserver.recording.ebml import MatroskaWriter, TrackSpec, opus_head
@@ -169,15 +170,6 @@ def probe(path: Path) -> str:
         text=True,
         check=True,
     ).stdout
-
-
-def decode_errors(path: Path) -> str:
-    done = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-    )
-    return done.stderr + ("" if done.returncode == 0 else f"exit {done.returncode}")
 
 
 @ffmpeg_missing
