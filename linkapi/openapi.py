@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .eventtime import EVENT_TIME_MESSAGE, TZID_PATTERN, is_event_time_string
 from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
+from .recordings_openapi import add_recording_api
 
 __all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
 
@@ -25,6 +26,8 @@ EVENT_TYPES = [
     "participant.joined",
     "participant.left",
     "room.finished",
+    "recording.started",
+    "recording.ready",
 ]
 
 _SAFE = {"pattern": SAFE_TEXT_PATTERN}  # no control characters, no lone surrogates
@@ -128,6 +131,7 @@ _OPTIONS_PROPS = {
     "max_guests": {"type": "integer", "minimum": 0, "maximum": 1000},
     "join_before_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
     "grace_after_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
+    "recording": {"enum": ["off", "host", "always"]},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -659,6 +663,7 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+add_recording_api(OPENAPI, ok=_ok, body=_body, errors=_ERRORS, link_id=_LINK_ID)
 
 _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)

@@ -340,5 +340,8 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
     r.add_get("/webhooks/deliveries", list_deliveries)
     # not "deliveries": a 405 there must not advertise this route's DELETE
     r.add_delete("/webhooks/{webhook_id:(?!deliveries$)[^{}/]+}", delete_webhook)
+    from .recordings import setup_recordings  # it uses this module's helpers
+
+    setup_recordings(app, v1, service)
     app.add_subapp("/v1", v1)
     return v1

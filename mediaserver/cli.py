@@ -111,6 +111,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                     args.guest_policy,
                     rate_limit_per_minute=args.rate_limit,
                     rate_limit_burst=args.burst,
+                    recording=args.recording,
                 )
                 print(f"tenant {tenant.id} ({tenant.name}) created")
                 print("API key (shown once; store it now):")
@@ -300,6 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["allow", "lobby", "deny"],
         default="lobby",
         help="the tenant's default guest policy for new links (default: lobby)",
+    )
+    create.add_argument(
+        "--recording",
+        choices=["off", "host", "always"],
+        default="off",
+        help="the tenant's default recording option for new links: hosts may record"
+        " (host), every meeting is recorded (always) (default: off)",
     )
     create.add_argument(
         "--rate-limit",

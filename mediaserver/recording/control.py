@@ -61,13 +61,9 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
         if room.recording is rec:
             room.recording = None
         room.manager.emit(room, "recording.ready", rec.manifest())
-        await room.broadcast(
-            {
-                "type": "recording",
-                "active": False,
-                "recording_id": rec.id,
-                "reason": rec.reason,
-            }
+        await _tell_everyone(
+            room,
+            {"type": "recording", "active": False, "recording_id": rec.id, "reason": rec.reason},
         )
 
     rec = RoomRecording(
@@ -77,6 +73,8 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
         loop=asyncio.get_running_loop(),
         on_stopped=stopped,
         started_by=by.id if by is not None else None,
+        link_id=room.link_id,
+        tenant_id=room.tenant_id,
     )
     try:
         await asyncio.to_thread(rec.start)
@@ -87,15 +85,16 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
         for pub in participant.publications.values():
             rec.attach(pub)
     room.manager.emit(room, "recording.started", {"recording_id": rec.id, "by": rec.started_by})
-    await room.broadcast(
-        {
-            "type": "recording",
-            "active": True,
-            "recording_id": rec.id,
-            "by": rec.started_by,
-        }
+    await _tell_everyone(
+        room, {"type": "recording", "active": True, "recording_id": rec.id, "by": rec.started_by}
     )
     return rec
+
+
+async def _tell_everyone(room: Room, message: dict[str, Any]) -> None:
+    """Participants and the guests waiting in the lobby."""
+    await room.broadcast(message)
+    await room.lobby.tell_waiting(message)
 
 
 async def stop_recording(room: Room, reason: str = "stopped") -> RoomRecording | None:

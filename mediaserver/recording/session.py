@@ -74,9 +74,13 @@ class RoomRecording:
         loop: asyncio.AbstractEventLoop,
         on_stopped: Callable[[RoomRecording], Awaitable[None]],
         started_by: str | None = None,
+        link_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         self.id = new_recording_id()
         self.room_id = room_id
+        self.link_id = link_id
+        self.tenant_id = tenant_id
         self.directory = root / self.id
         self.loop = loop
         self.started_at = time.time()
@@ -199,6 +203,8 @@ class RoomRecording:
         return {
             "id": self.id,
             "room_id": self.room_id,
+            "link_id": self.link_id,
+            "tenant_id": self.tenant_id,
             "state": self.state,
             "reason": self.reason,
             "started_at": self.started_at,

@@ -319,6 +319,7 @@ class SignallingSession:
             room.guest_policy = effective_guest_policy(link.options)
             room.share_url = self.links.join_url(link)
             room.title = str(link.event.get("summary") or "")
+            room.recording_policy = str(link.options.get("recording") or "off")
         invite = grant.via_invite
         via_host_link = grant.role == "host" and grant.user_id is None
         who = self._identity(
