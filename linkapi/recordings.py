@@ -172,6 +172,23 @@ def _signed_download(service: Any) -> Any:
     return handler
 
 
+def _notice(service: Any) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        """GET /j/{slug}/recording: for the join page before joining, the link's
+        recording option and whether its meeting is being recorded now (on this node)."""
+        link = await service.store.get_link_by_slug(request.match_info["slug"])
+        if link is None or link.revoked_at is not None:
+            raise web.HTTPNotFound()
+        room = request.config_dict[ROOMS].rooms.get(link.id)
+        active = room is not None and room.recording is not None and room.recording.active
+        policy = str(link.options.get("recording") or "off")
+        response = _json({"policy": policy, "active": active})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return handler
+
+
 def setup_recordings(app: web.Application, v1: web.Application, service: Any) -> None:
     r = v1.router
     r.add_post("/links/{link_id}/recording", control)
@@ -181,3 +198,4 @@ def setup_recordings(app: web.Application, v1: web.Application, service: Any) ->
     r.add_get("/recordings/{recording_id}/files/{name}", download)
     r.add_post("/recordings/{recording_id}/files/{name}/url", signed_url)
     app.router.add_get("/recordings/{recording_id}/{name}", _signed_download(service))
+    app.router.add_get("/j/{slug}/recording", _notice(service))
