@@ -663,7 +663,7 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
-add_recording_api(OPENAPI, ok=_ok, body=_body, errors=_ERRORS, link_id=_LINK_ID)
+add_recording_api(OPENAPI, ok=_ok, body=_body, errors=_ERRORS, link_id=_LINK_ID, limit=_LIMIT)
 
 _REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:mediaserver:openapi", Resource.from_contents(OPENAPI, default_specification=DRAFT202012)

@@ -23,7 +23,7 @@ from mediaserver.recording.control import RecordingRefused, start_recording, sto
 from mediaserver.recording.session import MANIFEST
 
 from .problems import ApiProblem
-from .routes import SERVICE, _body, _json, _tenant
+from .routes import SERVICE, _body, _json, _limit, _tenant
 from .service import iso
 
 __all__ = ["SIGNED_URL_SECONDS", "setup_recordings", "sign_file"]
@@ -53,15 +53,15 @@ def _public(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _owned(request: web.Request) -> tuple[Path, dict[str, Any]]:
-    """The tenant's recording named in the path (a foreign one is just not found)."""
+    """The tenant's recording named in the path (a foreign one is just not found): its
+    manifest from the store, its folder on this node."""
     rec_id = request.match_info["recording_id"]
     if not _RECORDING_ID.match(rec_id):
         raise _not_found()
-    folder = _root(request) / rec_id
-    manifest = await asyncio.to_thread(_read_manifest, folder)
+    manifest = await request.app[SERVICE].store.get_recording(rec_id)
     if manifest is None or manifest.get("tenant_id") != _tenant(request).id:
         raise _not_found()
-    return folder, manifest
+    return _root(request) / rec_id, manifest
 
 
 def _file_of(folder: Path, manifest: dict[str, Any], name: str) -> Path:
@@ -89,23 +89,16 @@ async def control(request: web.Request) -> web.Response:
             raise ApiProblem(409, "recording-refused", "Recording refused", exc.message) from None
         return _json({"active": True, "recording_id": rec.id})
     stopped = await stop_recording(room, "stopped_by_api")
+    if stopped is not None:  # the caller's next read sees it ready
+        await service.store.put_recording(stopped.manifest())
     return _json({"active": False, "recording_id": stopped.id if stopped else None})
 
 
 async def list_for_link(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     link = await service.get_link(_tenant(request), request.match_info["link_id"])
-    root = _root(request)
-
-    def scan() -> list[dict[str, Any]]:
-        found = []
-        for path in root.glob(f"RE*/{MANIFEST}"):
-            manifest = _read_manifest(path.parent)
-            if manifest and manifest.get("link_id") == link.id:
-                found.append(_public(manifest))
-        return sorted(found, key=lambda m: -float(m.get("started_at") or 0))
-
-    return _json({"recordings": await asyncio.to_thread(scan)})
+    found = await service.store.list_recordings(link.id, limit=_limit(request))
+    return _json({"recordings": [_public(m) for m in found]})
 
 
 async def get_recording(request: web.Request) -> web.Response:
@@ -117,6 +110,7 @@ async def delete_recording(request: web.Request) -> web.Response:
     folder, manifest = await _owned(request)
     if manifest.get("state") == "recording":
         raise ApiProblem(409, "recording", "Still recording", "stop the recording first")
+    await request.app[SERVICE].store.delete_recording(folder.name)
     await asyncio.to_thread(shutil.rmtree, folder, True)
     return _json(_public(manifest))
 

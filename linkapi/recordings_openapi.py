@@ -15,6 +15,7 @@ def add_recording_api(
     body: Any,
     errors: dict[str, Any],
     link_id: list[dict[str, Any]],
+    limit: dict[str, Any],
 ) -> None:
     rec_id = [
         {
@@ -44,6 +45,7 @@ def add_recording_api(
                 "parameters": link_id,
                 "get": {
                     "summary": "The link's recordings, newest first",
+                    "parameters": [limit],
                     "responses": {"200": ok("RecordingList"), **errors},
                 },
             },

@@ -38,7 +38,7 @@ from .sfu.peer import (
 from .sfu.room import Room, RoomManager
 from .sfu.udpmux import UdpMux
 from .signalling.websocket import websocket_handler
-from .state import create_store
+from .state import Store, create_store
 from .telemetry import Metrics, get_logger
 
 __all__ = ["create_app"]
@@ -157,7 +157,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         get_logger().info("media port", udp_port=rtc.udp_port, addresses=list(mux.sockets))
     configure_udp_mux(mux)
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
-    recordings_at_startup(app[CONFIG])
+    await recordings_at_startup(app[CONFIG], app[STORE])
     try:
         yield
         await app[ROOMS].shutdown()
@@ -167,13 +167,16 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
             mux.close()
 
 
-def recordings_at_startup(config: Config) -> None:
+async def recordings_at_startup(config: Config, store: Store) -> None:
     """Recordings this node was writing when it died are marked "interrupted"."""
     from .recording.control import mark_interrupted_at_startup
 
-    found = mark_interrupted_at_startup(config.recording_directory)
+    found = await asyncio.to_thread(mark_interrupted_at_startup, config.recording_directory)
+    for manifest in found:
+        if manifest.get("link_id"):
+            await store.put_recording(manifest)
     if found:
-        get_logger().warning("recordings interrupted", recordings=found)
+        get_logger().warning("recordings interrupted", recordings=[m["id"] for m in found])
 
 
 async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -294,6 +297,12 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
     async def writer() -> None:
         while True:
             tenant_id, etype, link_id, data = await queue.get()
+            recording = data.get("recording") if etype.startswith("recording.") else None
+            if recording is not None:  # its manifest, kept in the store (linkapi §17)
+                try:
+                    await app[STORE].put_recording(recording)
+                except Exception:
+                    log.exception("could not store a recording", link=link_id)
             report = data.get("report") if etype == "room.finished" else None
             if report is not None:
                 try:

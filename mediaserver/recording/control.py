@@ -60,7 +60,9 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
     async def stopped(rec: RoomRecording) -> None:
         if room.recording is rec:
             room.recording = None
-        room.manager.emit(room, "recording.ready", rec.manifest())
+        room.manager.emit(
+            room, "recording.ready", {"recording_id": rec.id, "recording": rec.manifest()}
+        )
         await _tell_everyone(
             room,
             {"type": "recording", "active": False, "recording_id": rec.id, "reason": rec.reason},
@@ -84,7 +86,11 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
     for participant in room.participants.values():
         for pub in participant.publications.values():
             rec.attach(pub)
-    room.manager.emit(room, "recording.started", {"recording_id": rec.id, "by": rec.started_by})
+    room.manager.emit(
+        room,
+        "recording.started",
+        {"recording_id": rec.id, "by": rec.started_by, "recording": rec.manifest()},
+    )
     await _tell_everyone(
         room, {"type": "recording", "active": True, "recording_id": rec.id, "by": rec.started_by}
     )
@@ -121,5 +127,5 @@ def on_published(room: Room, pubs: list[Publication]) -> None:
             rec.attach(pub)
 
 
-def mark_interrupted_at_startup(directory: str) -> list[str]:
+def mark_interrupted_at_startup(directory: str) -> list[dict[str, Any]]:
     return mark_interrupted(Path(directory))

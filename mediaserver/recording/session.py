@@ -42,10 +42,10 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, directory / MANIFEST)
 
 
-def mark_interrupted(root: Path) -> list[str]:
+def mark_interrupted(root: Path) -> list[dict[str, Any]]:
     """At start-up: recordings whose manifest still says "recording" were cut by a crash
-    of this node; mark them "interrupted". Returns their ids."""
-    found: list[str] = []
+    of this node; mark them "interrupted". Returns their manifests."""
+    found: list[dict[str, Any]] = []
     if not root.is_dir():
         return found
     for path in sorted(root.glob(f"*/{MANIFEST}")):
@@ -57,7 +57,7 @@ def mark_interrupted(root: Path) -> list[str]:
             manifest["state"] = "interrupted"
             (path.parent / RESERVE).unlink(missing_ok=True)
             write_manifest(path.parent, manifest)
-            found.append(str(manifest.get("id", path.parent.name)))
+            found.append(manifest)
     return found
 
 
