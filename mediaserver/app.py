@@ -157,7 +157,6 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         get_logger().info("media port", udp_port=rtc.udp_port, addresses=list(mux.sockets))
     configure_udp_mux(mux)
     app[ROOMS] = RoomManager(app[CONFIG], app[METRICS])
-    await recordings_at_startup(app[CONFIG], app[STORE])
     try:
         yield
         await app[ROOMS].shutdown()
@@ -165,6 +164,17 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         if mux is not None:
             configure_udp_mux(None)
             mux.close()
+
+
+async def _recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Recordings: those a crash cut are marked at start-up; retention sweeps."""
+    from .recording.retention import retention_task
+
+    config, store = app[CONFIG], app[STORE]
+    await recordings_at_startup(config, store)
+    directory = Path(config.recording_directory)
+    async with retention_task(directory, config.recording.retention_days, store.delete_recording):
+        yield
 
 
 async def recordings_at_startup(config: Config, store: Store) -> None:
@@ -400,6 +410,7 @@ def create_app(
     if config.rooms.adhoc:
         app.cleanup_ctx.append(_room_tokens_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    app.cleanup_ctx.append(_recordings_ctx)
     if config.state.backend == "redis":
         app.cleanup_ctx.append(_cluster_ctx)
     if config.linkapi.enabled:
