@@ -60,6 +60,7 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
     async def stopped(rec: RoomRecording) -> None:
         if room.recording is rec:
             room.recording = None
+        _count(room, rec)
         room.manager.emit(
             room, "recording.ready", {"recording_id": rec.id, "recording": rec.manifest()}
         )
@@ -83,6 +84,7 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
     except OSError as exc:
         raise RecordingRefused("bad_state", f"cannot write recordings: {exc.strerror}") from None
     room.recording = rec
+    room.manager.metrics.recordings.inc()
     for participant in room.participants.values():
         for pub in participant.publications.values():
             rec.attach(pub)
@@ -95,6 +97,17 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
         room, {"type": "recording", "active": True, "recording_id": rec.id, "by": rec.started_by}
     )
     return rec
+
+
+def _count(room: Room, rec: RoomRecording) -> None:
+    metrics = room.manager.metrics
+    metrics.recordings.dec()
+    metrics.recordings_stopped.labels(rec.reason or "stopped").inc()
+    for track in rec.tracks.values():
+        kind = "video" if track.video else "audio"
+        metrics.recorded_frames.labels(kind).inc(track.frames)
+        metrics.recording_dropped_frames.labels("assembly").inc(track.assembly_dropped)
+        metrics.recording_dropped_frames.labels("queue").inc(track.dropped_queue)
 
 
 async def _tell_everyone(room: Room, message: dict[str, Any]) -> None:

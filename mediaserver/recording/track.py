@@ -88,6 +88,10 @@ class TrackRecorder:
         self.invalid = 0
 
     @property
+    def assembly_dropped(self) -> int:
+        return self._assembler.dropped_frames
+
+    @property
     def video(self) -> bool:
         return self._assembler.video
 

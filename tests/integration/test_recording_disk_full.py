@@ -61,6 +61,10 @@ async def test_disk_full_stops_the_recording_and_the_meeting_goes_on(tmp_path, c
             video = next(t for t in tracks if t.kind == "video")
             await receive_frames(video.track, 30, timeout=10)
             assert server.rooms.rooms["full"].recording is None
+            metrics = server.metrics
+            assert metrics.recordings._value.get() == 0
+            assert metrics.recordings_stopped.labels("disk_full")._value.get() == 1
+            assert metrics.recorded_frames.labels("video")._value.get() > 0
             folder = disk / started["recording_id"]
             manifest = json.loads((folder / "manifest.json").read_text())
             assert manifest["state"] == "ready" and manifest["reason"] == "disk_full"
