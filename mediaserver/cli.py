@@ -270,6 +270,30 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
     return 0 if all(c.returncode == 0 for c in children) else 1
 
 
+def cmd_recording_compose(args: argparse.Namespace) -> int:
+    """Offline: never the server process (it decodes and encodes)."""
+    from pathlib import Path
+
+    from .config import Config
+    from .recording.compose import ComposeError, compose
+
+    folder = Path(args.recording_id)
+    if not folder.is_dir():
+        config = _load(args.config)
+        assert isinstance(config, Config)
+        folder = Path(config.recording_directory) / args.recording_id
+    try:
+        summary = compose(folder, Path(args.output))
+    except ComposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {args.output}: {summary['video_tracks']} video tile(s),"
+        f" {summary['tracks']} track(s), {summary['duration_seconds']:.2f} s"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediaserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,5 +376,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
     )
     room_token.set_defaults(func=cmd_room_token)
+    recording = sub.add_parser("recording", help="work with recordings (offline)")
+    rsub = recording.add_subparsers(dest="recording_command", required=True)
+    compose = rsub.add_parser(
+        "compose",
+        parents=[config_opt],
+        help="decode a recording's files into one MP4: video in a grid, audio mixed",
+    )
+    compose.add_argument(
+        "recording_id",
+        help="the recording's id (RE…), a folder under"
+        " recording.directory, or a path to the folder",
+    )
+    compose.add_argument("output", help="the MP4 file to write")
+    compose.set_defaults(func=cmd_recording_compose)
     args = parser.parse_args(argv)
     return int(args.func(args))

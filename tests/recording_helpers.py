@@ -132,3 +132,62 @@ def decode_errors(path: Path) -> str:
         text=True,
     )
     return done.stderr + ("" if done.returncode == 0 else f"[exit {done.returncode}]")
+
+
+def write_vp8_file(path: Path, colour: tuple[int, int, int], seconds: float) -> int:
+    """A WebM of solid ``colour`` (VP8 encoded here, in the test); returns frames."""
+    import fractions
+
+    import av
+    import numpy as np
+
+    from mediaserver.recording.assemble import vp8_dimensions
+    from mediaserver.recording.ebml import MatroskaWriter, TrackSpec
+
+    enc = av.CodecContext.create("libvpx", "w")
+    enc.width, enc.height, enc.pix_fmt = 160, 120, "yuv420p"
+    enc.time_base = fractions.Fraction(1, 30)
+    packets: list[bytes] = []
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    rgb[:, :] = colour
+    for i in range(round(seconds * 30)):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        packets += [bytes(p) for p in enc.encode(frame)]
+    packets += [bytes(p) for p in enc.encode(None)]
+    width, height = vp8_dimensions(packets[0]) or (0, 0)
+    with path.open("wb") as fh:
+        writer = MatroskaWriter(
+            fh, TrackSpec("V_VP8", True, width, height), doctype="webm", app="t"
+        )
+        for i, data in enumerate(packets):
+            writer.write(i * 1000 // 30, data, not data[0] & 1)
+        writer.close(len(packets) * 1000 / 30)
+    return len(packets)
+
+
+def write_opus_file(path: Path, seconds: float, freq: float = 440.0) -> None:
+    """A WebM of a sine tone (Opus encoded here, in the test)."""
+    import math
+
+    import av
+    import numpy as np
+
+    from mediaserver.recording.ebml import MatroskaWriter, TrackSpec, opus_head
+
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate, enc.layout, enc.format = 48000, "stereo", "s16"
+    packets: list[bytes] = []
+    for i in range(round(seconds * 50)):
+        t = (np.arange(960) + i * 960) / 48000
+        tone = (np.sin(2 * math.pi * freq * t) * 8000).astype(np.int16)
+        pcm = np.repeat(tone, 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, i * 960
+        packets += [bytes(p) for p in enc.encode(frame)]
+    with path.open("wb") as fh:
+        spec = TrackSpec("A_OPUS", False, codec_private=opus_head())
+        writer = MatroskaWriter(fh, spec, doctype="webm", app="t")
+        for i, data in enumerate(packets):
+            writer.write(i * 20, data, True)
+        writer.close(len(packets) * 20.0)

@@ -28,7 +28,10 @@ MANIFEST = "manifest.json"
 #: is written, so that a full disk still gets a finished manifest.
 RESERVE = ".reserve"
 RESERVE_BYTES = 64 * 1024
-KEYFRAME_REQUEST_SECONDS = 0.3
+#: A track waiting for a keyframe asks for one at most this often (on top of the
+#: publication's own throttle): publishers that do not answer NACKs lose packets for good,
+#: and each PLI costs them a keyframe burst.
+KEYFRAME_REQUEST_SECONDS = 1.0
 
 
 def new_recording_id() -> str:

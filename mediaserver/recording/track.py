@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..telemetry import get_logger
 from .assemble import Frame, FrameAssembler, OpusAssembler, Vp8Assembler, vp8_dimensions
 from .ebml import TrackSpec, opus_head
 from .reorder import ReorderBuffer
@@ -96,8 +97,17 @@ class TrackRecorder:
         return self._assembler.video
 
     def on_rtp(self, data: bytes, now: float) -> None:
+        """Called on the forwarding hot path: never raises (a recorder bug must not stop
+        forwarding); a failing track stops recording and is logged once."""
         if self.closed:
             return
+        try:
+            self._on_rtp(data, now)
+        except Exception:
+            self.closed = True
+            get_logger().exception("recording a track failed; it is no longer recorded")
+
+    def _on_rtp(self, data: bytes, now: float) -> None:
         self._now = now
         try:
             packet = parse_rtp(data)

@@ -226,3 +226,38 @@ def test_webm_opus_file_has_an_opus_head(tmp_path: Path) -> None:
 def test_matroska_writer_refuses_an_unknown_doctype() -> None:
     with pytest.raises(ValueError, match="webm or matroska"):
         MatroskaWriter(io.BytesIO(), TrackSpec("V_VP8", True), doctype="mp4", app="t")
+
+
+def test_a_failing_track_recorder_never_raises_into_forwarding(tmp_path: Path) -> None:
+    from mediaserver.recording.track import ParticipantClock, TrackRecorder
+
+    def broken(item: object) -> bool:
+        raise RuntimeError("bug")
+
+    track = TrackRecorder(
+        key="k",
+        codec="opus",
+        clock_rate=48000,
+        path=tmp_path / "a.webm",
+        clock=ParticipantClock(),
+        submit=broken,
+        request_keyframe=lambda: None,
+    )
+    track.on_rtp(rtp(1, 960, b"\xfc\x01"), 0.0)  # the reorder buffer releases it at once
+    assert track.closed
+    track.on_rtp(rtp(2, 1920, b"\xfc\x01"), 0.02)  # and it stays quiet
+
+
+def test_unknown_codec_is_refused_with_the_recordable_ones(tmp_path: Path) -> None:
+    from mediaserver.recording.track import ParticipantClock, TrackRecorder
+
+    with pytest.raises(ValueError, match=r"cannot record codec 'G722'.*VP8, OPUS"):
+        TrackRecorder(
+            key="k",
+            codec="G722",
+            clock_rate=8000,
+            path=tmp_path / "a.webm",
+            clock=ParticipantClock(),
+            submit=lambda item: True,
+            request_keyframe=lambda: None,
+        )
