@@ -121,8 +121,11 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 def _file_response(path: Path) -> web.FileResponse:
-    kind = "audio" if "-audio-" in path.name else "video"
-    return web.FileResponse(path, headers={"Content-Type": f"{kind}/webm"})
+    if path.suffix == ".mkv":
+        ctype = "video/x-matroska"
+    else:
+        ctype = "audio/webm" if "-audio-" in path.name else "video/webm"
+    return web.FileResponse(path, headers={"Content-Type": ctype})
 
 
 def sign_file(secret: bytes, rec_id: str, name: str, expires: int) -> str:

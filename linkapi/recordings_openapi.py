@@ -68,7 +68,11 @@ def add_recording_api(
                     "responses": {
                         "200": {
                             "description": "The file",
-                            "content": {"video/webm": {}, "audio/webm": {}},
+                            "content": {
+                                "video/webm": {},
+                                "audio/webm": {},
+                                "video/x-matroska": {},
+                            },
                         },
                         **errors,
                     },

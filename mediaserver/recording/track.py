@@ -11,6 +11,7 @@ from typing import Any
 from ..telemetry import get_logger
 from .assemble import Frame, FrameAssembler, OpusAssembler, Vp8Assembler, vp8_dimensions
 from .ebml import TrackSpec, opus_head
+from .h264 import H264Assembler, avcc_record, sps_dimensions
 from .reorder import ReorderBuffer
 from .rtp import RtpPacket, SeqUnwrapper, TsUnwrapper, parse_rtp
 from .writer import CloseTrack, OpenTrack, WriteFrame
@@ -31,6 +32,7 @@ class _Codec:
 CODECS: dict[str, _Codec] = {
     "VP8": _Codec("V_VP8", "webm", "webm", 128, Vp8Assembler),
     "OPUS": _Codec("A_OPUS", "webm", "webm", 16, OpusAssembler),
+    "H264": _Codec("V_MPEG4/ISO/AVC", "matroska", "mkv", 128, H264Assembler),
 }
 
 
@@ -165,12 +167,30 @@ class TrackRecorder:
                 self._assembler.resync()
                 self._request_keyframe()
 
+    def _video_spec(self, frame: Frame) -> TrackSpec | None:
+        if not frame.keyframe:
+            return None
+        asm = self._assembler
+        if isinstance(asm, H264Assembler):
+            if asm.sps is None or asm.pps is None:
+                return None
+            try:
+                width, height = sps_dimensions(asm.sps)
+            except ValueError:
+                return None
+            private = avcc_record(asm.sps, asm.pps)
+            return TrackSpec(self.codec.matroska_id, True, width, height, codec_private=private)
+        dims = vp8_dimensions(frame.data)
+        if dims is None:
+            return None
+        return TrackSpec(self.codec.matroska_id, True, width=dims[0], height=dims[1])
+
     def _open(self, frame: Frame, now: float) -> bool:
         if self.video:
-            dims = vp8_dimensions(frame.data) if self.codec.matroska_id == "V_VP8" else None
-            if not frame.keyframe or dims is None:
+            video_spec = self._video_spec(frame)
+            if video_spec is None:
                 return False
-            spec = TrackSpec(self.codec.matroska_id, True, width=dims[0], height=dims[1])
+            spec = video_spec
         else:
             spec = TrackSpec(self.codec.matroska_id, False, codec_private=opus_head())
         if not self._submit(OpenTrack(self.key, self.path, spec, self.codec.doctype)):

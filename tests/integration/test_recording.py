@@ -103,7 +103,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
 
 
 async def record_lossy_publisher(
-    node: Node, clients: list[MeetingClient], seconds: float
+    node: Node, clients: list[MeetingClient], seconds: float, video_codec: str = "VP8"
 ) -> tuple[MeetingClient, MeetingClient, LossySender, dict]:
     """A host starts recording, then publishes through a lossy path for ``seconds``."""
     host, member = node.client("Host"), node.client("Member")
@@ -117,7 +117,7 @@ async def record_lossy_publisher(
     started = await recording_event(member, 1)
     assert started["active"] is True and started["by"] == host.participant_id
     gate = asyncio.Event()
-    await host.publish([GatedTone(gate), GatedColour(COLOURS[0], gate)])
+    await host.publish([GatedTone(gate), GatedColour(COLOURS[0], gate)], video_codec=video_codec)
     assert host.publisher is not None
     lossy = LossySender(host.publisher, loss=0.03, reorder=0.05)
     lossy.recording = True
@@ -127,8 +127,17 @@ async def record_lossy_publisher(
     return host, member, lossy, started
 
 
-async def test_lossy_publisher_is_recorded_into_playable_synchronised_files(node, clients):
-    host, member, lossy, started = await record_lossy_publisher(node, clients, 5.0)
+@pytest.mark.parametrize(
+    ("video_codec", "video_name", "suffix"),
+    [
+        ("VP8", "vp8", ".webm"),  # WebM
+        ("H264", "h264", ".mkv"),  # Matroska (WebM has no H264)
+    ],
+)
+async def test_lossy_publisher_is_recorded_into_playable_synchronised_files(
+    node, clients, video_codec, video_name, suffix
+):
+    host, member, lossy, started = await record_lossy_publisher(node, clients, 5.0, video_codec)
     lossy.recording = False
     await host.request({"type": "set_recording", "active": False})
     stopped = await recording_event(member, 2)
@@ -150,7 +159,8 @@ async def test_lossy_publisher_is_recorded_into_playable_synchronised_files(node
         "audio": lossy.sent_seconds("audio", 48000, 0.02),
         "video": lossy.sent_seconds("video", 90000, 1 / 30),
     }
-    for kind, codec in (("audio", "opus"), ("video", "vp8")):
+    assert tracks["video"]["file"].endswith(suffix)
+    for kind, codec in (("audio", "opus"), ("video", video_name)):
         path = folder / tracks[kind]["file"]
         info = probe(path)
         assert [s["codec_name"] for s in info["streams"]] == [codec]
