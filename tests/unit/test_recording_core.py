@@ -261,3 +261,33 @@ def test_unknown_codec_is_refused_with_the_recordable_ones(tmp_path: Path) -> No
             submit=lambda item: True,
             request_keyframe=lambda: None,
         )
+
+
+def test_a_full_writer_queue_drops_and_counts_and_video_waits_for_a_keyframe(
+    tmp_path: Path,
+) -> None:
+    from mediaserver.recording.track import ParticipantClock, TrackRecorder
+    from mediaserver.recording.writer import WriterThread
+
+    writer = WriterThread("t", 16, lambda exc: None, "t")  # not started: nothing drains it
+    asked: list[int] = []
+    track = TrackRecorder(
+        key="v",
+        codec="VP8",
+        clock_rate=90000,
+        path=tmp_path / "v.webm",
+        clock=ParticipantClock(),
+        submit=writer.submit,
+        request_keyframe=lambda: asked.append(1),
+    )
+    seq = 0
+    for n, frame in enumerate([KEY] + [INTER] * 20 + [KEY, INTER]):
+        for _, ts, payload, marker in vp8_packets(frame, seq, n * 3000, size=100):
+            track.on_rtp(rtp(seq, ts, payload, marker=marker), n / 30)
+            seq += 1
+    for released in track._reorder.flush():  # what the reorder buffer still holds
+        track._on_packet(released.item, released.gap_before, 1.0)
+    assert track.frames == 15  # the open request and 15 frames filled the 16 places
+    assert writer.dropped == track.dropped_queue > 0  # never blocked: dropped and counted
+    assert asked  # and a keyframe was asked for, to resume
+    assert track.describe(0.0)["dropped_frames"] >= track.dropped_queue
