@@ -167,3 +167,41 @@ async def test_always_records_from_the_first_join_and_the_lobby_is_told(srv, cli
         assert (await recording_event(guest, 1))["active"] is False
     finally:
         await api.close()
+
+
+async def test_cli_sets_the_tenants_recording_default(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from server_helpers import ROOT, clean_env
+
+    from mediaserver.state.sqlite import SqliteStore
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[state]\ndata_dir = "{tmp_path / "data"}"\n')
+    argv = [sys.executable, "-m", "mediaserver", "tenant", "create", "Acme", "--config"]
+    done = subprocess.run(
+        [*argv, str(config), "--recording", "always"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    bad = subprocess.run(
+        [*argv, str(config), "--recording", "sometimes"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--recording" in bad.stderr
+    store = SqliteStore(str(tmp_path / "data" / "mediaserver.db"))
+    await store.open()
+    try:
+        (tenant,) = await store.list_tenants()
+        assert tenant.recording == "always"
+    finally:
+        await store.close()
