@@ -2,14 +2,16 @@
 
 The event loop only calls :meth:`WriterThread.submit`, which never blocks: when the queue
 is full the item is dropped and counted (the caller resynchronises video at the next
-keyframe). A write error (a full disk) stops the thread's writing for good and is
-reported once through ``on_error``, called in the writer thread.
+keyframe). The queue is a deque the thread drains every ``DRAIN_SECONDS``: a frame
+arriving does not wake the thread (a wake-up per frame makes the event loop hand the GIL
+over hundreds of times a second). A write error (a full disk) stops the thread's
+writing for good and is reported once through ``on_error``, called in the writer thread.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,14 +45,18 @@ class CloseTrack:
     duration_ms: float
 
 
-_Item = OpenTrack | WriteFrame | CloseTrack | None
+_Item = OpenTrack | WriteFrame | CloseTrack
+#: How often the writer thread takes what was queued (what a kill can lose on top).
+DRAIN_SECONDS = 0.05
 
 
 class WriterThread:
     def __init__(
         self, name: str, capacity: int, on_error: Callable[[BaseException], None], app: str
     ) -> None:
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=capacity)
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._capacity = capacity
+        self._stop = threading.Event()
         self._on_error = on_error
         self._app = app
         self._files: dict[str, tuple[BinaryIO, MatroskaWriter]] = {}
@@ -66,35 +72,35 @@ class WriterThread:
         """Queue ``item``; False (and counted) when the queue is full or writing stopped."""
         if self._stopping or self.failed is not None:
             return False
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if len(self._queue) >= self._capacity:
             self.dropped += 1
             return False
+        self._queue.append(item)  # atomic; the thread takes it within DRAIN_SECONDS
         return True
 
     def stop(self) -> None:
-        """Ask the thread to close every file and end (blocks until there is room for the
-        request: call it from a thread, see :meth:`join`)."""
+        """Ask the thread to write what is queued, close every file and end."""
         self._stopping = True
-        self._queue.put(None)
+        self._stop.set()
 
     def join(self) -> None:
         self._thread.join()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            stopping = self._stop.wait(DRAIN_SECONDS)
+            while self._queue:
+                item = self._queue.popleft()
+                if self.failed is not None:
+                    continue
+                try:
+                    self._handle(item)
+                except Exception as exc:
+                    self.failed = exc
+                    self._close_all(clean=False)
+                    self._on_error(exc)
+            if stopping:
                 break
-            if self.failed is not None:
-                continue
-            try:
-                self._handle(item)
-            except Exception as exc:
-                self.failed = exc
-                self._close_all(clean=False)
-                self._on_error(exc)
         self._close_all(clean=self.failed is None)
 
     def _handle(self, item: OpenTrack | WriteFrame | CloseTrack) -> None:
