@@ -102,7 +102,11 @@ async def list_for_link(request: web.Request) -> web.Response:
 
 
 async def get_recording(request: web.Request) -> web.Response:
-    _, manifest = await _owned(request)
+    folder, manifest = await _owned(request)
+    room = request.config_dict[ROOMS].rooms.get(str(manifest.get("link_id")))
+    rec = room.recording if room is not None else None
+    if rec is not None and rec.id == folder.name:  # running here: as it is now
+        manifest = rec.manifest()
     return _json(_public(manifest))
 
 

@@ -69,6 +69,10 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
             rid = state["recording_id"]
             assert (await recording_event(host, 1))["recording_id"] == rid
             await _frames_recorded(srv, lid)
+            code, live, _ = await api.get(f"/v1/recordings/{rid}")  # while it records
+            assert code == 200 and live["state"] == "recording" and len(live["tracks"]) == 2
+            code, _, _ = await api.delete(f"/v1/recordings/{rid}")
+            assert code == 409  # not while it records
             code, state, _ = await api.post(f"/v1/links/{lid}/recording", {"active": False})
             assert code == 200 and state == {"active": False, "recording_id": rid}
             assert (await recording_event(host, 2))["reason"] == "stopped_by_api"
