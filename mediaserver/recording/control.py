@@ -79,12 +79,17 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
         link_id=room.link_id,
         tenant_id=room.tenant_id,
     )
+    room.recording = rec  # before the await: a second start meanwhile gets this one
+    room.manager.metrics.recordings.inc()
     try:
         await asyncio.to_thread(rec.start)
     except OSError as exc:
+        if room.recording is rec:
+            room.recording = None
+        room.manager.metrics.recordings.dec()
         raise RecordingRefused("bad_state", f"cannot write recordings: {exc.strerror}") from None
-    room.recording = rec
-    room.manager.metrics.recordings.inc()
+    if not rec.active:  # stopped while starting (the meeting ended)
+        return rec
     for participant in room.participants.values():
         for pub in participant.publications.values():
             rec.attach(pub)

@@ -84,7 +84,8 @@ class WriterThread:
         self._stop.set()
 
     def join(self) -> None:
-        self._thread.join()
+        if self._thread.ident is not None:  # (never started: nothing to wait for)
+            self._thread.join()
 
     def _run(self) -> None:
         while True:

@@ -209,3 +209,32 @@ async def test_cli_sets_the_tenants_recording_default(tmp_path: Path) -> None:
         assert tenant.recording == "always"
     finally:
         await store.close()
+
+
+async def test_two_hosts_starting_at_once_make_one_recording(srv, clients):
+    _, key = await srv.app[LINKS].create_tenant("Acme", recording="host")
+    api = ApiClient(srv.http_url, key)
+    try:
+        _, link, _ = await api.post("/v1/links", {"event": event("r4")})
+        hosts = []
+        for name in ("Hana", "Hugo"):
+            host = srv.client(name)
+            clients.append(host)
+            await host.connect()
+            await host.request({"type": "join", "link": slug_of(link["host_url"]), "name": name})
+            hosts.append(host)
+        await asyncio.gather(
+            *(h.request({"type": "set_recording", "active": True}) for h in hosts),
+            api.post(f"/v1/links/{link['id']}/recording", {"active": True}),
+        )
+        started = await recording_event(hosts[0], 1)
+        await asyncio.sleep(0)  # (any second start would have been broadcast by now)
+        events = [e for e in hosts[1].events if e.get("type") == "recording"]
+        assert [e["recording_id"] for e in events] == [started["recording_id"]]
+        assert srv.metrics.recordings._value.get() == 1
+        await api.post(f"/v1/links/{link['id']}/recording", {"active": False})
+        assert srv.metrics.recordings._value.get() == 0
+        _, listed, _ = await api.get(f"/v1/links/{link['id']}/recordings")
+        assert [r["id"] for r in listed["recordings"]] == [started["recording_id"]]
+    finally:
+        await api.close()
