@@ -48,3 +48,28 @@ async def test_sweep_deletes_old_finished_recordings_on_disk_and_in_the_store(tm
         ]
     finally:
         await store.close()
+
+
+async def test_startup_marks_cut_recordings_interrupted_on_disk_and_in_the_store(tmp_path):
+    import dataclasses
+
+    from mediaserver.app import recordings_at_startup
+    from mediaserver.config import RecordingConfig, load_config
+
+    root = tmp_path / "rec"
+    running = make(root, "RE_cut", "recording", 0)
+    make(root, "RE_done", "ready", 0)
+    config = load_config(None, env={})
+    config = dataclasses.replace(config, recording=RecordingConfig(directory=str(root)))
+    store = SqliteStore(":memory:")
+    await store.open()
+    try:
+        await store.put_recording(running)
+        await recordings_at_startup(config, store)
+        on_disk = json.loads((root / "RE_cut" / "manifest.json").read_text())
+        assert on_disk["state"] == "interrupted"
+        assert (await store.get_recording("RE_cut"))["state"] == "interrupted"
+        done = json.loads((root / "RE_done" / "manifest.json").read_text())
+        assert done["state"] == "ready"  # finished ones are left alone
+    finally:
+        await store.close()
