@@ -92,6 +92,7 @@ def add_recording_api(
         "properties": {
             "participant_id": {"type": "string"},
             "name": {"type": "string"},
+            "role": {"type": "string"},
             "kind": {"enum": ["audio", "video"]},
             "publication_id": {"type": "string"},
             "file": {"type": "string"},
@@ -116,6 +117,17 @@ def add_recording_api(
             "stopped_at": {"type": ["number", "null"]},
             "started_by": {"type": ["string", "null"]},
             "dropped_by_writer": {"type": "integer"},
+            "participants": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "role": {"type": "string"},
+                    },
+                },
+            },
             "tracks": {"type": "array", "items": track},
         },
     }

@@ -146,6 +146,7 @@ class RoomRecording:
         self.track_info[pub.id] = {
             "participant_id": participant.id,
             "name": participant.name,
+            "role": participant.role,
             "kind": pub.kind,
             "publication_id": pub.id,
         }
@@ -214,6 +215,7 @@ class RoomRecording:
             "stopped_at": self.stopped_at,
             "started_by": self.started_by,
             "dropped_by_writer": self.writer.dropped,
+            "participants": _participants(tracks),
             "tracks": tracks,
         }
 
@@ -222,3 +224,12 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "disk_full"
     return "write_failed"
+
+
+def _participants(tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Everyone recorded, once, in the order they were first recorded."""
+    seen: dict[str, dict[str, Any]] = {}
+    for t in tracks:
+        pid = t["participant_id"]
+        seen.setdefault(pid, {"id": pid, "name": t["name"], "role": t["role"]})
+    return list(seen.values())

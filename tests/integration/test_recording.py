@@ -155,6 +155,7 @@ async def test_lossy_publisher_is_recorded_into_playable_synchronised_files(
     assert set(tracks) == {"audio", "video"}
     assert {t["participant_id"] for t in tracks.values()} == {host.participant_id}
     assert {t["name"] for t in tracks.values()} == {"Host"}
+    assert manifest["participants"] == [{"id": host.participant_id, "name": "Host", "role": "host"}]
     sent = {
         "audio": lossy.sent_seconds("audio", 48000, 0.02),
         "video": lossy.sent_seconds("video", 90000, 1 / 30),
