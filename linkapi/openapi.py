@@ -16,6 +16,7 @@ from .accounts.openapi_paths import add_account_paths
 from .eventtime import EVENT_TIME_MESSAGE, TZID_PATTERN, is_event_time_string
 from .inputs import SAFE_TEXT_PATTERN, TEXT_MESSAGE, TIME_MESSAGE, parse_rfc3339
 from .openapi_manage import extend as extend_manage
+from .recordings_openapi import add_recording_api
 
 __all__ = ["EVENT_TYPES", "OPENAPI", "schema_errors", "validator_for"]
 
@@ -28,6 +29,8 @@ EVENT_TYPES = [
     "participant.left",
     "room.finished",
     "connection.revoked",
+    "recording.started",
+    "recording.ready",
 ]
 
 _SAFE = {"pattern": SAFE_TEXT_PATTERN}  # no control characters, no lone surrogates
@@ -131,6 +134,7 @@ _OPTIONS_PROPS = {
     "max_guests": {"type": "integer", "minimum": 0, "maximum": 1000},
     "join_before_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
     "grace_after_minutes": {"type": "integer", "minimum": 0, "maximum": 1440},
+    "recording": {"enum": ["off", "host", "always"]},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -662,6 +666,7 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+add_recording_api(OPENAPI, ok=_ok, body=_body, errors=_ERRORS, link_id=_LINK_ID, limit=_LIMIT)
 
 extend_manage(OPENAPI)  # listing, invites, webhook changes, API keys (issue 17)
 add_account_paths(OPENAPI, _ok, _ERRORS, _SAFE)  # /v1/users, /v1/me (linkapi/accounts)

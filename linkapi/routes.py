@@ -350,5 +350,8 @@ def setup_linkapi(app: web.Application, service: LinkService) -> web.Application
         from .accounts.setup import setup_accounts
 
         setup_accounts(app, v1, service)
+    from .recordings import setup_recordings  # it uses this module's helpers
+
+    setup_recordings(app, v1, service)
     app.add_subapp("/v1", v1)
     return v1

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mediaserver.config import Config
+from mediaserver.config import RECORDING_POLICIES, Config
 from mediaserver.sfu.base import Refused
 from mediaserver.state import ConflictError, Store
 from mediaserver.state.models import (
@@ -117,9 +117,12 @@ class LinkService(JsonViews):
         *,
         rate_limit_per_minute: int | None = None,
         rate_limit_burst: int | None = None,
+        recording: str = "off",
     ) -> tuple[Tenant, str]:
         if guest_policy not in ("allow", "lobby", "deny"):
             raise ValueError(f"guest policy must be allow, lobby or deny, not {guest_policy!r}")
+        if recording not in RECORDING_POLICIES:
+            raise ValueError(f"recording must be off, host or always, not {recording!r}")
         for value in (rate_limit_per_minute, rate_limit_burst):
             if value is not None and not 1 <= value <= 1_000_000:
                 raise ValueError("rate limits must be between 1 and 1000000")
@@ -130,6 +133,7 @@ class LinkService(JsonViews):
             guest_policy=guest_policy,
             rate_limit_per_minute=rate_limit_per_minute,
             rate_limit_burst=rate_limit_burst,
+            recording=recording,
         )
         await self.store.create_tenant(tenant)
         key = await self.create_api_key(tenant.id)
@@ -245,7 +249,7 @@ class LinkService(JsonViews):
                 raise _not_found("link for this event (nothing to cancel)")
             return await self._apply_event(tenant, existing.id, ev, raw, body), False
         overrides = apply_instance({}, ev) if ev.series_id is not None else {}
-        options = self._options(body.get("options"), {"guest_policy": tenant.guest_policy})
+        options = self._options(body.get("options"), _tenant_options(tenant))
         valid_from, valid_until = self._window(raw, options, overrides)
         now = self.clock()
         link = Link(
@@ -433,7 +437,7 @@ class LinkService(JsonViews):
             host_slug=new_slug(),
             user_id=user_id,
             event={"summary": body.get("display_name") or f"{user_id}'s room"},
-            options=self._options(body.get("options"), {"guest_policy": tenant.guest_policy}),
+            options=self._options(body.get("options"), _tenant_options(tenant)),
             created_at=now,
             updated_at=now,
         )
@@ -682,3 +686,8 @@ class LinkService(JsonViews):
             )
             for ep in endpoints
         ]
+
+
+def _tenant_options(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's defaults for a new link's options."""
+    return {"guest_policy": tenant.guest_policy, "recording": tenant.recording}

@@ -22,6 +22,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_guests": 0,  # 0: no separate cap on guests
     "join_before_minutes": 15,
     "grace_after_minutes": 60,
+    "recording": "off",  # off | host (hosts start/stop) | always (the tenant's default)
 }
 
 

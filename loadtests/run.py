@@ -38,10 +38,19 @@ FULL = {
     "churn": [10],
     "linkapi": [400],
     "abuse": [10],
+    "recording": [10],
 }
-QUICK = {"fanout": [1, 5], "fullroom": [3], "churn": [3], "linkapi": [40], "abuse": [3]}
-#: Scenarios only our server has (Janus has no link API, no meeting links to attack).
-OURS_ONLY = ("linkapi", "abuse")
+QUICK = {
+    "fanout": [1, 5],
+    "fullroom": [3],
+    "churn": [3],
+    "linkapi": [40],
+    "abuse": [3],
+    "recording": [3],
+}
+#: Scenarios only our server has (Janus has no link API, no meeting links to attack;
+#: recording: fullroom with every room recorded, to compare with fullroom).
+OURS_ONLY = ("linkapi", "abuse", "recording")
 
 METRICS = (
     "us_per_forwarded_packet",
@@ -126,9 +135,10 @@ class OurServer:
         self.url = f"ws://{ns.server_ip}:{PORT}/ws"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def write_config(self, *, abuse: bool) -> None:
+    def write_config(self, *, abuse: bool, recording: bool = False) -> None:
         """The server's config; ``abuse``: the join rate per address at its default
-        (the capacity scenarios join all their bots from one address at once)."""
+        (the capacity scenarios join all their bots from one address at once);
+        ``recording``: every room is recorded from its first join."""
         ns, workdir = self.ns, self.workdir
         self.config.write_text(
             f"""
@@ -155,6 +165,8 @@ level = "warning"
 rate_limit_per_minute = 1000000
 # the bots read this file and mint their room tokens with this key (loadtests/bots.py)
 token_secret = "{self.token_secret}"
+[recording]
+default_policy = "{"always" if recording else "off"}"
 """
         )
 
@@ -272,6 +284,12 @@ def main() -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated scenarios to run (e.g. abuse); default all"
     )
+    parser.add_argument(
+        "--sizes", default="", help="comma-separated sizes instead of each scenario's own"
+    )
+    parser.add_argument(
+        "--ours-only", action="store_true", help="run mediaserver only (no Janus side)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("make bench needs root (it creates a network namespace)", file=sys.stderr)
@@ -287,6 +305,8 @@ def main() -> int:
             print(f"unknown scenarios: {', '.join(sorted(unknown))}", file=sys.stderr)
             return 2
         plan = {k: v for k, v in plan.items() if k in wanted}
+    if args.sizes:
+        plan = {k: [int(s) for s in args.sizes.split(",")] for k in plan}
     repeats = args.repeats or (1 if args.quick else 3)
     window = args.window or (2.0 if args.quick else 4.0)
     from .netns import BenchNetns
@@ -296,22 +316,28 @@ def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="msbench-") as tmp:
         ns = stack.enter_context(BenchNetns())
         workdir = Path(tmp)
-        for server in (OurServer(ns, workdir), JanusServer(ns, workdir)):
+        servers = [OurServer(ns, workdir)]
+        if not args.ours_only:
+            servers.append(JanusServer(ns, workdir))
+        for server in servers:
             pid = server.start()
             try:
                 for scenario, sizes in plan.items():
                     if scenario in OURS_ONLY and server.name == "janus":
                         continue
-                    if scenario == "abuse" and isinstance(server, OurServer):
+                    if scenario in ("abuse", "recording") and isinstance(server, OurServer):
                         server.stop()  # restart with the default join rate per address
-                        server.write_config(abuse=True)
+                        server.write_config(
+                            abuse=scenario == "abuse", recording=scenario == "recording"
+                        )
                         pid = server.start()
                     for size in sizes:
                         runs: list[dict[str, Any]] = []
-                        media = scenario in ("fanout", "fullroom")
+                        media = scenario in ("fanout", "fullroom", "recording")
+                        bots = "fullroom" if scenario == "recording" else scenario
                         try:
                             if media:  # one setup, `repeats` consecutive windows
-                                runs = run_bots(ns, server, pid, scenario, size, window, repeats)
+                                runs = run_bots(ns, server, pid, bots, size, window, repeats)
                             else:
                                 for _ in range(repeats):
                                     runs += run_bots(ns, server, pid, scenario, size, window)

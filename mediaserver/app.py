@@ -38,7 +38,7 @@ from .sfu.peer import (
 from .sfu.room import Room, RoomManager
 from .sfu.udpmux import UdpMux
 from .signalling.websocket import websocket_handler
-from .state import create_store
+from .state import Store, create_store
 from .telemetry import Metrics, get_logger
 
 __all__ = ["create_app"]
@@ -166,6 +166,29 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
             mux.close()
 
 
+async def _recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Recordings: those a crash cut are marked at start-up; retention sweeps."""
+    from .recording.retention import retention_task
+
+    config, store = app[CONFIG], app[STORE]
+    await recordings_at_startup(config, store)
+    directory = Path(config.recording_directory)
+    async with retention_task(directory, config.recording.retention_days, store.delete_recording):
+        yield
+
+
+async def recordings_at_startup(config: Config, store: Store) -> None:
+    """Recordings this node was writing when it died are marked "interrupted"."""
+    from .recording.control import mark_interrupted_at_startup
+
+    found = await asyncio.to_thread(mark_interrupted_at_startup, config.recording_directory)
+    for manifest in found:
+        if manifest.get("link_id"):
+            await store.put_recording(manifest)
+    if found:
+        get_logger().warning("recordings interrupted", recordings=[m["id"] for m in found])
+
+
 async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     """state.backend = "redis": register this node, place rooms, relay signalling."""
     import os
@@ -284,6 +307,12 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
     async def writer() -> None:
         while True:
             tenant_id, etype, link_id, data = await queue.get()
+            recording = data.get("recording") if etype.startswith("recording.") else None
+            if recording is not None:  # its manifest, kept in the store (linkapi §18)
+                try:
+                    await app[STORE].put_recording(recording)
+                except Exception:
+                    log.exception("could not store a recording", link=link_id)
             report = data.get("report") if etype == "room.finished" else None
             if report is not None:
                 try:
@@ -381,6 +410,7 @@ def create_app(
     if config.rooms.adhoc:
         app.cleanup_ctx.append(_room_tokens_ctx)
     app.cleanup_ctx.append(_rooms_ctx)
+    app.cleanup_ctx.append(_recordings_ctx)
     if config.state.backend == "redis":
         app.cleanup_ctx.append(_cluster_ctx)
     if config.linkapi.enabled:

@@ -112,6 +112,7 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                     args.guest_policy,
                     rate_limit_per_minute=args.rate_limit,
                     rate_limit_burst=args.burst,
+                    recording=args.recording,
                 )
                 print(f"tenant {tenant.id} ({tenant.name}) created")
                 print("API key (shown once; store it now):")
@@ -270,6 +271,30 @@ def _serve_workers(args: argparse.Namespace, config: object) -> int:
     return 0 if all(c.returncode == 0 for c in children) else 1
 
 
+def cmd_recording_compose(args: argparse.Namespace) -> int:
+    """Offline: never the server process (it decodes and encodes)."""
+    from pathlib import Path
+
+    from .config import Config
+    from .recording.compose import ComposeError, compose
+
+    folder = Path(args.recording_id)
+    if not folder.is_dir():
+        config = _load(args.config)
+        assert isinstance(config, Config)
+        folder = Path(config.recording_directory) / args.recording_id
+    try:
+        summary = compose(folder, Path(args.output))
+    except ComposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {args.output}: {summary['video_tracks']} video tile(s),"
+        f" {summary['tracks']} track(s), {summary['duration_seconds']:.2f} s"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediaserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -301,6 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["allow", "lobby", "deny"],
         default="lobby",
         help="the tenant's default guest policy for new links (default: lobby)",
+    )
+    create.add_argument(
+        "--recording",
+        choices=["off", "host", "always"],
+        default="off",
+        help="the tenant's default recording option for new links: hosts may record"
+        " (host), every meeting is recorded (always) (default: off)",
     )
     create.add_argument(
         "--rate-limit",
@@ -348,5 +380,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from linkapi.accounts.cli import add_account_commands
 
     add_account_commands(sub, config_opt)  # user, oauth-client
+    recording = sub.add_parser("recording", help="work with recordings (offline)")
+    rsub = recording.add_subparsers(dest="recording_command", required=True)
+    compose = rsub.add_parser(
+        "compose",
+        parents=[config_opt],
+        help="decode a recording's files into one MP4: video in a grid, audio mixed",
+    )
+    compose.add_argument(
+        "recording_id",
+        help="the recording's id (RE…), a folder under"
+        " recording.directory, or a path to the folder",
+    )
+    compose.add_argument("output", help="the MP4 file to write")
+    compose.set_defaults(func=cmd_recording_compose)
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -29,6 +29,7 @@ __all__ = [
     "ENV_PREFIX",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "RECORDING_POLICIES",
     "SECRET_MASK",
     "SUPPORTED_STATE_BACKENDS",
     "AccountsConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "LinkApiConfig",
     "LoggingConfig",
     "MetricsConfig",
+    "RecordingConfig",
     "RoomsConfig",
     "RtcConfig",
     "ServerConfig",
@@ -56,6 +58,7 @@ SUPPORTED_STATE_BACKENDS: tuple[str, ...] = ("sqlite", "memory", "redis")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("json", "console")
 SECRET_MASK = "***"
+RECORDING_POLICIES: tuple[str, ...] = ("off", "host", "always")
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 # Same shape as aiortc's STUN_REGEX / TURN_REGEX, so a URL accepted here is one
@@ -698,6 +701,29 @@ class AccountsConfig(_Validated):
 
 
 @dataclasses.dataclass(frozen=True)
+class RecordingConfig(_Validated):
+    """Recording meetings without transcoding (mediaserver/recording)."""
+
+    _key_prefix: ClassVar[str] = "recording"
+
+    directory: str = ""  # empty: {state.data_dir}/recordings
+    #: Who may record rooms that have no link setting (ad-hoc rooms): off|host|always.
+    default_policy: str = "off"
+    #: Frames waiting for a recording's writer thread; beyond it frames are dropped.
+    queue_frames: int = 2000
+    #: Finished recordings older than this many days are deleted; 0 keeps them.
+    retention_days: float = 0.0
+
+    def _validate(self) -> None:
+        if self.default_policy not in RECORDING_POLICIES:
+            raise _error(
+                self._key("default_policy"), f"must be one of {', '.join(RECORDING_POLICIES)}"
+            )
+        self._range("queue_frames", self.queue_frames, 16, 1_000_000, "between 16 and 1000000")
+        self._range("retention_days", self.retention_days, 0, 36500, "between 0 and 36500")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config(_Validated):
     """The whole configuration; one attribute per TOML section."""
 
@@ -712,6 +738,11 @@ class Config(_Validated):
     linkapi: LinkApiConfig = dataclasses.field(default_factory=LinkApiConfig)
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
     accounts: AccountsConfig = dataclasses.field(default_factory=AccountsConfig)
+    recording: RecordingConfig = dataclasses.field(default_factory=RecordingConfig)
+
+    @property
+    def recording_directory(self) -> str:
+        return self.recording.directory or os.path.join(self.state.data_dir, "recordings")
 
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field[Any]] | None:

@@ -149,6 +149,28 @@ class Metrics:
         self.removals = Counter(
             "mediaserver_participants_removed_total", "Participants removed by a host", registry=r
         )
+        self.recordings = Gauge(
+            "mediaserver_recordings", "Meetings being recorded on this node", registry=r
+        )
+        self.recordings_stopped = Counter(
+            "mediaserver_recordings_stopped_total",
+            "Recordings that ended, by reason (disk_full, write_failed, room_closed, ...)",
+            ["reason"],
+            registry=r,
+        )
+        self.recorded_frames = Counter(
+            "mediaserver_recorded_frames_total",
+            "Frames written to recordings (counted when a recording ends)",
+            ["kind"],
+            registry=r,
+        )
+        self.recording_dropped_frames = Counter(
+            "mediaserver_recording_dropped_frames_total",
+            "Frames not recorded: incomplete or waiting for a keyframe (assembly), or the"
+            " writer's queue was full (queue); counted when a recording ends",
+            ["cause"],
+            registry=r,
+        )
 
     def flush_forwarding(self, kind: str, packets: int, octets: int, received: int) -> None:
         if packets:

@@ -17,6 +17,8 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 # the Firefox end-to-end test: Debian's Firefox ESR, driven by puppeteer-core from npm
 [ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# recording tests probe and decode the recorded files with ffprobe/ffmpeg
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need[*]}"

@@ -39,6 +39,7 @@ _SETTINGS = (
     "share_url",
     "title",
     "locked",
+    "recording_policy",
 )
 
 

@@ -103,6 +103,7 @@ class Lobby:
                 "knock_id": knock.id,
                 "host_present": bool(self.hosts()),
                 "timeout_seconds": self.timeout,
+                "recording": self.room.recording is not None and self.room.recording.active,
                 "key": self.room.manager.participant_key(self.room.id, knock.identity.client_id),
                 "ref": ref,
             }
@@ -139,6 +140,12 @@ class Lobby:
         """The last host left: the waiting go back to waiting for a host."""
         if not self.hosts():
             await self._tell_waiting(host_present=False)
+
+    async def tell_waiting(self, message: dict[str, Any]) -> None:
+        """``message`` to every waiting guest (e.g. that recording started)."""
+        for knock in list(self.knocks.values()):
+            with contextlib.suppress(Exception):
+                await knock.send(message)
 
     async def _tell_waiting(self, *, host_present: bool) -> None:
         for knock in list(self.knocks.values()):

@@ -18,6 +18,7 @@ from .forwarder import ForwardingTrack, InboundExtIds, OutputParams, OutputStrea
 from .negotiation import NegotiatedTrack
 
 if TYPE_CHECKING:
+    from ..recording.track import TrackRecorder
     from .participant import Participant
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "SPEAKING_LEVEL", "Publication", "Subscription"]
@@ -63,6 +64,8 @@ class Publication:
         self.last_keyframe_retry = 0.0
         self.last_remb_sent: int | None = None
         self._last_level_ts: int | None = None
+        #: Set while the room is being recorded (mediaserver/recording).
+        self.recorder: TrackRecorder | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -104,6 +107,9 @@ class Publication:
         stats = self.stats
         assert stats is not None
         stats.on_packet(seq, ts, now)
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.on_rtp(data, now)
         nacks = self.nacks
         if nacks is not None:
             lost = nacks.on_packet(seq, now)
@@ -153,6 +159,8 @@ class Publication:
         if self.stats is not None:
             self.stats.on_sender_report(ntp, now)
         self.clock.on_sender_report(ntp, rtp_ts, now)
+        if self.recorder is not None:
+            self.recorder.on_sender_report(ntp, rtp_ts, now)
 
     async def request_keyframe(self, now: float) -> None:
         if not self.video or not self.ssrc:
@@ -216,6 +224,9 @@ class Publication:
         if self.closed:
             return
         self.closed = True
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()  # its file ends here
         for sub in list(self.subscriptions.values()):
             await sub.close()
         self.participant.metrics.publications.labels(self.kind).dec()

@@ -22,6 +22,8 @@ from ..limits import AddressRate, WorkGate
 from ..lobby.identity import Bar, Identity
 from ..lobby.keys import issue_key, new_client_id
 from ..lobby.lobby import LOBBY_LIST_MAX, Lobby
+from ..recording import control as recording_control
+from ..recording.session import RoomRecording
 from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
 from .participant import Participant
@@ -74,6 +76,10 @@ class Room:
         self.speaking_carried: dict[str, float] = {}
         #: Why the room closed (set by close()).
         self.close_reason: str | None = None
+        #: Who may record (off|host|always; a link's setting replaces the default) and
+        #: the recording running now (mediaserver/recording).
+        self.recording_policy = manager.config.recording.default_policy
+        self.recording: RoomRecording | None = None
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -145,6 +151,7 @@ class Room:
                 "title": self.title,
                 "active_speaker": self.active_speaker,
                 "key": self.manager.participant_key(self.id, who.client_id),
+                "recording": recording_control.recording_state(self),
                 **(
                     {
                         "lobby": [k.describe() for k in self.lobby.oldest(LOBBY_LIST_MAX)],
@@ -177,6 +184,7 @@ class Room:
             self.started = True
             self.opened_at = time.time()  # the meeting starts with its first participant
             self.manager.emit(self, "room.started", {})
+            await recording_control.on_first_join(self)
         self.manager.emit(
             self,
             "participant.joined",
@@ -187,6 +195,7 @@ class Room:
     async def published(self, participant: Participant, pubs: list[Publication]) -> None:
         if not pubs:
             return
+        recording_control.on_published(self, pubs)
         await self.broadcast(
             {
                 "type": "publications_added",
@@ -300,6 +309,7 @@ class Room:
         self.closed = True
         self.close_reason = reason
         await self.lobby.close(reason)
+        await recording_control.stop_recording(self, "room_closed")
         for p in list(self.participants.values()):
             with contextlib.suppress(Exception):
                 await p.send({"type": "room_closed", "reason": reason})

@@ -20,6 +20,7 @@ from ..lobby.keys import new_client_id, read_key
 from ..lobby.lobby import Knock
 from ..lobby.policy import link_role
 from ..logthrottle import LogThrottle
+from ..recording.control import RecordingRefused, start_recording, stop_recording
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
@@ -318,6 +319,7 @@ class SignallingSession:
             room.guest_policy = effective_guest_policy(link.options)
             room.share_url = self.links.join_url(link)
             room.title = str(link.event.get("summary") or "")
+            room.recording_policy = str(link.options.get("recording") or "off")
         invite = grant.via_invite
         via_host_link = grant.role == "host" and grant.user_id is None
         who = self._identity(
@@ -423,6 +425,8 @@ class SignallingSession:
             await moderation.lock_room(room, host, msg.locked)
         elif isinstance(msg, m.EndMeeting):
             await moderation.end_meeting(room, host)
+        elif isinstance(msg, m.SetRecording):
+            await _set_recording(room, host, msg.active)
         await self.send({"type": "done", "ref": msg.id, "action": msg.TYPE})
 
     async def close(self, reason: str = "disconnected") -> None:
@@ -433,3 +437,18 @@ class SignallingSession:
         if participant is not None:
             await participant.room.leave(participant, reason)
         self.closed = True
+
+
+async def _set_recording(room: Room, host: Participant, active: bool) -> None:
+    """Host: start or stop the recording (the link's policy must allow it)."""
+    if active:
+        try:
+            await start_recording(room, host)
+        except RecordingRefused as exc:
+            raise m.ProtocolError(exc.code, f"set_recording: {exc.message}") from None
+    else:
+        if room.recording_policy == "always":
+            raise m.ProtocolError(
+                m.ErrorCode.FORBIDDEN, "set_recording: this meeting is always recorded"
+            )
+        await stop_recording(room, "stopped_by_host")

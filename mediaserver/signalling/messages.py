@@ -36,6 +36,7 @@ __all__ = [
     "RemoveParticipant",
     "RestartSubscriber",
     "SetGuestPolicy",
+    "SetRecording",
     "SubscribeAnswer",
     "UnlockMedia",
     "decode",
@@ -372,6 +373,18 @@ class EndMeeting(ClientMessage):
     TYPE: ClassVar[str] = "end_meeting"
 
 
+@dataclass(frozen=True, slots=True)
+class SetRecording(ClientMessage):
+    """Host: start (``active`` true) or stop recording the meeting."""
+
+    TYPE: ClassVar[str] = "set_recording"
+    active: bool = True
+
+    def validate(self) -> None:
+        if not isinstance(self.active, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "active: expected boolean")
+
+
 HOST_MESSAGES = (
     Admit,
     AdmitAll,
@@ -382,6 +395,7 @@ HOST_MESSAGES = (
     RemoveParticipant,
     LockRoom,
     EndMeeting,
+    SetRecording,
 )
 
 
@@ -419,6 +433,7 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "remove_participant": frozenset({"participant_id"}),
     "lock_room": frozenset({"locked"}),
     "end_meeting": frozenset(),
+    "set_recording": frozenset({"active"}),
 }
 
 

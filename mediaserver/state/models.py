@@ -52,6 +52,7 @@ class Tenant:
     guest_policy: str = "lobby"  # tenant default: allow | lobby | deny
     rate_limit_per_minute: int | None = None  # None: linkapi.rate_limit_per_minute
     rate_limit_burst: int | None = None  # None: linkapi.rate_limit_burst
+    recording: str = "off"  # tenant default for new links: off | host | always
 
 
 @dataclass(frozen=True)

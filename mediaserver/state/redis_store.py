@@ -100,6 +100,9 @@ KEY_LINK_REPORTS = "{p}reports:{link_id}"  # zset: report id, score finished_at
 KEY_TENANT_LINK_UPDATES = "{p}link_updates:{tenant_id}"  # zset: link id, score updated_at
 KEY_LINK_UPDATES_BUILT = "{p}link_updates_built"  # string: set once the zsets above were built
 
+KEY_RECORDING = "{p}recording:{id}"  # string: JSON of a recording's manifest
+KEY_LINK_RECORDINGS = "{p}recordings:{link_id}"  # zset: recording id, score started_at
+
 _KEYS = {name: value for name, value in globals().items() if name.startswith("KEY_")}
 
 
@@ -903,3 +906,39 @@ class RedisStore:
             )
             if result != "changed":
                 return result
+
+    # --- recordings -----------------------------------------------------------------
+    async def put_recording(self, manifest: dict[str, Any]) -> None:
+        rec_id = str(manifest["id"])
+        zset = self._key(KEY_LINK_RECORDINGS, link_id=str(manifest.get("link_id") or ""))
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(KEY_RECORDING, id=rec_id), json.dumps(manifest))
+            pipe.zadd(zset, {rec_id: float(manifest.get("started_at") or 0.0)})
+            await pipe.execute()
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
+        raw = await self._r.get(self._key(KEY_RECORDING, id=recording_id))
+        return None if raw is None else dict(json.loads(str(raw)))
+
+    async def list_recordings(self, link_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        rows = await self._list_raw(
+            self._key(KEY_LINK_RECORDINGS, link_id=link_id),
+            KEY_RECORDING,
+            newest_first=True,
+            limit=limit,
+        )
+        return [json.loads(row) for row in rows]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        key = self._key(KEY_RECORDING, id=recording_id)
+        raw = await self._r.get(key)
+        if raw is None:
+            return False
+        link_id = str(json.loads(str(raw)).get("link_id") or "")
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.zrem(self._key(KEY_LINK_RECORDINGS, link_id=link_id), recording_id)
+            await pipe.execute()
+        return True

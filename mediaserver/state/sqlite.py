@@ -143,6 +143,16 @@ _MIGRATIONS: list[list[str]] = [
     ],
     # 2 -> 3: links.updated_at, indexed (the listing's updated_since)
     sqlite_manage.MIGRATION_LINKS_UPDATED_AT,
+    # 3 -> 4: recordings (``data`` is the manifest's JSON, replaced as it changes).
+    [
+        """CREATE TABLE recordings (
+            id TEXT PRIMARY KEY,
+            link_id TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX recordings_by_link ON recordings (link_id, started_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -703,3 +713,47 @@ class SqliteStore:
         return await self._tx(
             lambda conn: sqlite_manage.revoke_api_key_keeping_admin(conn, key_id, at)
         )
+
+    # --- recordings -----------------------------------------------------------------
+    async def put_recording(self, manifest: dict[str, Any]) -> None:
+        data = json.dumps(manifest, separators=(",", ":"))
+        row = (
+            str(manifest["id"]),
+            str(manifest.get("link_id") or ""),
+            float(manifest.get("started_at") or 0.0),
+            data,
+        )
+        await self._tx(
+            lambda conn: conn.execute(
+                "INSERT INTO recordings (id, link_id, started_at, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                row,
+            )
+        )
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT data FROM recordings WHERE id = ?", (recording_id,)
+            ).fetchone()
+            return None if row is None else dict(json.loads(row[0]))
+
+        return await self._call(run)
+
+    async def list_recordings(self, link_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT data FROM recordings WHERE link_id = ?"
+                " ORDER BY started_at DESC, id DESC LIMIT ?",
+                (link_id, max(0, limit)),
+            ).fetchall()
+            return [json.loads(row[0]) for row in rows]
+
+        return await self._call(run)
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+            return cursor.rowcount > 0
+
+        return await self._tx(run)

@@ -192,3 +192,19 @@ class Store(Protocol):
         written in one atomic step: ``"revoked"``, ``"already"`` (first time kept),
         ``"missing"`` or ``"last-admin"`` (nothing written)."""
         ...
+
+    # --- recordings (mediaserver/recording: the manifest of each recording) ---------
+    async def put_recording(self, manifest: dict[str, Any]) -> None:
+        """Store or replace the manifest of recording ``manifest["id"]``, indexed under
+        its ``link_id`` by ``started_at`` (a recording never changes link)."""
+        ...
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None: ...
+
+    async def list_recordings(self, link_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The link's recordings, newest ``started_at`` first (ties: larger id first)."""
+        ...
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        """False if there was none."""
+        ...

@@ -1,6 +1,8 @@
 // The join page: pre-join, waiting room, meeting, and clear messages for everything else.
 // Speaks signalling protocol v1 (docs/protocol.md) over /ws. No build step.
 
+import * as recording from "./recording.js";
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const slug = (location.pathname.split("/j/")[1] || "").split("/")[0];
@@ -220,6 +222,7 @@ const HANDLERS = {
   }),
   lobby: (m) => {
     keepKey(m.key);
+    recording.onLobby(m);
     state.phase = "waiting";
     show("waiting");
     $("waiting-status").textContent = m.host_present
@@ -292,6 +295,7 @@ const HANDLERS = {
   },
   knock_resolved: (m) => removeKnock(m.knock_id),
   knock_withdrawn: (m) => removeKnock(m.knock_id),
+  recording: (m) => recording.onRecording(m, toast),
   room_locked: (m) => {
     state.locked = m.locked;
     const b = $("lock-room");
@@ -470,6 +474,7 @@ async function enterMeeting(m) {
   for (const p of m.participants) ensureTile(p.id);
   renderPeople();
   $("host-panel").hidden = m.role !== "host";
+  recording.onJoined(m);
   state.locked = !!m.locked;
   $("lock-room").textContent = state.locked ? "Unlock meeting" : "Lock meeting";
   state.knocks.clear();
@@ -936,5 +941,7 @@ if (!slug) {
   message("link_not_found");
 } else {
   setupMeetingControls();
+  recording.setupButton(send);
   setupPrejoin();
+  recording.loadNotice(slug);
 }

@@ -71,6 +71,7 @@ def test_state_round_trip_keeps_settings_bars_and_speaking_totals():
             "share_url": "https://x/j/s",
             "title": "Standup",
             "locked": False,
+            "recording_policy": "off",
             "media_locks": set(),
             "bar": Bar(),
             "speaking_carried": {},
@@ -84,6 +85,7 @@ def test_state_round_trip_keeps_settings_bars_and_speaking_totals():
     old = fake_room(
         locked=True,
         guest_policy="deny",
+        recording_policy="always",
         media_locks={"audio"},
         bar=bar,
         speaking_carried={"c2": 3.0},
@@ -96,3 +98,4 @@ def test_state_round_trip_keeps_settings_bars_and_speaking_totals():
     assert new.bar == bar and new.bar.host_link_suspended
     assert new.bar.bars(Identity("other", name_key="gus")) and not new.bar.bars(Identity("x"))
     assert new.speaking_carried == {"c1": 12.35, "c2": 3.0}
+    assert new.recording_policy == "always"  # a moved meeting keeps its recording option

@@ -980,7 +980,7 @@ async def test_sqlite_migrates_a_version_1_database(
         assert "meeting_reports" not in tables
     conn.close()
 
-    assert sqlite_module.SCHEMA_VERSION == 3
+    assert sqlite_module.SCHEMA_VERSION == 4
     store = SqliteStore(path)
     await store.open()
     try:
@@ -1001,9 +1001,13 @@ async def test_sqlite_migrates_a_version_1_database(
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert {"meeting_reports_by_link", "links_by_tenant_updated"} <= indexes
+        assert {
+            "meeting_reports_by_link",
+            "links_by_tenant_updated",
+            "recordings_by_link",
+        } <= indexes
     conn.close()
 
     # Reopening an up-to-date database migrates nothing and keeps the reports.
@@ -1143,3 +1147,46 @@ async def test_calendar_fields_round_trip(store: Store) -> None:
     assert got == dataclasses.replace(moved, version=link.version + 1)
     (found,) = await store.find_links(tenant.id, event_id="g1")
     assert found.overrides == more and found.event["attendees"] == event["attendees"]
+
+
+def make_recording(rec_id: str, link_id: str = "lnk_r", started_at: float = 100.0, **kw):
+    manifest = {
+        "id": rec_id,
+        "link_id": link_id,
+        "tenant_id": "tn_a",
+        "state": "recording",
+        "started_at": started_at,
+        "tracks": [],
+    }
+    manifest.update(kw)
+    return manifest
+
+
+async def test_recording_put_replace_get_list_delete(store: Store) -> None:
+    first = make_recording("RE01", started_at=100.25)
+    await store.put_recording(first)
+    assert await store.get_recording("RE01") == first
+    ready = make_recording(
+        "RE01",
+        started_at=100.25,
+        state="ready",
+        tracks=[{"file": "a.webm", "start_offset_seconds": 0.0957, "duration_seconds": 4.98}],
+    )
+    await store.put_recording(ready)  # replaced, not added
+    assert await store.get_recording("RE01") == ready
+    assert await store.list_recordings("lnk_r") == [ready]
+    assert await store.list_recordings("lnk_other") == []
+    assert await store.delete_recording("RE01") is True
+    assert await store.delete_recording("RE01") is False
+    assert await store.get_recording("RE01") is None
+    assert await store.list_recordings("lnk_r") == []
+
+
+async def test_recordings_newest_first_and_limit(store: Store) -> None:
+    for i, started in enumerate([30.0, 10.0, 50.0, 20.0]):
+        await store.put_recording(make_recording(f"RE{i}", started_at=started))
+    await store.put_recording(make_recording("REx", link_id="lnk_other", started_at=60.0))
+    listed = await store.list_recordings("lnk_r")
+    assert [r["started_at"] for r in listed] == [50.0, 30.0, 20.0, 10.0]
+    assert [r["id"] for r in await store.list_recordings("lnk_r", limit=2)] == ["RE2", "RE0"]
+    assert await store.list_recordings("lnk_r", limit=0) == []

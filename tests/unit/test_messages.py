@@ -28,6 +28,7 @@ from mediaserver.signalling.messages import (
     RemoveParticipant,
     RestartSubscriber,
     SetGuestPolicy,
+    SetRecording,
     SubscribeAnswer,
     UnlockMedia,
     decode,
@@ -62,6 +63,7 @@ VALID: dict[str, dict[str, Any]] = {
     "remove_participant": {"type": "remove_participant", "participant_id": "PA_1"},
     "lock_room": {"type": "lock_room", "locked": True},
     "end_meeting": {"type": "end_meeting"},
+    "set_recording": {"type": "set_recording", "active": True},
 }
 CLASSES = {
     "hello": Hello,
@@ -82,6 +84,7 @@ CLASSES = {
     "remove_participant": RemoveParticipant,
     "lock_room": LockRoom,
     "end_meeting": EndMeeting,
+    "set_recording": SetRecording,
 }
 REQUIRED = {
     "hello": ["version"],
@@ -102,6 +105,7 @@ REQUIRED = {
     "remove_participant": ["participant_id"],
     "lock_room": ["locked"],
     "end_meeting": [],
+    "set_recording": ["active"],
 }
 
 
@@ -535,6 +539,7 @@ def test_join_needs_exactly_one_of_room_or_link() -> None:
         ({"type": "mute_all", "kind": "audio", "lock": "yes"}, "lock"),
         ({"type": "unlock_media", "kind": 1}, "kind"),
         ({"type": "lock_room", "locked": 1}, "locked"),
+        ({"type": "set_recording", "active": "yes"}, "active"),
         ({"type": "admit", "knock_id": ""}, "knock_id"),
         ({"type": "refuse", "knock_id": "k", "message": "m" * 501}, "message"),
         ({"type": "remove_participant", "participant_id": 5}, "participant_id"),
