@@ -64,6 +64,9 @@ format = "json"
     try:
         health = await wait_healthy(url, proc)
         assert health["status"] == "ok" and health["state_backend"] == "sqlite"
+        # `make run`/`make test` install the package, which compiles the native
+        # forwarding path: the spawned server must be running it (issue 13).
+        assert health["forwarding"]["path"] == "native", health["forwarding"]
 
         for i in range(2):
             c = MeetingClient(
@@ -86,6 +89,10 @@ format = "json"
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="video"}') > 0
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="audio"}') > 0
         assert _metric(text, "mediaserver_participants") == 2
+        # ... and the media went through it, not only past it.
+        async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
+            forwarding = (await r.json())["forwarding"]
+        assert forwarding["native_packets"] > 0, forwarding
         # The SFU never decodes or encodes: the guard recorded no codec instance.
         assert codec_log.exists(), "the codec guard was not installed in the server"
         assert codec_log.read_text() == ""
@@ -110,6 +117,8 @@ format = "json"
     events = [
         json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")
     ]
+    starting = [e for e in events if e.get("event") == "starting"]
+    assert starting and starting[0]["forwarding"] == "native"
     joined = [e for e in events if e.get("event") == "participant joined"]
     assert len(joined) == 2
     assert all(e["room"] == "proc" and e["participant"].startswith("PA_") for e in joined)
