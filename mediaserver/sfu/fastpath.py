@@ -52,6 +52,7 @@ __all__ = [
     "new_forwarding_track",
     "new_output_stream",
     "new_target",
+    "route_function",
     "status",
 ]
 
@@ -197,6 +198,11 @@ _totals = [0]
 def status() -> dict[str, object]:
     """Which path is active and why; how many packets the native path has sent."""
     return {"path": PATH, "reason": REASON, "native_packets": _totals[0]}
+
+
+def route_function() -> Any:
+    """The native ``route`` in use (None in the Python path)."""
+    return None if _native is None else _native.route
 
 
 def new_forwarding_track(codec: str, *, video: bool, ext_ids: InboundExtIds) -> ForwardingTrack:
