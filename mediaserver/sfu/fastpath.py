@@ -33,6 +33,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..config import ENV_PURE_PYTHON
 from .forwarder import (
     ForwardingTrack,
     InboundExtIds,
@@ -55,8 +56,6 @@ __all__ = [
     "route_function",
     "status",
 ]
-
-ENV_PURE_PYTHON = "MEDIASERVER_PURE_PYTHON"
 
 #: Private pylibsrtp names the native path relies on (checked by the canary test).
 PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
