@@ -3,11 +3,16 @@
  *
  * One call per inbound RTP packet (route) reads the packet once and, for every active
  * output, writes the rewritten header (SSRC, payload type, sequence number, timestamp,
- * the subscriber's header extensions) and the payload into a fresh bytes object that
- * becomes the output's NACK cache entry, copies it into a preallocated send slot,
- * SRTP-protects the slot in place with the libsrtp session aiortc created for the
+ * the subscriber's header extensions) and the payload straight into a preallocated send
+ * slot, SRTP-protects the slot in place with the libsrtp session aiortc created for the
  * subscriber's connection (the copy pylibsrtp ships: its srtp_t and srtp_protect are
  * passed in as addresses, see fastpath.py), and sends all slots with sendmmsg(2).
+ *
+ * NACK cache: an output remembers, per sent sequence number, a reference to the inbound
+ * packet (one bytes object shared by every output of the publication) and the few
+ * values that made its copy (output sequence number and timestamp, audio level,
+ * abs-send-time, whether extensions fitted); a retransmission rebuilds the identical
+ * bytes. Memory per output is 24 bytes per slot instead of a packet copy.
  *
  * Only the data plane lives here. Every rewrite parameter (output SSRC, payload type,
  * sequence/timestamp offsets, extension ids, keyframe gating and resynchronisation
@@ -198,6 +203,21 @@ static PyTypeObject TargetType = {
 
 /* ---- Output: one publication as forwarded to one subscriber ------------------------ */
 
+#define SLOT_HAS_AL 1
+#define SLOT_HAS_AST 2
+#define SLOT_WITH_EXT 4
+
+/* What one sent packet was made of: enough to write it again, byte for byte. */
+typedef struct {
+    PyObject *src;            /* the inbound packet (bytes), shared; NULL: empty slot */
+    unsigned int out_ts;
+    unsigned int payload_off; /* where the payload starts in src */
+    unsigned short out_seq;
+    unsigned char audio_level;
+    unsigned char ast[3];
+    unsigned char flags;
+} CacheSlot;
+
 typedef struct {
     PyObject_HEAD
     /* rewrite parameters, set from Python */
@@ -225,7 +245,7 @@ typedef struct {
     unsigned long long octets;
     unsigned int last_rtp_ts;
     PyObject *target; /* TargetObject or NULL */
-    PyObject *cache[CACHE_SIZE];
+    CacheSlot cache[CACHE_SIZE];
 } OutputObject;
 
 static PyTypeObject OutputType;
@@ -242,7 +262,7 @@ Output_clear_refs(OutputObject *self)
 {
     Py_CLEAR(self->target);
     for (int i = 0; i < CACHE_SIZE; i++) {
-        Py_CLEAR(self->cache[i]);
+        Py_CLEAR(self->cache[i].src);
     }
     return 0;
 }
@@ -266,6 +286,8 @@ Output_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+static PyObject *slot_packet(const OutputObject *o, const CacheSlot *c);
+
 static PyObject *
 Output_cached(OutputObject *self, PyObject *arg)
 {
@@ -273,11 +295,11 @@ Output_cached(OutputObject *self, PyObject *arg)
     if (seq == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *pkt = self->cache[(unsigned long)seq & CACHE_MASK];
-    if (pkt == NULL) {
+    const CacheSlot *c = &self->cache[(unsigned long)seq & CACHE_MASK];
+    if (c->src == NULL) {
         Py_RETURN_NONE;
     }
-    return Py_NewRef(pkt);
+    return slot_packet(self, c);
 }
 
 static PyObject *
@@ -333,7 +355,7 @@ Output_set_target(OutputObject *self, PyObject *value, void *closure)
 
 static PyMethodDef Output_methods[] = {
     {"cached", (PyCFunction)Output_cached, METH_O,
-     "cached(out_seq): the clear packet cached at that slot, or None"},
+     "cached(out_seq): the clear packet sent from that cache slot (rebuilt), or None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -451,6 +473,7 @@ is_keyframe_start(int codec, const unsigned char *p, Py_ssize_t n)
 }
 
 typedef struct {
+    PyObject *src; /* the packet (bytes) */
     unsigned char b0, b1;
     unsigned int seq, ts;
     const unsigned char *audio_level; /* NULL: absent */
@@ -475,9 +498,83 @@ put32(unsigned char *p, unsigned int v)
     p[3] = (unsigned char)v;
 }
 
-/* OutputStream.build: a new reference to the output packet, Py_None (borrowed, not
-   increfed) when nothing is sent, NULL on error. */
+/* The extension block (with padding) an output writes for a slot; 0: none. */
+static Py_ssize_t
+ext_block_len(const OutputObject *o, unsigned int flags)
+{
+    Py_ssize_t n = o->ext_prefix_len;
+    if ((flags & SLOT_HAS_AL) && o->audio_level_ext_id) {
+        n += 2;
+    }
+    if ((flags & SLOT_HAS_AST) && o->abs_send_time_ext_id) {
+        n += 4;
+    }
+    return (n + 3) & ~(Py_ssize_t)3;
+}
+
+/* Length of the packet written for slot c (SLOT_WITH_EXT decides the layout). */
+static Py_ssize_t
+slot_len(const OutputObject *o, const CacheSlot *c)
+{
+    Py_ssize_t payload = PyBytes_GET_SIZE(c->src) - (Py_ssize_t)c->payload_off;
+    if (c->flags & SLOT_WITH_EXT) {
+        return 16 + ext_block_len(o, c->flags) + payload;
+    }
+    return 12 + payload;
+}
+
+/* Write the packet of slot c into w (slot_len bytes). */
+static void
+slot_write(const OutputObject *o, const CacheSlot *c, unsigned char *w)
+{
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(c->src);
+    Py_ssize_t payload = PyBytes_GET_SIZE(c->src) - (Py_ssize_t)c->payload_off;
+    Py_ssize_t h = 12;
+    w[0] = (unsigned char)(((c->flags & SLOT_WITH_EXT) ? 0x90 : 0x80) | (src[0] & 0x20));
+    w[1] = (unsigned char)((src[1] & 0x80) | (o->payload_type & 0x7F));
+    put16(w + 2, c->out_seq);
+    put32(w + 4, c->out_ts);
+    put32(w + 8, o->ssrc);
+    if (c->flags & SLOT_WITH_EXT) {
+        Py_ssize_t ext_len = ext_block_len(o, c->flags);
+        unsigned char *e = w + 16;
+        put16(w + 12, 0xBEDE);
+        put16(w + 14, (unsigned int)(ext_len >> 2));
+        memcpy(e, o->ext_prefix, (size_t)o->ext_prefix_len);
+        e += o->ext_prefix_len;
+        if ((c->flags & SLOT_HAS_AL) && o->audio_level_ext_id) {
+            *e++ = (unsigned char)(o->audio_level_ext_id << 4);
+            *e++ = c->audio_level;
+        }
+        if ((c->flags & SLOT_HAS_AST) && o->abs_send_time_ext_id) {
+            *e++ = (unsigned char)((o->abs_send_time_ext_id << 4) | 2);
+            memcpy(e, c->ast, 3);
+            e += 3;
+        }
+        while (e < w + 16 + ext_len) {
+            *e++ = 0;
+        }
+        h = 16 + ext_len;
+    }
+    if (payload > 0) {
+        memcpy(w + h, src + c->payload_off, (size_t)payload);
+    }
+}
+
+/* The packet of slot c as a new bytes object. */
 static PyObject *
+slot_packet(const OutputObject *o, const CacheSlot *c)
+{
+    PyObject *pkt = PyBytes_FromStringAndSize(NULL, slot_len(o, c));
+    if (pkt != NULL) {
+        slot_write(o, c, (unsigned char *)PyBytes_AS_STRING(pkt));
+    }
+    return pkt;
+}
+
+/* OutputStream.build: the cache slot now holding the packet to send, or NULL when
+   nothing is sent (from before the last resynchronisation, or too large). */
+static const CacheSlot *
 build(OutputObject *o, const Inbound *in)
 {
     unsigned int seq = in->seq, ts = in->ts;
@@ -491,79 +588,43 @@ build(OutputObject *o, const Inbound *in)
         o->started_at_seq = seq;
         o->resync = 0;
     } else if (seq != floor && !seq_newer(seq, floor)) {
-        return Py_None;
+        return NULL;
     } else if (((seq - floor) & 0xFFFFu) > 0x4000u) {
         o->started_at_seq = (seq - 0x2000u) & 0xFFFFu;
     }
     unsigned int out_seq = (seq + o->seq_offset) & 0xFFFFu;
     unsigned int out_ts = ts + o->ts_offset;
-    unsigned char b1 = (unsigned char)((in->b1 & 0x80) | (o->payload_type & 0x7F));
-
-    unsigned char ext[MAX_EXT_PREFIX + 2 + 4 + 3];
-    Py_ssize_t ext_len = o->ext_prefix_len;
-    memcpy(ext, o->ext_prefix, (size_t)ext_len);
-    if (in->audio_level != NULL && o->audio_level_ext_id) {
-        ext[ext_len++] = (unsigned char)(o->audio_level_ext_id << 4);
-        ext[ext_len++] = in->audio_level[0];
+    unsigned int flags = 0;
+    if (in->audio_level != NULL) {
+        flags |= SLOT_HAS_AL;
     }
-    if (in->ast != NULL && o->abs_send_time_ext_id) {
-        ext[ext_len++] = (unsigned char)((o->abs_send_time_ext_id << 4) | 2);
-        memcpy(ext + ext_len, in->ast, 3);
-        ext_len += 3;
+    if (in->ast != NULL) {
+        flags |= SLOT_HAS_AST;
     }
-    PyObject *pkt = NULL;
-    if (ext_len) {
-        while (ext_len & 3) {
-            ext[ext_len++] = 0;
-        }
-        Py_ssize_t total = 12 + 4 + ext_len + in->payload_len;
-        if (total <= MAX_PACKET_BYTES) {
-            pkt = PyBytes_FromStringAndSize(NULL, total);
-            if (pkt == NULL) {
-                return NULL;
-            }
-            unsigned char *w = (unsigned char *)PyBytes_AS_STRING(pkt);
-            w[0] = (unsigned char)(0x90 | (in->b0 & 0x20));
-            w[1] = b1;
-            put16(w + 2, out_seq);
-            put32(w + 4, out_ts);
-            put32(w + 8, o->ssrc);
-            put16(w + 12, 0xBEDE);
-            put16(w + 14, (unsigned int)(ext_len >> 2));
-            memcpy(w + 16, ext, (size_t)ext_len);
-            if (in->payload_len) {
-                memcpy(w + 16 + ext_len, in->payload, (size_t)in->payload_len);
-            }
-        }
-    }
-    if (pkt == NULL) {
-        Py_ssize_t total = 12 + in->payload_len;
-        if (total > MAX_PACKET_BYTES) {
-            return Py_None;
-        }
-        pkt = PyBytes_FromStringAndSize(NULL, total);
-        if (pkt == NULL) {
-            return NULL;
-        }
-        unsigned char *w = (unsigned char *)PyBytes_AS_STRING(pkt);
-        w[0] = (unsigned char)(0x80 | (in->b0 & 0x20));
-        w[1] = b1;
-        put16(w + 2, out_seq);
-        put32(w + 4, out_ts);
-        put32(w + 8, o->ssrc);
-        if (in->payload_len) {
-            memcpy(w + 12, in->payload, (size_t)in->payload_len);
-        }
+    Py_ssize_t ext_len = ext_block_len(o, flags);
+    if (ext_len && 16 + ext_len + in->payload_len <= MAX_PACKET_BYTES) {
+        flags |= SLOT_WITH_EXT;
+    } else if (12 + in->payload_len > MAX_PACKET_BYTES) {
+        return NULL;
     }
     if (seq_newer((out_seq + 1) & 0xFFFFu, o->next_seq & 0xFFFFu)) {
         o->next_seq = (out_seq + 1) & 0xFFFFu;
     }
-    Py_INCREF(pkt);
-    Py_XSETREF(o->cache[out_seq & CACHE_MASK], pkt);
+    CacheSlot *c = &o->cache[out_seq & CACHE_MASK];
+    Py_INCREF(in->src);
+    Py_XSETREF(c->src, in->src);
+    c->out_ts = out_ts;
+    c->payload_off = (unsigned int)(in->payload - (const unsigned char *)PyBytes_AS_STRING(in->src));
+    c->out_seq = (unsigned short)out_seq;
+    c->audio_level = in->audio_level != NULL ? in->audio_level[0] : 0;
+    if (in->ast != NULL) {
+        memcpy(c->ast, in->ast, 3);
+    }
+    c->flags = (unsigned char)flags;
     o->packets += 1;
     o->octets += (unsigned long long)in->payload_len;
     o->last_rtp_ts = out_ts;
-    return pkt;
+    return c;
 }
 
 /* ---- the send batch ---------------------------------------------------------------- */
@@ -620,14 +681,15 @@ batch_reserve(Py_ssize_t n)
     return 0;
 }
 
-/* Protect a packet into the next slot; 0 when queued, 1 when protect failed. */
+/* Write output o's packet of cache slot c into the next send slot and protect it
+   there; 0 when queued, 1 when protect failed (the packet is dropped, as in Python). */
 static int
-batch_add(TargetObject *t, PyObject *pkt)
+batch_add(TargetObject *t, const OutputObject *o, const CacheSlot *c)
 {
     Py_ssize_t i = batch.count;
-    Py_ssize_t len = PyBytes_GET_SIZE(pkt);
+    Py_ssize_t len = slot_len(o, c);
     unsigned char *slot = batch.slots + (size_t)i * SLOT_BYTES;
-    memcpy(slot, PyBytes_AS_STRING(pkt), (size_t)len);
+    slot_write(o, c, slot);
     int out_len = (int)len;
     if (t->protect(t->session, slot, &out_len) != 0 || out_len <= 0 || out_len > SLOT_BYTES) {
         t->errors++;
@@ -663,6 +725,18 @@ batch_flush(unsigned long long *sent, unsigned long long *octets)
         while (end < n && batch.targets[end]->fd == fd) {
             end++;
         }
+        /* The descriptor is a number, not a reference: should the socket have been
+           closed under us and the number reused, never write SRTP into anything but
+           a datagram socket (a TCP connection's stream, say). */
+        int type = 0;
+        socklen_t type_len = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM) {
+            for (; i < end; i++) {
+                batch.targets[i]->errors++;
+                batch.targets[i]->fd = -1;
+            }
+            continue;
+        }
         while (i < end) {
             unsigned int want = (unsigned int)(end - i);
             int r = sendmmsg(fd, &batch.msgs[i], want, MSG_DONTWAIT);
@@ -695,6 +769,38 @@ batch_flush(unsigned long long *sent, unsigned long long *octets)
 
 /* ---- route --------------------------------------------------------------------------- */
 
+/* One output's copy of the inbound packet: queued for sendmmsg when its connection's
+   target is ready, else appended to to_python as (output, packet). -1 on error. */
+static int
+forward_one(OutputObject *o, const Inbound *in, PyObject *to_python)
+{
+    const CacheSlot *c = build(o, in);
+    if (c == NULL) {
+        return 0;
+    }
+    TargetObject *t = (TargetObject *)o->target;
+    if (!o->python_send && t != NULL && t->fd >= 0 && t->session != NULL) {
+        if (batch_reserve(batch.count + 1) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        batch_add(t, o, c);
+        return 0;
+    }
+    PyObject *pkt = slot_packet(o, c);
+    if (pkt == NULL) {
+        return -1;
+    }
+    PyObject *pair = PyTuple_Pack(2, (PyObject *)o, pkt);
+    Py_DECREF(pkt);
+    if (pair == NULL) {
+        return -1;
+    }
+    int r = PyList_Append(to_python, pair);
+    Py_DECREF(pair);
+    return r;
+}
+
 PyDoc_STRVAR(route_doc,
 "route(data, outputs, codec, video, audio_level_id, muted, now)\n"
 "-> (to_python, keyframe, level, sent_packets, sent_octets)\n\n"
@@ -705,20 +811,25 @@ PyDoc_STRVAR(route_doc,
 static PyObject *
 route(PyObject *module, PyObject *args)
 {
-    Py_buffer buf;
-    PyObject *outputs;
+    PyObject *arg, *outputs;
     int codec, video, muted;
     unsigned int al_id;
     double now;
-    if (!PyArg_ParseTuple(args, "y*O!ipIpd", &buf, &PyList_Type, &outputs, &codec, &video,
+    if (!PyArg_ParseTuple(args, "OO!ipIpd", &arg, &PyList_Type, &outputs, &codec, &video,
                           &al_id, &muted, &now)) {
         return NULL;
     }
-    const unsigned char *data = buf.buf;
-    Py_ssize_t n = buf.len;
+    /* the cache keeps a reference to the packet: it must be immutable bytes */
+    PyObject *src = PyBytes_CheckExact(arg) ? Py_NewRef(arg) : PyBytes_FromObject(arg);
+    if (src == NULL) {
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(src);
+    Py_ssize_t n = PyBytes_GET_SIZE(src);
     PyObject *result = NULL, *to_python = NULL;
     Inbound in;
     memset(&in, 0, sizeof(in));
+    in.src = src;
     if (n < 12) {
         PyErr_SetString(PyExc_ValueError, "RTP packet shorter than 12 bytes");
         goto done;
@@ -808,43 +919,13 @@ route(PyObject *module, PyObject *args)
                 ast[2] = (unsigned char)v;
                 in.ast = ast;
             }
-            Py_INCREF(o);
-            PyObject *pkt = build(o, &in);
-            if (pkt == NULL) {
-                Py_DECREF(o);
+            Py_INCREF(o); /* allocation below may run arbitrary code (the GC) */
+            int r = forward_one(o, &in, to_python);
+            Py_DECREF(o);
+            if (r < 0) {
                 failed = 1;
                 break;
             }
-            if (pkt == Py_None) {
-                Py_DECREF(o);
-                continue;
-            }
-            TargetObject *t = (TargetObject *)o->target;
-            int queued = 0;
-            if (!o->python_send && t != NULL && t->fd >= 0 && t->session != NULL) {
-                if (batch_reserve(batch.count + 1) < 0) {
-                    Py_DECREF(pkt);
-                    Py_DECREF(o);
-                    PyErr_NoMemory();
-                    failed = 1;
-                    break;
-                }
-                batch_add(t, pkt); /* a protect failure drops the packet, like Python */
-                queued = 1;
-            }
-            if (!queued) {
-                PyObject *pair = PyTuple_Pack(2, (PyObject *)o, pkt);
-                if (pair == NULL || PyList_Append(to_python, pair) < 0) {
-                    Py_XDECREF(pair);
-                    Py_DECREF(pkt);
-                    Py_DECREF(o);
-                    failed = 1;
-                    break;
-                }
-                Py_DECREF(pair);
-            }
-            Py_DECREF(pkt);
-            Py_DECREF(o);
         }
         batch_flush(&sent, &octets);
         batch.busy = 0;
@@ -856,7 +937,7 @@ route(PyObject *module, PyObject *args)
                            octets);
 done:
     Py_XDECREF(to_python);
-    PyBuffer_Release(&buf);
+    Py_DECREF(src);
     return result;
 }
 

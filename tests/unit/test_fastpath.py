@@ -284,6 +284,29 @@ def test_broken_socket_hands_packets_back_to_python(udp_pair) -> None:
     assert not target.ready
 
 
+def test_a_reused_descriptor_that_is_not_udp_gets_nothing(udp_pair) -> None:
+    """The target holds a descriptor number: if it now names a TCP connection (socket
+    closed, number reused), no SRTP may go into that stream."""
+    _, recv = udp_pair
+    tx, _ = _srtp_pair()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+        try:
+            target = fastpath.new_target()
+            assert fastpath.bind_target(target, tx, _Transport(client), recv.getsockname())
+            _, native = _tracks(False, target)
+            out, _ = native.route(rtp(1, 0, b"x" * 10), 1.0)
+            assert out == [] and native.sent_packets == 0
+            assert target is not None and not target.ready
+            peer.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)
+        finally:
+            client.close()
+            peer.close()
+
+
 def test_drop_filter_outputs_send_from_python(bound) -> None:
     target, _ = bound
     _, native = _tracks(False, target)
