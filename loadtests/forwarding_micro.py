@@ -102,13 +102,19 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=20000, help="inbound packets per run")
     parser.add_argument("--size", type=int, default=1000, help="payload bytes")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--path", choices=("python", "native"), action="append")
+    parser.add_argument("--fanout", type=int, action="append", help="default 1, 10, 20, 80")
+    parser.add_argument(
+        "--exact", action="store_true", help="route exactly --packets packets (for callgrind)"
+    )
     args = parser.parse_args()
     random.seed(1)
     results: dict[str, dict[int, float]] = {}
-    for path in ("python", "native") if fastpath.PATH == "native" else ("python",):
+    paths = args.path or (["python", "native"] if fastpath.PATH == "native" else ["python"])
+    for path in paths:
         results[path] = {}
-        for fanout in (1, 10, 20, 80):
-            count = max(200, args.packets // fanout)
+        for fanout in args.fanout or (1, 10, 20, 80):
+            count = args.packets if args.exact else max(200, args.packets // fanout)
             runs = sorted(
                 measure(path, fanout, _packets(count, args.size)) for _ in range(args.repeats)
             )

@@ -28,10 +28,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_PACKET_BYTES 1356
 #define CACHE_SIZE 512
@@ -54,7 +57,9 @@ typedef struct {
     void *session;      /* libsrtp srtp_t of the connection's outbound SRTP */
     protect_fn protect; /* srtp_protect of the same libsrtp copy */
     PyObject *keep;     /* the object owning session (pylibsrtp Session): kept alive */
-    int fd;             /* -1: not ready, packets go back to Python */
+    int fd;             /* our own duplicate of the socket; -1: packets go back to Python */
+    dev_t sock_dev;     /* which socket it is (several targets share the UDP mux's) */
+    ino_t sock_ino;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     unsigned long long errors;
@@ -69,13 +74,22 @@ Target_traverse(TargetObject *self, visitproc visit, void *arg)
     return 0;
 }
 
+static void
+Target_close_fd(TargetObject *self)
+{
+    if (self->fd >= 0) {
+        close(self->fd);
+        self->fd = -1;
+    }
+}
+
 static int
 Target_clear_refs(TargetObject *self)
 {
     Py_CLEAR(self->keep);
     self->session = NULL;
     self->protect = NULL;
-    self->fd = -1;
+    Target_close_fd(self);
     return 0;
 }
 
@@ -145,11 +159,30 @@ Target_set(TargetObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "family must be AF_INET or AF_INET6");
         return NULL;
     }
+    /* A duplicate, so the number can never come to name another file while we hold
+       it (the event loop may close its descriptor at any time); datagram sockets only. */
+    int type = 0;
+    socklen_t type_len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM) {
+        PyErr_SetString(PyExc_ValueError, "not a datagram socket");
+        return NULL;
+    }
+    struct stat st;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0 || fstat(own, &st) != 0) {
+        if (own >= 0) {
+            close(own);
+        }
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Target_close_fd(self);
     Py_INCREF(keep);
     Py_XSETREF(self->keep, keep);
     self->session = (void *)(uintptr_t)session;
     self->protect = (protect_fn)(uintptr_t)protect;
-    self->fd = fd;
+    self->fd = own;
+    self->sock_dev = st.st_dev;
+    self->sock_ino = st.st_ino;
     self->addr = addr;
     self->addrlen = addrlen;
     Py_RETURN_NONE;
@@ -720,36 +753,33 @@ batch_flush(unsigned long long *sent, unsigned long long *octets)
     }
     Py_ssize_t i = 0;
     while (i < n) {
-        int fd = batch.targets[i]->fd;
+        TargetObject *first = batch.targets[i];
         Py_ssize_t end = i + 1;
-        while (end < n && batch.targets[end]->fd == fd) {
-            end++;
-        }
-        /* The descriptor is a number, not a reference: should the socket have been
-           closed under us and the number reused, never write SRTP into anything but
-           a datagram socket (a TCP connection's stream, say). */
-        int type = 0;
-        socklen_t type_len = sizeof(type);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM) {
-            for (; i < end; i++) {
-                batch.targets[i]->errors++;
-                batch.targets[i]->fd = -1;
-            }
-            continue;
+        while (end < n && batch.targets[end]->sock_ino == first->sock_ino &&
+               batch.targets[end]->sock_dev == first->sock_dev) {
+            end++; /* the same socket (the UDP mux): one sendmmsg */
         }
         while (i < end) {
+            /* any target's descriptor of the run names the same socket; one closed
+               after an error below is skipped */
+            int fd = batch.targets[i]->fd;
+            if (fd < 0) {
+                batch.targets[i]->errors++;
+                i++;
+                continue;
+            }
             unsigned int want = (unsigned int)(end - i);
             int r = sendmmsg(fd, &batch.msgs[i], want, MSG_DONTWAIT);
-            if (r < 0) {
-                if (errno == EINTR) {
+            if (r <= 0) {
+                if (r < 0 && errno == EINTR) {
                     continue;
                 }
                 /* this message failed: skip it; a broken socket sends from Python
                    (which re-resolves the connection) until Python sets it again */
                 TargetObject *t = batch.targets[i];
                 t->errors++;
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-                    t->fd = -1;
+                if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+                    Target_close_fd(t);
                 }
                 i++;
                 continue;

@@ -265,28 +265,44 @@ def test_native_send_decrypts_to_the_reference_packets(udp_pair) -> None:
     assert rx.unprotect(recv.recv(4096)) == answer
 
 
-def test_broken_socket_hands_packets_back_to_python(udp_pair) -> None:
-    send, recv = udp_pair
+def test_send_error_hands_packets_back_to_python(udp_pair) -> None:
+    send, _ = udp_pair
     tx, _ = _srtp_pair()
     target = fastpath.new_target()
     assert target is not None
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    assert fastpath.bind_target(target, tx, _Transport(other), recv.getsockname())
-    other.close()  # the connection went away under the native path
+    # UDP refuses destination port 0 (EINVAL): the target gives its socket up
+    assert fastpath.bind_target(target, tx, _Transport(send), ("127.0.0.1", 0))
     _, native = _tracks(False, target)
     out, _ = native.route(rtp(1, 0, b"x" * 10), 1.0)
     assert out == [] and not target.ready and target.errors >= 1
     assert native.sent_packets == 0
     out, _ = native.route(rtp(2, 960, b"y" * 10), 1.0)
     assert [o.subscriber_id for o, _ in out] == ["s0", "s1", "s2", "s3"]
-    target.clear()
     assert fastpath.bind_target(target, object(), _Transport(send), ("127.0.0.1", 9)) is False
     assert not target.ready
 
 
-def test_a_reused_descriptor_that_is_not_udp_gets_nothing(udp_pair) -> None:
-    """The target holds a descriptor number: if it now names a TCP connection (socket
-    closed, number reused), no SRTP may go into that stream."""
+def test_the_target_keeps_its_own_descriptor(udp_pair) -> None:
+    """The event loop may close its socket at any time: the target's duplicate keeps
+    naming that socket, never a file that reuses the number."""
+    _, recv = udp_pair
+    tx, rx = _srtp_pair()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target = fastpath.new_target()
+    assert fastpath.bind_target(target, tx, _Transport(other), recv.getsockname())
+    other.close()
+    reused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # likely the same number
+    try:
+        reference, native = _tracks(False, target)
+        data = rtp(5, 0, b"z" * 30)
+        expected = [pkt for _, pkt in reference.route(data, 1.0)[0]]
+        assert native.route(data, 1.0)[0] == []
+        assert [rx.unprotect(recv.recv(4096)) for _ in expected] == expected
+    finally:
+        reused.close()
+
+
+def test_a_stream_socket_is_refused(udp_pair) -> None:
     _, recv = udp_pair
     tx, _ = _srtp_pair()
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -294,11 +310,11 @@ def test_a_reused_descriptor_that_is_not_udp_gets_nothing(udp_pair) -> None:
         peer, _ = server.accept()
         try:
             target = fastpath.new_target()
-            assert fastpath.bind_target(target, tx, _Transport(client), recv.getsockname())
+            assert not fastpath.bind_target(target, tx, _Transport(client), recv.getsockname())
+            assert target is not None and not target.ready
             _, native = _tracks(False, target)
             out, _ = native.route(rtp(1, 0, b"x" * 10), 1.0)
-            assert out == [] and native.sent_packets == 0
-            assert target is not None and not target.ready
+            assert len(out) == 4 and native.sent_packets == 0  # all back to Python
             peer.setblocking(False)
             with pytest.raises(BlockingIOError):
                 peer.recv(100)
