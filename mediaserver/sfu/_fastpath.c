@@ -674,6 +674,8 @@ typedef struct {
 } Batch;
 
 static Batch batch;
+/* sendmmsg(2) calls made (status(): packets per call shows the batching) */
+static unsigned long long sendmmsg_calls;
 
 static int
 batch_reserve(Py_ssize_t n)
@@ -770,6 +772,7 @@ batch_flush(unsigned long long *sent, unsigned long long *octets)
             }
             unsigned int want = (unsigned int)(end - i);
             int r = sendmmsg(fd, &batch.msgs[i], want, MSG_DONTWAIT);
+            sendmmsg_calls++;
             if (r <= 0) {
                 if (r < 0 && errno == EINTR) {
                     continue;
@@ -986,8 +989,15 @@ py_is_keyframe_start(PyObject *module, PyObject *args)
     return PyBool_FromLong(r);
 }
 
+static PyObject *
+py_sendmmsg_calls(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(sendmmsg_calls);
+}
+
 static PyMethodDef module_methods[] = {
     {"route", route, METH_VARARGS, route_doc},
+    {"sendmmsg_calls", py_sendmmsg_calls, METH_NOARGS, "sendmmsg(2) calls made so far"},
     {"is_keyframe_start", py_is_keyframe_start, METH_VARARGS, keyframe_doc},
     {NULL, NULL, 0, NULL},
 };

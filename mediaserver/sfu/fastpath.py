@@ -65,6 +65,8 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 _CODECS = {"VP8": 1, "H264": 2}
+#: The libsrtp 2.x ``srtp_protect`` the C code calls (pylibsrtp 1.0 ships libsrtp 2.x).
+SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 
 
 def _load() -> tuple[Any, int, str]:
@@ -78,7 +80,11 @@ def _load() -> tuple[Any, int, str]:
     try:
         from pylibsrtp._binding import ffi, lib
 
-        protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+        fn = ffi.addressof(lib, "srtp_protect")
+        if ffi.typeof(fn).cname != SRTP_PROTECT_TYPE:
+            # libsrtp 3 changed the signature: calling it the 2.x way would crash
+            return None, 0, f"pylibsrtp's srtp_protect is {ffi.typeof(fn).cname}"
+        protect = int(ffi.cast("uintptr_t", fn))
     except Exception as exc:  # pragma: no cover - pylibsrtp changed shape
         return None, 0, f"pylibsrtp's srtp_protect not reachable ({exc})"
     return _fastpath, protect, "native extension loaded"
@@ -195,8 +201,16 @@ _totals = [0]
 
 
 def status() -> dict[str, object]:
-    """Which path is active and why; how many packets the native path has sent."""
-    return {"path": PATH, "reason": REASON, "native_packets": _totals[0]}
+    """Which path is active and why; how many packets the native path has sent, in how
+    many ``sendmmsg`` calls (one per subscriber socket, or one per inbound packet for all
+    subscribers on the UDP mux)."""
+    calls = _native.sendmmsg_calls() if _native is not None else 0
+    return {
+        "path": PATH,
+        "reason": REASON,
+        "native_packets": _totals[0],
+        "native_sendmmsg_calls": calls,
+    }
 
 
 def route_function() -> Any:

@@ -445,6 +445,14 @@ def test_native_route_memory_is_bounded(bound) -> None:
 # --- what the native path relies on ---------------------------------------------------
 
 
+def test_srtp_protect_has_the_libsrtp_2_signature() -> None:
+    """Canary: the C code calls srtp_protect(srtp_t, void *, int *) (libsrtp 2.x);
+    fastpath falls back to Python when pylibsrtp ships another one."""
+    from pylibsrtp._binding import ffi, lib
+
+    assert ffi.typeof(ffi.addressof(lib, "srtp_protect")).cname == fastpath.SRTP_PROTECT_TYPE
+
+
 @pytest.mark.parametrize(("spec", "name"), fastpath.PRIVATE_NAMES)
 def test_pylibsrtp_private_names_exist(spec: str, name: str) -> None:
     """Canary: the pylibsrtp internals bind_target reads (pin: pylibsrtp 1.0.0)."""
