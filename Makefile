@@ -12,8 +12,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# setup.py compiles the optional native forwarding path (mediaserver/sfu/_fastpath.c).
-$(STAMP): pyproject.toml setup.py mediaserver/sfu/_fastpath.c | $(BIN)/python
+# setup.py compiles the optional native forwarding path (mediaserver/sfu/csrc/).
+$(STAMP): pyproject.toml setup.py $(wildcard mediaserver/sfu/csrc/*) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
@@ -59,7 +59,7 @@ asan: $(STAMP)
 	gcc -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -std=c11 \
 		-Wall -Wextra -Wno-unused-parameter \
 		-I$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
-		mediaserver/sfu/_fastpath.c -o $(ASAN_SO)
+		mediaserver/sfu/csrc/*.c -o $(ASAN_SO)
 	PYTHONPATH=tests FASTPATH_SO=$(ASAN_SO) FASTPATH_FUZZ_ITERATIONS=$${FASTPATH_FUZZ_ITERATIONS:-50000} \
 		LD_PRELOAD=$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so) \
 		PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \

@@ -1,4 +1,4 @@
-"""Types of the native forwarding extension (mediaserver/sfu/_fastpath.c)."""
+"""Types of the native forwarding extension (mediaserver/sfu/csrc/*.c)."""
 
 from typing import Any
 

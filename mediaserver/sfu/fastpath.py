@@ -1,7 +1,7 @@
 """The one facade over the native forwarding path, with the pure-Python twin beside it.
 
 :data:`PATH` says which path this process runs: ``"native"`` when the optional C
-extension (``_fastpath.c``, compiled at install) loads and pylibsrtp exposes its
+extension (``_fastpath``, compiled from ``csrc/*.c`` at install) loads and pylibsrtp exposes its
 libsrtp, ``"python"`` otherwise or when ``MEDIASERVER_PURE_PYTHON=1`` forces it.
 :data:`REASON` says why. Everything else asks this module for its objects:
 

@@ -1,7 +1,7 @@
 """Unit tests for mediaserver.sfu.forwarder (pure: hand-built RTP bytes, no IO).
 
 Every test runs against both forwarding paths: the pure-Python reference (forwarder.py)
-and the native twin (fastpath.py over _fastpath.c), which hands its packets back to
+and the native twin (fastpath.py over the C extension in csrc/), which hands its packets back to
 Python here because no output has a send target.
 """
 
