@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config.toml
 
-.PHONY: run test lint unit integration soak system-deps bench bench-quick clean
+.PHONY: run test lint unit integration soak system-deps bench bench-quick asan clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py compiles the optional native forwarding path (mediaserver/sfu/csrc/).
+$(STAMP): pyproject.toml setup.py $(wildcard mediaserver/sfu/csrc/*) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
@@ -49,6 +50,21 @@ bench: $(STAMP) system-deps
 
 bench-quick: $(STAMP) system-deps
 	$(BIN)/python -m loadtests.run --quick --output loadtests/results/quick.json --no-docs
+
+# The native forwarding path under AddressSanitizer + UBSan (and LeakSanitizer) with
+# fuzzed RTP: the extension rebuilt with sanitizers, loaded in place of the installed one.
+ASAN_SO := build/asan/_fastpath$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+asan: $(STAMP)
+	mkdir -p build/asan
+	gcc -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -std=c11 \
+		-Wall -Wextra -Wno-unused-parameter \
+		-I$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
+		mediaserver/sfu/csrc/*.c -o $(ASAN_SO)
+	PYTHONPATH=tests FASTPATH_SO=$(ASAN_SO) FASTPATH_FUZZ_ITERATIONS=$${FASTPATH_FUZZ_ITERATIONS:-50000} \
+		LD_PRELOAD=$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so) \
+		PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --capture=sys -p fastpath_so tests/unit/test_fastpath.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

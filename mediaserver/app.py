@@ -29,6 +29,7 @@ from .app_keys import (
 )
 from .config import Config, announced_map
 from .limits import AddressLimit
+from .sfu import fastpath
 from .sfu.peer import (
     configure_announced_addresses,
     configure_ice_addresses,
@@ -56,6 +57,7 @@ async def healthz(request: web.Request) -> web.Response:
             "rooms": len(manager.rooms),
             "participants": sum(len(r.participants) for r in manager.rooms.values()),
             "state_backend": request.app[CONFIG].state.backend,
+            "forwarding": fastpath.status(),
             **(
                 {"cluster": {"node": relay.node, "redis": relay.cluster.healthy}}
                 if (relay := request.app.get(RELAY)) is not None

@@ -56,6 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _serve_workers(args, config)
     app = create_app(config, Metrics(), reuse_port=bool(args.reuse_port))
     log = get_logger()
+    from .sfu import fastpath
+
     log.info(
         "starting",
         host=config.server.host,
@@ -63,6 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=config.server.effective_public_url,
         ice_addresses=list(config.rtc.ice_addresses),
         state_backend=config.state.backend,
+        forwarding=fastpath.PATH,
+        forwarding_reason=fastpath.REASON,
     )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from .sfu.udpmux import UdpPortInUse

@@ -10,7 +10,8 @@ followed by where the value came from.
 Environment variables are named ``MEDIASERVER_<SECTION>_<KEY>`` in upper case, e.g.
 ``MEDIASERVER_SERVER_PORT=9000``. Section names contain no underscore, so the first
 token after the prefix is the section. ``MEDIASERVER_CONFIG`` is reserved for the
-config file path (read by the CLI, not by :func:`load_config`) and is ignored here.
+config file path (read by the CLI, not by :func:`load_config`) and is ignored here, like
+``MEDIASERVER_PURE_PYTHON`` (read by mediaserver.sfu.fastpath at import).
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "ENV_CONFIG_PATH",
     "ENV_PREFIX",
+    "ENV_PURE_PYTHON",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "RECORDING_POLICIES",
@@ -54,6 +56,8 @@ __all__ = [
 
 ENV_PREFIX = "MEDIASERVER_"
 ENV_CONFIG_PATH = "MEDIASERVER_CONFIG"
+#: ``1`` forces the pure-Python forwarding path (mediaserver.sfu.fastpath); not a setting.
+ENV_PURE_PYTHON = "MEDIASERVER_PURE_PYTHON"
 SUPPORTED_STATE_BACKENDS: tuple[str, ...] = ("sqlite", "memory", "redis")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("json", "console")
@@ -810,7 +814,7 @@ def _parse_env_value(raw: str, tp: object, key: str, *, secret: bool) -> object:
 
 def _apply_env(env: Mapping[str, str], raw: dict[str, Any], origins: dict[str, str]) -> None:
     for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+        if not name.startswith(ENV_PREFIX) or name in (ENV_CONFIG_PATH, ENV_PURE_PYTHON):
             continue
         where = f"from environment variable {name}"
         section_token, sep, key_token = name[len(ENV_PREFIX) :].partition("_")

@@ -25,10 +25,13 @@ __all__ = [
     "OutputParams",
     "OutputStream",
     "abs_send_time",
+    "answer_nack",
     "is_keyframe_start",
+    "mid_prefix",
     "rtp_payload_offset",
     "seq_newer",
     "unwrap_rtx",
+    "wrap_rtx",
 ]
 
 EXT_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -214,10 +217,7 @@ class OutputStream:
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
         self._cache: list[bytes | None] = [None] * CACHE_SIZE
-        self._ext_prefix = b""
-        if params.mid_ext_id and params.mid:
-            mid = params.mid.encode()[:16]
-            self._ext_prefix = bytes(((params.mid_ext_id << 4) | (len(mid) - 1),)) + mid
+        self._ext_prefix = mid_prefix(params)
         # one-byte extension element headers (b"" when not negotiated)
         self._al_elem = (
             bytes((params.audio_level_ext_id << 4,)) if params.audio_level_ext_id else b""
@@ -303,41 +303,72 @@ class OutputStream:
 
     def retransmission(self, out_seq: int) -> bytes | None:
         """The packet to send for a NACKed sequence number (RTX-wrapped if negotiated)."""
-        pkt = self._cache[out_seq & _CACHE_MASK]
-        if pkt is None or _u16.unpack_from(pkt, 2)[0] != out_seq:
-            return None
-        p = self.params
-        if not p.rtx_payload_type:
-            return pkt
-        off = rtp_payload_offset(pkt)
-        end = len(pkt)
-        b0 = pkt[0]
-        if b0 & 0x20:
-            end -= pkt[-1]
-            b0 &= ~0x20 & 0xFF
-        rtx = (
-            _hdr.pack(
-                b0,
-                (pkt[1] & 0x80) | p.rtx_payload_type,
-                self._rtx_seq,
-                _ssrc.unpack_from(pkt, 4)[0],
-                p.rtx_ssrc,
-            )
-            + pkt[12:off]
-            + pkt[2:4]
-            + pkt[off:end]
+        return answer_nack(self, self._cache[out_seq & _CACHE_MASK], out_seq)
+
+
+def answer_nack(output: OutputStream, cached: bytes | None, out_seq: int) -> bytes | None:
+    """What ``output`` sends for NACKed ``out_seq`` given its cache entry: the packet
+    itself, its RTX wrapping (counted, with the RTX stream's next sequence number), or
+    ``None`` when the entry has been overwritten."""
+    if cached is None or _u16.unpack_from(cached, 2)[0] != out_seq:
+        return None
+    params = output.params
+    if not params.rtx_payload_type:
+        return cached
+    rtx = wrap_rtx(cached, params, output._rtx_seq)
+    if rtx is not None:
+        output._rtx_seq = (output._rtx_seq + 1) & 0xFFFF
+        output.rtx_sent += 1
+    return rtx
+
+
+def mid_prefix(params: OutputParams) -> bytes:
+    """The one-byte mid element an output writes first in its extension block."""
+    if params.mid_ext_id and params.mid:
+        mid = params.mid.encode()[:16]
+        return bytes(((params.mid_ext_id << 4) | (len(mid) - 1),)) + mid
+    return b""
+
+
+def wrap_rtx(pkt: bytes, params: OutputParams, rtx_seq: int) -> bytes | None:
+    """RFC 4588: an output packet as a retransmission on the RTX stream (``None`` when
+    it would exceed :data:`MAX_PACKET_BYTES`)."""
+    off = rtp_payload_offset(pkt)
+    end = len(pkt)
+    b0 = pkt[0]
+    if b0 & 0x20:
+        end -= pkt[-1]
+        b0 &= ~0x20 & 0xFF
+    rtx = (
+        _hdr.pack(
+            b0,
+            (pkt[1] & 0x80) | params.rtx_payload_type,
+            rtx_seq,
+            _ssrc.unpack_from(pkt, 4)[0],
+            params.rtx_ssrc,
         )
-        if len(rtx) > MAX_PACKET_BYTES:
-            return None
-        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        self.rtx_sent += 1
-        return rtx
+        + pkt[12:off]
+        + pkt[2:4]
+        + pkt[off:end]
+    )
+    if len(rtx) > MAX_PACKET_BYTES:
+        return None
+    return rtx
 
 
 class ForwardingTrack:
     """One publication's media: reads each inbound packet once, writes it per output."""
 
-    __slots__ = ("codec", "ext_ids", "level", "muted", "outputs", "video")
+    __slots__ = (
+        "codec",
+        "ext_ids",
+        "level",
+        "muted",
+        "outputs",
+        "sent_octets",
+        "sent_packets",
+        "video",
+    )
 
     def __init__(self, codec: str, *, video: bool, ext_ids: InboundExtIds) -> None:
         self.codec = codec
@@ -347,6 +378,10 @@ class ForwardingTrack:
         self.muted = False
         #: RFC 6464 level (0 loudest .. 127 silence) of the last packet, -1 if absent.
         self.level = -1
+        #: Packets (and their bytes) the native path sent itself; always 0 here, where
+        #: every packet is returned by :meth:`route` (see fastpath.py).
+        self.sent_packets = 0
+        self.sent_octets = 0
 
     def route(self, data: bytes, now: float) -> tuple[list[tuple[OutputStream, bytes]], bool]:
         """Rewrite ``data`` for every active output.

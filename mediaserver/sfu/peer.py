@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from . import fastpath
 from .negotiation import NegotiatedTrack, SdpError, negotiated_tracks, parse_sdp
 from .udpmux import UdpMux, bind_in_range
 
@@ -316,6 +317,9 @@ class _PeerBase:
         self._announced = announced_address
         self._dtls: RTCDtlsTransport | None = None
         self._fast: tuple[Callable[[bytes], bytes], Callable[..., None], Any] | None = None
+        #: Where the native forwarding path sends this connection's packets (None in
+        #: the pure-Python path); bound whenever the Python send path resolves.
+        self.native_target = fastpath.new_target()
         self.closed = False
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
@@ -364,6 +368,8 @@ class _PeerBase:
             sendto(protect(data), addr)
         except Exception:
             self._fast = None  # re-resolve next time (e.g. a new selected pair)
+            if self.native_target is not None:
+                self.native_target.clear()
             return False
         return True
 
@@ -375,11 +381,14 @@ class _PeerBase:
         srtp = getattr(dtls, "_tx_srtp", None)
         if pair is None or srtp is None or pair.protocol.transport is None:
             return None
+        fastpath.bind_target(self.native_target, srtp, pair.protocol.transport, pair.remote_addr)
         return srtp.protect, pair.protocol.transport.sendto, pair.remote_addr
 
     def refresh_fast_path(self) -> None:
-        """Forget the cached send path (the selected ICE pair may have changed)."""
-        self._fast = None
+        """Resolve the send path again (the selected ICE pair may have changed)."""
+        if self.native_target is not None:
+            self.native_target.clear()
+        self._fast = self._resolve_fast()
 
     async def send_rtp(self, data: bytes) -> bool:
         """Send clear RTP or RTCP bytes (SRTP applied here). False if not connected."""
@@ -396,6 +405,8 @@ class _PeerBase:
         if self.closed:
             return
         self.closed = True
+        if self.native_target is not None:
+            self.native_target.clear()
         await self.pc.close()
 
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpTransceiver
 
 from ..telemetry import Metrics
-from . import rtcp
+from . import fastpath, rtcp
 from .base import new_id
-from .forwarder import ForwardingTrack, InboundExtIds, OutputParams, OutputStream, unwrap_rtx
+from .forwarder import InboundExtIds, OutputParams, OutputStream, unwrap_rtx
 from .negotiation import NegotiatedTrack
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Publication:
         self.track = track
         self.kind = track.kind
         self.video = track.kind == "video"
-        self.forwarding = ForwardingTrack(
+        self.forwarding = fastpath.new_forwarding_track(
             track.codec,
             video=self.video,
             ext_ids=InboundExtIds(
@@ -213,6 +213,11 @@ class Publication:
         return out
 
     def flush_metrics(self, metrics: Metrics) -> None:
+        fw = self.forwarding
+        if fw.sent_packets:  # sent by the native path itself
+            self.forwarded_packets += fw.sent_packets
+            self.forwarded_octets += fw.sent_octets
+            fw.sent_packets = fw.sent_octets = 0
         metrics.flush_forwarding(
             self.kind, self.forwarded_packets, self.forwarded_octets, self.received
         )
@@ -265,9 +270,11 @@ class Subscription:
             return self.output
         if self.output is not None:
             self._detach()
-        output = OutputStream(params, self.subscriber.id, video=self.publication.video)
         peer = self.subscriber.subscriber
         assert peer is not None
+        output = fastpath.new_output_stream(
+            params, self.subscriber.id, video=self.publication.video, target=peer.native_target
+        )
         output.sink = peer.send_rtp_now
         output.active = peer.connected.is_set()
         self.output = output

@@ -1,4 +1,5 @@
-"""Real aiortc peers exchanging real media through the SFU over loopback."""
+"""Real aiortc peers exchanging real media through the SFU over loopback, on both
+forwarding paths (native and the pure-Python reference)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, 
 from server_helpers import join_room
 
 from mediaserver.client.sdk import ClientError
+from mediaserver.sfu import fastpath
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def forwarding_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Rooms created in the test forward on this path (the factories read PATH)."""
+    if request.param == "native" and fastpath.PATH != "native":
+        pytest.skip(f"native path not active: {fastpath.REASON}")
+    monkeypatch.setattr(fastpath, "PATH", request.param)
+    return str(request.param)
+
+
+def native_packets() -> int:
+    return int(str(fastpath.status()["native_packets"]))
 
 
 async def join_and_publish(server, clients, n: int, room: str = "r1", video_codec=None):
@@ -47,9 +62,12 @@ async def check_everyone_sees_everyone(clients) -> None:
 
 
 @pytest.mark.parametrize("n", [2, 4])
-async def test_everyone_receives_everyone(server, clients, n):
+async def test_everyone_receives_everyone(server, clients, n, forwarding_path):
+    before = native_packets()
     await join_and_publish(server, clients, n)
     await check_everyone_sees_everyone(clients)
+    # The media went through the path under test.
+    assert (native_packets() > before) == (forwarding_path == "native")
     room = server.rooms.rooms["r1"]
     assert len(room.participants) == n
     await asyncio.sleep(1.2)  # metrics are flushed by the room ticker

@@ -14,7 +14,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
-from server_helpers import ADHOC_ENV, TOKEN_SECRET, free_port, join_room, wait_healthy
+from server_helpers import (
+    ADHOC_ENV,
+    TOKEN_SECRET,
+    clean_env,
+    free_port,
+    join_room,
+    spawn_server,
+    stop_process,
+    wait_healthy,
+)
 
 from mediaserver.client.sdk import MeetingClient
 
@@ -64,6 +73,9 @@ format = "json"
     try:
         health = await wait_healthy(url, proc)
         assert health["status"] == "ok" and health["state_backend"] == "sqlite"
+        # `make run`/`make test` install the package, which compiles the native
+        # forwarding path: the spawned server must be running it (issue 13).
+        assert health["forwarding"]["path"] == "native", health["forwarding"]
 
         for i in range(2):
             c = MeetingClient(
@@ -86,6 +98,10 @@ format = "json"
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="video"}') > 0
         assert _metric(text, 'mediaserver_forwarded_packets_total{kind="audio"}') > 0
         assert _metric(text, "mediaserver_participants") == 2
+        # ... and the media went through it, not only past it.
+        async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
+            forwarding = (await r.json())["forwarding"]
+        assert forwarding["native_packets"] > 0, forwarding
         # The SFU never decodes or encodes: the guard recorded no codec instance.
         assert codec_log.exists(), "the codec guard was not installed in the server"
         assert codec_log.read_text() == ""
@@ -110,6 +126,8 @@ format = "json"
     events = [
         json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")
     ]
+    starting = [e for e in events if e.get("event") == "starting"]
+    assert starting and starting[0]["forwarding"] == "native"
     joined = [e for e in events if e.get("event") == "participant joined"]
     assert len(joined) == 2
     assert all(e["room"] == "proc" and e["participant"].startswith("PA_") for e in joined)
@@ -158,3 +176,23 @@ async def test_bad_config_stops_startup_with_the_key(tmp_path: Path):
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0 and b"configuration OK" in out
+
+
+async def test_pure_python_variable_selects_the_python_path(tmp_path: Path):
+    """MEDIASERVER_PURE_PYTHON=1 is accepted (not a setting) and forces the fallback;
+    /healthz and the start-up log line say so."""
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[state]\nbackend = "memory"\n[logging]\nformat = "json"\n'
+    )
+    log = tmp_path / "server.log"
+    proc = spawn_server(config, log, clean_env({"MEDIASERVER_PURE_PYTHON": "1"}))
+    try:
+        health = await wait_healthy(f"http://127.0.0.1:{port}", proc)
+        assert health["forwarding"]["path"] == "python"
+        assert "MEDIASERVER_PURE_PYTHON" in health["forwarding"]["reason"]
+    finally:
+        stop_process(proc)
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert [e["forwarding"] for e in events if e.get("event") == "starting"] == ["python"]

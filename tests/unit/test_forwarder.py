@@ -1,4 +1,9 @@
-"""Unit tests for mediaserver.sfu.forwarder (pure: hand-built RTP bytes, no IO)."""
+"""Unit tests for mediaserver.sfu.forwarder (pure: hand-built RTP bytes, no IO).
+
+Every test runs against both forwarding paths: the pure-Python reference (forwarder.py)
+and the native twin (fastpath.py over the C extension in csrc/), which hands its packets back to
+Python here because no output has a send target.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from mediaserver.sfu import fastpath
 from mediaserver.sfu.forwarder import (
     CACHE_SIZE,
     EXT_ABS_SEND_TIME,
@@ -45,6 +51,30 @@ SUB_RTX_SSRC = 0x0BADCAFE
 SUB_RTX_PT = 112
 
 OPUS_PAYLOAD = bytes(range(40, 80))
+
+_classes: dict[str, type] = {"track": ForwardingTrack, "output": OutputStream}
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def forwarding_path(request: pytest.FixtureRequest) -> str:
+    """The path under test: tracks and outputs below are made of its classes."""
+    if request.param == "native":
+        if fastpath.PATH != "native":
+            pytest.skip(f"native path not active: {fastpath.REASON}")
+        _classes.update(track=fastpath.NativeForwardingTrack, output=fastpath.NativeOutputStream)
+    else:
+        _classes.update(track=ForwardingTrack, output=OutputStream)
+    return str(request.param)
+
+
+def make_track(codec: str, *, video: bool, ext_ids: InboundExtIds) -> ForwardingTrack:
+    track: ForwardingTrack = _classes["track"](codec, video=video, ext_ids=ext_ids)
+    return track
+
+
+def make_output(p: OutputParams, name: str, *, video: bool) -> OutputStream:
+    output: OutputStream = _classes["output"](p, name, video=video)
+    return output
 
 
 # --- packet builders -------------------------------------------------------------
@@ -167,7 +197,7 @@ def add_output(
     name: str = "sub",
 ) -> OutputStream:
     """Attach an output; ``next_seq``/``ts_offset`` pin its (normally random) start."""
-    o = OutputStream(p or params(), name, video=track.video)
+    o = make_output(p or params(), name, video=track.video)
     if next_seq is not None:
         o._next_seq = next_seq
     if ts_offset is not None:
@@ -178,11 +208,11 @@ def add_output(
 
 
 def audio_track() -> ForwardingTrack:
-    return ForwardingTrack("opus", video=False, ext_ids=PUB_EXT_IDS)
+    return make_track("opus", video=False, ext_ids=PUB_EXT_IDS)
 
 
 def vp8_track() -> ForwardingTrack:
-    return ForwardingTrack("VP8", video=True, ext_ids=PUB_EXT_IDS)
+    return make_track("VP8", video=True, ext_ids=PUB_EXT_IDS)
 
 
 def only(out: list[tuple[OutputStream, bytes]], o: OutputStream) -> bytes:
@@ -720,7 +750,7 @@ def test_audio_every_packet_is_a_keyframe_start(codec: str) -> None:
 
 
 def test_h264_track_waits_for_idr() -> None:
-    track = ForwardingTrack("H264", video=True, ext_ids=InboundExtIds())
+    track = make_track("H264", video=True, ext_ids=InboundExtIds())
     o = add_output(track, params(mid_ext_id=0, audio_level_ext_id=0, abs_send_time_ext_id=0))
     assert track.route(rtp(1, payload=bytes((0x41, 0x9A))), 0.0) == ([], False)
     out, keyframe = track.route(rtp(2, payload=bytes((0x7C, 0x85, 0x88))), 0.0)
@@ -926,7 +956,7 @@ def test_route_raises_value_error_on_truncated_packets() -> None:
 @pytest.mark.parametrize("video", [False, True])
 def test_route_only_raises_value_error_on_random_bytes(video: bool) -> None:
     rng = random.Random(1234 + video)
-    track = ForwardingTrack("VP8" if video else "opus", video=video, ext_ids=PUB_EXT_IDS)
+    track = make_track("VP8" if video else "opus", video=video, ext_ids=PUB_EXT_IDS)
     o = add_output(track)
     o.waiting_keyframe = False
     for _ in range(2000):

@@ -1,0 +1,137 @@
+/*
+ * Shared definitions of the native forwarding path (see route.c for the overview).
+ */
+#ifndef MEDIASERVER_FASTPATH_H
+#define MEDIASERVER_FASTPATH_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_PACKET_BYTES 1356
+#define CACHE_SIZE 512
+#define CACHE_MASK (CACHE_SIZE - 1)
+#define TS_REBASE_STEP 3000u
+/* Clear packet plus the largest SRTP trailer libsrtp may append (tag + MKI). */
+#define SLOT_BYTES (MAX_PACKET_BYTES + 16 + 128)
+#define MAX_EXT_PREFIX 17 /* one header byte + a mid of at most 16 bytes */
+
+#define CODEC_OTHER 0
+#define CODEC_VP8 1
+#define CODEC_H264 2
+
+typedef int (*protect_fn)(void *session, void *buf, int *len);
+
+typedef struct {
+    PyObject_HEAD
+    void *session;      /* libsrtp srtp_t of the connection's outbound SRTP */
+    protect_fn protect; /* srtp_protect of the same libsrtp copy */
+    PyObject *keep;     /* the object owning session (pylibsrtp Session): kept alive */
+    int fd;             /* our own duplicate of the socket; -1: packets go back to Python */
+    dev_t sock_dev;     /* which socket it is (several targets share the UDP mux's) */
+    ino_t sock_ino;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned long long errors;
+} TargetObject;
+
+#define SLOT_HAS_AL 1
+#define SLOT_HAS_AST 2
+#define SLOT_WITH_EXT 4
+
+/* What one sent packet was made of: enough to write it again, byte for byte. */
+typedef struct {
+    PyObject *src;            /* the inbound packet (bytes), shared; NULL: empty slot */
+    unsigned int out_ts;
+    unsigned int payload_off; /* where the payload starts in src */
+    unsigned short out_seq;
+    unsigned char audio_level;
+    unsigned char ast[3];
+    unsigned char flags;
+} CacheSlot;
+
+typedef struct {
+    PyObject_HEAD
+    /* rewrite parameters, set from Python */
+    unsigned int ssrc;
+    unsigned int payload_type;
+    unsigned int seq_offset;
+    unsigned int ts_offset;
+    unsigned int audio_level_ext_id;
+    unsigned int abs_send_time_ext_id;
+    unsigned char ext_prefix[MAX_EXT_PREFIX]; /* the mid element, written first */
+    Py_ssize_t ext_prefix_len;
+    /* A VP8 picture-id offset (simulcast layer switches) would sit here, set from
+       Python like the others; not applied yet. */
+    /* resynchronisation state (same rules as OutputStream.build) */
+    unsigned int next_seq;
+    unsigned int started_at_seq;
+    char resync;
+    char rebase_ts;
+    /* control flags */
+    char active;
+    char waiting_keyframe;
+    char python_send; /* always hand packets back to Python (test hooks, taps) */
+    /* counters */
+    unsigned long long packets;
+    unsigned long long octets;
+    unsigned int last_rtp_ts;
+    PyObject *target; /* TargetObject or NULL */
+    CacheSlot cache[CACHE_SIZE];
+} OutputObject;
+
+typedef struct {
+    PyObject *src; /* the packet (bytes) */
+    unsigned char b0, b1;
+    unsigned int seq, ts;
+    const unsigned char *audio_level; /* NULL: absent */
+    const unsigned char *ast;         /* 3 bytes, NULL: not computed */
+    const unsigned char *payload;
+    Py_ssize_t payload_len;
+} Inbound;
+
+extern PyTypeObject fp_TargetType;
+extern PyTypeObject fp_OutputType;
+
+/* target.c */
+void fp_target_close_fd(TargetObject *self);
+
+/* output.c: the packet an output sends for a cache slot, and OutputStream.build */
+Py_ssize_t fp_slot_len(const OutputObject *o, const CacheSlot *c);
+void fp_slot_write(const OutputObject *o, const CacheSlot *c, unsigned char *w);
+PyObject *fp_slot_packet(const OutputObject *o, const CacheSlot *c);
+const CacheSlot *fp_build(OutputObject *o, const Inbound *in);
+
+static inline int
+seq_newer(unsigned int a, unsigned int b)
+{
+    return a != b && ((a - b) & 0xFFFFu) < 0x8000u;
+}
+
+static inline void
+put16(unsigned char *p, unsigned int v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static inline void
+put32(unsigned char *p, unsigned int v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+#endif

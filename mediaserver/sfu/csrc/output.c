@@ -1,0 +1,292 @@
+/* Output: one publication as forwarded to one subscriber (the twin of
+   forwarder.OutputStream): rewrite state, the NACK cache, and the packet writer. */
+#include "fastpath.h"
+
+/* ---- Output: one publication as forwarded to one subscriber ------------------------ */
+
+
+
+static int
+Output_traverse(OutputObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->target);
+    return 0;
+}
+
+static int
+Output_clear_refs(OutputObject *self)
+{
+    Py_CLEAR(self->target);
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        Py_CLEAR(self->cache[i].src);
+    }
+    return 0;
+}
+
+static void
+Output_dealloc(OutputObject *self)
+{
+    /* a static type: subtype_dealloc drops the reference of a Python subclass */
+    PyObject_GC_UnTrack(self);
+    Output_clear_refs(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Output_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    OutputObject *self = (OutputObject *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->resync = 1;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Output_cached(OutputObject *self, PyObject *arg)
+{
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const CacheSlot *c = &self->cache[(unsigned long)seq & CACHE_MASK];
+    if (c->src == NULL) {
+        Py_RETURN_NONE;
+    }
+    return fp_slot_packet(self, c);
+}
+
+static PyObject *
+Output_get_ext_prefix(OutputObject *self, void *closure)
+{
+    return PyBytes_FromStringAndSize((const char *)self->ext_prefix, self->ext_prefix_len);
+}
+
+static int
+Output_set_ext_prefix(OutputObject *self, PyObject *value, void *closure)
+{
+    char *buf;
+    Py_ssize_t len;
+    if (value == NULL || PyBytes_AsStringAndSize(value, &buf, &len) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "_ext_prefix must be bytes");
+        }
+        return -1;
+    }
+    if (len > MAX_EXT_PREFIX) {
+        PyErr_SetString(PyExc_ValueError, "_ext_prefix longer than 17 bytes");
+        return -1;
+    }
+    memcpy(self->ext_prefix, buf, (size_t)len);
+    self->ext_prefix_len = len;
+    return 0;
+}
+
+static PyObject *
+Output_get_target(OutputObject *self, void *closure)
+{
+    if (self->target == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->target);
+}
+
+static int
+Output_set_target(OutputObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(self->target);
+        return 0;
+    }
+    if (!PyObject_TypeCheck(value, &fp_TargetType)) {
+        PyErr_SetString(PyExc_TypeError, "target must be a Target or None");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->target, value);
+    return 0;
+}
+
+static PyMethodDef Output_methods[] = {
+    {"cached", (PyCFunction)Output_cached, METH_O,
+     "cached(out_seq): the clear packet sent from that cache slot (rebuilt), or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+#define M(name, type, field) {name, type, offsetof(OutputObject, field), 0, NULL}
+static PyMemberDef Output_members[] = {
+    M("_ssrc", T_UINT, ssrc),
+    M("_payload_type", T_UINT, payload_type),
+    M("_seq_offset", T_UINT, seq_offset),
+    M("_ts_offset", T_UINT, ts_offset),
+    M("_al_id", T_UINT, audio_level_ext_id),
+    M("_ast_id", T_UINT, abs_send_time_ext_id),
+    M("_next_seq", T_UINT, next_seq),
+    M("_started_at_seq", T_UINT, started_at_seq),
+    M("_resync", T_BOOL, resync),
+    M("_rebase_ts", T_BOOL, rebase_ts),
+    M("active", T_BOOL, active),
+    M("waiting_keyframe", T_BOOL, waiting_keyframe),
+    M("_python_send", T_BOOL, python_send),
+    M("packets", T_ULONGLONG, packets),
+    M("octets", T_ULONGLONG, octets),
+    M("last_rtp_ts", T_UINT, last_rtp_ts),
+    {NULL, 0, 0, 0, NULL},
+};
+#undef M
+
+static PyGetSetDef Output_getset[] = {
+    {"_ext_prefix", (getter)Output_get_ext_prefix, (setter)Output_set_ext_prefix,
+     "the mid element written first in every packet's extension block", NULL},
+    {"target", (getter)Output_get_target, (setter)Output_set_target,
+     "the subscriber connection's Target (None: packets go back to Python)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject fp_OutputType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mediaserver.sfu._fastpath.Output",
+    .tp_basicsize = sizeof(OutputObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Rewrite state and NACK cache of one output (see forwarder.OutputStream).",
+    .tp_new = Output_new,
+    .tp_dealloc = (destructor)Output_dealloc,
+    .tp_traverse = (traverseproc)Output_traverse,
+    .tp_clear = (inquiry)Output_clear_refs,
+    .tp_methods = Output_methods,
+    .tp_members = Output_members,
+    .tp_getset = Output_getset,
+};
+
+
+
+
+
+
+/* The extension block (with padding) an output writes for a slot; 0: none. */
+static Py_ssize_t
+ext_block_len(const OutputObject *o, unsigned int flags)
+{
+    Py_ssize_t n = o->ext_prefix_len;
+    if ((flags & SLOT_HAS_AL) && o->audio_level_ext_id) {
+        n += 2;
+    }
+    if ((flags & SLOT_HAS_AST) && o->abs_send_time_ext_id) {
+        n += 4;
+    }
+    return (n + 3) & ~(Py_ssize_t)3;
+}
+
+/* Length of the packet written for slot c (SLOT_WITH_EXT decides the layout). */
+Py_ssize_t
+fp_slot_len(const OutputObject *o, const CacheSlot *c)
+{
+    Py_ssize_t payload = PyBytes_GET_SIZE(c->src) - (Py_ssize_t)c->payload_off;
+    if (c->flags & SLOT_WITH_EXT) {
+        return 16 + ext_block_len(o, c->flags) + payload;
+    }
+    return 12 + payload;
+}
+
+/* Write the packet of slot c into w (slot_len bytes). */
+void
+fp_slot_write(const OutputObject *o, const CacheSlot *c, unsigned char *w)
+{
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(c->src);
+    Py_ssize_t payload = PyBytes_GET_SIZE(c->src) - (Py_ssize_t)c->payload_off;
+    Py_ssize_t h = 12;
+    w[0] = (unsigned char)(((c->flags & SLOT_WITH_EXT) ? 0x90 : 0x80) | (src[0] & 0x20));
+    w[1] = (unsigned char)((src[1] & 0x80) | (o->payload_type & 0x7F));
+    put16(w + 2, c->out_seq);
+    put32(w + 4, c->out_ts);
+    put32(w + 8, o->ssrc);
+    if (c->flags & SLOT_WITH_EXT) {
+        Py_ssize_t ext_len = ext_block_len(o, c->flags);
+        unsigned char *e = w + 16;
+        put16(w + 12, 0xBEDE);
+        put16(w + 14, (unsigned int)(ext_len >> 2));
+        memcpy(e, o->ext_prefix, (size_t)o->ext_prefix_len);
+        e += o->ext_prefix_len;
+        if ((c->flags & SLOT_HAS_AL) && o->audio_level_ext_id) {
+            *e++ = (unsigned char)(o->audio_level_ext_id << 4);
+            *e++ = c->audio_level;
+        }
+        if ((c->flags & SLOT_HAS_AST) && o->abs_send_time_ext_id) {
+            *e++ = (unsigned char)((o->abs_send_time_ext_id << 4) | 2);
+            memcpy(e, c->ast, 3);
+            e += 3;
+        }
+        while (e < w + 16 + ext_len) {
+            *e++ = 0;
+        }
+        h = 16 + ext_len;
+    }
+    if (payload > 0) {
+        memcpy(w + h, src + c->payload_off, (size_t)payload);
+    }
+}
+
+/* The packet of slot c as a new bytes object. */
+PyObject *
+fp_slot_packet(const OutputObject *o, const CacheSlot *c)
+{
+    PyObject *pkt = PyBytes_FromStringAndSize(NULL, fp_slot_len(o, c));
+    if (pkt != NULL) {
+        fp_slot_write(o, c, (unsigned char *)PyBytes_AS_STRING(pkt));
+    }
+    return pkt;
+}
+
+/* OutputStream.build: the cache slot now holding the packet to send, or NULL when
+   nothing is sent (from before the last resynchronisation, or too large). */
+const CacheSlot *
+fp_build(OutputObject *o, const Inbound *in)
+{
+    unsigned int seq = in->seq, ts = in->ts;
+    unsigned int floor = o->started_at_seq & 0xFFFFu;
+    if (o->resync) {
+        o->seq_offset = (o->next_seq - seq) & 0xFFFFu;
+        if (o->rebase_ts && o->packets) {
+            o->ts_offset = o->last_rtp_ts + TS_REBASE_STEP - ts;
+        }
+        o->rebase_ts = 0;
+        o->started_at_seq = seq;
+        o->resync = 0;
+    } else if (seq != floor && !seq_newer(seq, floor)) {
+        return NULL;
+    } else if (((seq - floor) & 0xFFFFu) > 0x4000u) {
+        o->started_at_seq = (seq - 0x2000u) & 0xFFFFu;
+    }
+    unsigned int out_seq = (seq + o->seq_offset) & 0xFFFFu;
+    unsigned int out_ts = ts + o->ts_offset;
+    unsigned int flags = 0;
+    if (in->audio_level != NULL) {
+        flags |= SLOT_HAS_AL;
+    }
+    if (in->ast != NULL) {
+        flags |= SLOT_HAS_AST;
+    }
+    Py_ssize_t ext_len = ext_block_len(o, flags);
+    if (ext_len && 16 + ext_len + in->payload_len <= MAX_PACKET_BYTES) {
+        flags |= SLOT_WITH_EXT;
+    } else if (12 + in->payload_len > MAX_PACKET_BYTES) {
+        return NULL;
+    }
+    if (seq_newer((out_seq + 1) & 0xFFFFu, o->next_seq & 0xFFFFu)) {
+        o->next_seq = (out_seq + 1) & 0xFFFFu;
+    }
+    CacheSlot *c = &o->cache[out_seq & CACHE_MASK];
+    Py_INCREF(in->src);
+    Py_XSETREF(c->src, in->src);
+    c->out_ts = out_ts;
+    c->payload_off = (unsigned int)(in->payload - (const unsigned char *)PyBytes_AS_STRING(in->src));
+    c->out_seq = (unsigned short)out_seq;
+    c->audio_level = in->audio_level != NULL ? in->audio_level[0] : 0;
+    if (in->ast != NULL) {
+        memcpy(c->ast, in->ast, 3);
+    }
+    c->flags = (unsigned char)flags;
+    o->packets += 1;
+    o->octets += (unsigned long long)in->payload_len;
+    o->last_rtp_ts = out_ts;
+    return c;
+}
