@@ -320,8 +320,17 @@ class RtcConfig(_Validated):
     udp_port: int = 0
     worker_udp_ports: tuple[int, ...] = ()
     ice_servers: tuple[IceServer, ...] = ()
+    #: REMB sent to a simulcast publisher: the budget for all its layers together
+    simulcast_uplink_bitrate: int = 3_000_000
+    #: the join page publishes camera video as three simulcast layers
+    simulcast_publish: bool = True
 
     def _validate(self) -> None:
+        if not 100_000 <= self.simulcast_uplink_bitrate <= 50_000_000:
+            raise _error(
+                self._key("simulcast_uplink_bitrate"),
+                f"must be between 100000 and 50000000 bits/s, got {self.simulcast_uplink_bitrate}",
+            )
         for index, address in enumerate(self.ice_addresses):
             problem = _ip_error(self._key(f"ice_addresses[{index}]"), address)
             if problem is not None:

@@ -149,6 +149,16 @@ class Metrics:
         self.removals = Counter(
             "mediaserver_participants_removed_total", "Participants removed by a host", registry=r
         )
+        self.simulcast_layers_bound = Gauge(
+            "mediaserver_simulcast_layers_bound",
+            "Simulcast layers (rids) of live publications whose SSRC is bound",
+            registry=r,
+        )
+        self.layer_switches = Counter(
+            "mediaserver_simulcast_layer_switches_total",
+            "Subscriber outputs moved to another simulcast layer (at a keyframe)",
+            registry=r,
+        )
 
     def flush_forwarding(self, kind: str, packets: int, octets: int, received: int) -> None:
         if packets:

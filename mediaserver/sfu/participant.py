@@ -21,10 +21,12 @@ from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
+from .layerswitch import SimulcastLayers
 from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
+from .simulcast import SimulcastOffer, munge_answer, parse_simulcast_offer, read_extensions
 
 if TYPE_CHECKING:
     from .room import Room
@@ -88,6 +90,11 @@ class Participant:
         self.log = get_logger(room=room.id, participant=self.id)
         self.throttled_log = LogThrottle(self.log)  # for warnings a client can trigger
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: rendered size per publication id (``video_size``; absent: DEFAULT_SIZE)
+        self.video_sizes: dict[str, tuple[int, int]] = {}
+        #: the latest REMB this participant sent for its subscriber connection
+        self.downlink_estimate: int | None = None
+        self.downlink_estimate_at = 0.0
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -144,6 +151,7 @@ class Participant:
                 on_rtcp=self._on_publisher_rtcp,
                 on_unknown_rtp=self._route_unknown_ssrc,
             )
+        simulcast = parse_simulcast_offer(offer_sdp)
         try:
             answer, tracks = await self.publisher.answer(offer_sdp)
         except Exception:
@@ -154,6 +162,7 @@ class Participant:
                 with contextlib.suppress(Exception):
                     await publisher.close()
             raise
+        answer = munge_answer(answer, simulcast)
         known = {p.track.mid: p for p in self.publications.values()}
         added: list[Publication] = []
         for track in tracks:
@@ -165,6 +174,8 @@ class Participant:
                     self._route(known[track.mid], track)
                 continue
             pub = Publication(self, track)
+            if track.kind == "video" and track.mid in simulcast:
+                self._make_simulcast(pub, track, simulcast[track.mid])
             if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
                 pub.set_muted(True)
             self._route(pub, track)
@@ -175,11 +186,23 @@ class Participant:
 
     def _route(self, pub: Publication, track: NegotiatedTrack) -> None:
         assert self.publisher is not None
+        if pub.simulcast is not None:
+            return  # layers are bound by their rid when their packets appear
         if track.ssrc:
             pub.bind_ssrc(track.ssrc)
             self.publisher.routes[track.ssrc] = pub.on_rtp
         if track.rtx_ssrc:
             self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
+
+    def _make_simulcast(
+        self, pub: Publication, track: NegotiatedTrack, offer: SimulcastOffer
+    ) -> None:
+        pub.simulcast = SimulcastLayers(
+            pub,
+            offer,
+            make_layer=lambda: Publication(self, track),
+            uplink_bitrate=self.room.manager.config.rtc.simulcast_uplink_bitrate,
+        )
 
     def restart_subscriber(self) -> None:
         """Media recovery: the client dropped its subscriber connection; offer a fresh
@@ -194,12 +217,57 @@ class Participant:
             return None
         pt = data[1] & 0x7F
         ssrc = _ssrc_at.unpack_from(data, 8)[0]
-        candidates = [p for p in self.publications.values() if p.track.payload_type == pt]
+        bound = self._bind_layer(data, ssrc)
+        if bound is not None:
+            return bound
+        candidates = [
+            p
+            for p in self.publications.values()
+            if p.track.payload_type == pt and p.simulcast is None
+        ]
         if len(candidates) == 1 and candidates[0].stats is None:
             pub = candidates[0]
             pub.bind_ssrc(ssrc)
             self.publisher.routes[ssrc] = pub.on_rtp
             return pub.on_rtp
+        return None
+
+    def _bind_layer(self, data: bytes, ssrc: int) -> RtpHandler | None:
+        """A simulcast layer's SSRC, named by its rid (RTX: repaired-rid) extension and
+        by the mid extension (needed when several publications send simulcast)."""
+        layered = [p for p in self.publications.values() if p.simulcast is not None]
+        if not layered or self.publisher is None:
+            return None
+        for pub in layered:
+            sim = pub.simulcast
+            assert sim is not None
+            rid_id, rrid_id, mid_id = (
+                sim.offer.rid_ext_id,
+                sim.offer.repaired_rid_ext_id,
+                pub.track.mid_ext_id,
+            )
+            ext = read_extensions(data, (rid_id, rrid_id, mid_id))
+            mid = ext.get(mid_id) if mid_id else None
+            if mid is not None:
+                if mid.decode("ascii", "replace") != pub.track.mid:
+                    continue
+            elif len(layered) > 1:
+                continue
+            rtx = rrid_id in ext and rid_id not in ext
+            rid = ext.get(rrid_id if rtx else rid_id)
+            layer = sim.layer(rid.decode("ascii", "replace")) if rid else None
+            if layer is None:
+                continue
+            if rtx and (data[1] & 0x7F) != pub.track.rtx_payload_type:
+                continue
+            if not rtx and (data[1] & 0x7F) != pub.track.payload_type:
+                continue  # e.g. padding on the media SSRC before a real packet
+            handler = sim.bind(layer, ssrc, rtx=rtx)
+            self.publisher.routes[ssrc] = handler
+            self.log.info("simulcast layer bound", rid=layer.rid, ssrc=ssrc, rtx=rtx)
+            if not rtx:
+                self.metrics.simulcast_layers_bound.inc()
+            return handler
         return None
 
     async def _on_publisher_rtcp(self, data: bytes) -> None:
@@ -210,7 +278,7 @@ class Participant:
         now = asyncio.get_running_loop().time()
         for item in items:
             if isinstance(item, rtcp.SenderReport):
-                for pub in self.publications.values():
+                for pub in self._inbound_streams():
                     if pub.ssrc == item.ssrc:
                         pub.on_sender_report(item.ntp, item.rtp_ts, now)
 
@@ -246,6 +314,8 @@ class Participant:
                         await sub.publication.request_keyframe(now)
             elif isinstance(item, rtcp.Remb):
                 m.rtcp_feedback.labels("remb").inc()
+                self.downlink_estimate = item.bitrate
+                self.downlink_estimate_at = now
                 for ssrc in item.ssrcs:
                     sub = self.outputs_by_ssrc.get(ssrc)
                     if sub is not None:
@@ -450,15 +520,24 @@ class Participant:
         if self.publisher is None or not self.publications:
             return
         out = b""
-        blocks = []
+        blocks: list[rtcp.ReportBlock] = []
         for pub in self.publications.values():
             out += await pub.tick(now, report_due)
-            if report_due and pub.stats is not None:
-                blocks.append(pub.stats.report_block(now))
+        if report_due:
+            blocks = [p.stats.report_block(now) for p in self._inbound_streams() if p.stats]
         if blocks:
             out = rtcp.build_rr(self.rtcp_ssrc, blocks[:31]) + out
         if out:
             await self.publisher.send_rtp(out)
+
+    def _inbound_streams(self) -> list[Publication]:
+        """Every stream the publisher sends: publications, and simulcast layers."""
+        out: list[Publication] = []
+        for pub in self.publications.values():
+            out.append(pub)
+            if pub.simulcast is not None:
+                out.extend(layer.pub for layer in pub.simulcast.layers)
+        return out
 
     async def close(self) -> None:
         if self.closed:

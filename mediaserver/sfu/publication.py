@@ -18,6 +18,7 @@ from .forwarder import ForwardingTrack, InboundExtIds, OutputParams, OutputStrea
 from .negotiation import NegotiatedTrack
 
 if TYPE_CHECKING:
+    from .layerswitch import SimulcastLayers
     from .participant import Participant
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "SPEAKING_LEVEL", "Publication", "Subscription"]
@@ -63,6 +64,8 @@ class Publication:
         self.last_keyframe_retry = 0.0
         self.last_remb_sent: int | None = None
         self._last_level_ts: int | None = None
+        #: Simulcast: the layers (inner publications) and who gets which (layerswitch.py)
+        self.simulcast: SimulcastLayers | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class Publication:
             "kind": self.kind,
             "codec": self.track.codec,
             "muted": self.muted,
+            **({"layers": list(self.simulcast.offer.rids)} if self.simulcast else {}),
         }
 
     def restart(self, track: NegotiatedTrack) -> None:
@@ -86,6 +90,8 @@ class Publication:
             audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
         )
         self.forwarding.pause_outputs(rebase_ts=True)
+        if self.simulcast is not None:
+            self.simulcast.restart()
 
     def bind_ssrc(self, ssrc: int) -> None:
         self.ssrc = ssrc
@@ -155,6 +161,9 @@ class Publication:
         self.clock.on_sender_report(ntp, rtp_ts, now)
 
     async def request_keyframe(self, now: float) -> None:
+        if self.simulcast is not None:
+            await self.simulcast.request_keyframe(now)
+            return
         if not self.video or not self.ssrc:
             return
         if self.keyframes.should_send(now):
@@ -164,6 +173,9 @@ class Publication:
             self.participant.metrics.keyframe_requests.inc()
 
     def sender_report_for(self, output: OutputStream, now: float) -> bytes | None:
+        if self.simulcast is not None:  # the layer feeding the output has the clock
+            layer = self.simulcast.feeding(output)
+            return None if layer is None else layer.sender_report_for(output, now)
         if not self.clock.has_reference or output.packets == 0:
             return None
         rtp_ts = output.output_ts(self.clock.rtp_at(now, self.track.clock_rate))
@@ -180,9 +192,13 @@ class Publication:
         self.forwarding.muted = muted
         if muted:
             self.forwarding.pause_outputs()
+        if self.simulcast is not None:
+            self.simulcast.set_muted(muted)
 
     async def tick(self, now: float, report_due: bool) -> bytes:
         """Periodic work; returns RTCP bytes to append to the publisher's report."""
+        if self.simulcast is not None:
+            return await self.simulcast.tick(now, report_due)
         out = b""
         if self.nacks is not None and self.ssrc:
             due = self.nacks.due(now)
@@ -211,6 +227,9 @@ class Publication:
         if self.rtx_sent:
             metrics.rtx_sent.inc(self.rtx_sent)
         self.forwarded_packets = self.forwarded_octets = self.received = self.rtx_sent = 0
+        if self.simulcast is not None:
+            for layer in self.simulcast.layers:
+                layer.pub.flush_metrics(metrics)
 
     async def close(self) -> None:
         if self.closed:
@@ -219,6 +238,8 @@ class Publication:
         for sub in list(self.subscriptions.values()):
             await sub.close()
         self.participant.metrics.publications.labels(self.kind).dec()
+        if self.simulcast is not None:
+            self.participant.metrics.simulcast_layers_bound.dec(self.simulcast.bound)
 
 
 class Subscription:
@@ -273,6 +294,8 @@ class Subscription:
         if self.subscriber.outputs_by_ssrc.get(output.params.ssrc) is self:
             del self.subscriber.outputs_by_ssrc[output.params.ssrc]
         self.publication.remb.remove(self.subscriber.id)
+        if self.publication.simulcast is not None:
+            self.publication.simulcast.forget(output)
         self.output = None
 
     async def close(self) -> None:

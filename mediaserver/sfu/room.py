@@ -145,6 +145,7 @@ class Room:
                 "title": self.title,
                 "active_speaker": self.active_speaker,
                 "key": self.manager.participant_key(self.id, who.client_id),
+                "simulcast": self.manager.config.rtc.simulcast_publish,
                 **(
                     {
                         "lobby": [k.describe() for k in self.lobby.oldest(LOBBY_LIST_MAX)],

@@ -238,6 +238,18 @@ class SignallingSession:
                         "muted": msg.muted,
                     }
                 )
+        elif isinstance(msg, m.VideoSize):
+            room = participant.room
+            if not any(msg.publication_id in p.publications for p in room.participants.values()):
+                raise m.ProtocolError(
+                    m.ErrorCode.NOT_FOUND, f"video_size: no publication {msg.publication_id!r}"
+                )
+            sizes = participant.video_sizes
+            if len(sizes) >= 256 and msg.publication_id not in sizes:  # forget closed ones
+                live = {i for p in room.participants.values() for i in p.publications}
+                for key in [k for k in sizes if k not in live]:
+                    del sizes[key]
+            sizes[msg.publication_id] = (msg.width, msg.height)
         elif isinstance(msg, m.Leave):
             await self.send({"type": "left", "ref": msg.id})
             await self.close("left")

@@ -38,6 +38,7 @@ __all__ = [
     "SetGuestPolicy",
     "SubscribeAnswer",
     "UnlockMedia",
+    "VideoSize",
     "decode",
     "error",
     "parse",
@@ -273,6 +274,24 @@ class RestartSubscriber(ClientMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class VideoSize(ClientMessage):
+    """The size (device pixels) a subscriber renders another participant's video at;
+    0 x 0: not visible (the server stops forwarding it). Picks the simulcast layer."""
+
+    TYPE: ClassVar[str] = "video_size"
+    publication_id: str = ""
+    width: int = 0
+    height: int = 0
+
+    def validate(self) -> None:
+        _check_str("publication_id", self.publication_id, max_len=64)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 16384:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, f"{name}: expected integer 0..16384")
+
+
+@dataclass(frozen=True, slots=True)
 class Admit(ClientMessage):
     """Host: let one waiting guest in."""
 
@@ -397,6 +416,7 @@ CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
         Leave,
         Ping,
         RestartSubscriber,
+        VideoSize,
         *HOST_MESSAGES,
     )
 }
@@ -419,6 +439,7 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "remove_participant": frozenset({"participant_id"}),
     "lock_room": frozenset({"locked"}),
     "end_meeting": frozenset(),
+    "video_size": frozenset({"publication_id", "width", "height"}),
 }
 
 

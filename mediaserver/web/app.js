@@ -340,7 +340,7 @@ async function startPreview(cameraId, micId) {
   const note = $("media-note");
   note.hidden = true;
   const audio = micId ? { deviceId: { exact: micId } } : true;
-  const video = cameraId ? { deviceId: { exact: cameraId } } : { width: 640, height: 360 };
+  const video = cameraId ? { deviceId: { exact: cameraId } } : { width: 1280, height: 720 };
   state.audioOnly = state.listenOnly = false;
   try {
     state.localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
@@ -455,6 +455,7 @@ async function enterMeeting(m) {
   keepKey(m.key);
   state.phase = "meeting";
   state.me = { id: m.participant_id, role: m.role };
+  state.simulcast = m.simulcast !== false;
   state.iceServers = (m.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
   state.participants.clear();
   for (const p of m.participants) {
@@ -556,7 +557,7 @@ async function offerPublisher(restart) {
   const pc = newPeer("publisher");
   const old = state.publisher;
   state.publisher = pc;
-  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, publishInit(track));
   await pc.setLocalDescription(await pc.createOffer());
   await iceGathered(pc);
   const reply = await request({ type: "publish", sdp: pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
@@ -680,6 +681,7 @@ function attachTrack(mid, track) {
     el.addEventListener("resize", shown, { once: true });
   }
   tile.dataset[info.kind] = info.publication_id;
+  if (info.kind === "video") watchTileSize(tile);
   updateTileBadges();
   renderTileStates();
 }
@@ -937,4 +939,66 @@ if (!slug) {
 } else {
   setupMeetingControls();
   setupPrejoin();
+}
+
+// ---------------------------------------------------------------- simulcast
+
+// Camera video goes out as three simulcast layers (quarter, half and full size) unless
+// the server turned that off (rtc.simulcast_publish); the server forwards each viewer
+// the layer its tile needs.
+function publishInit(track) {
+  if (track.kind !== "video" || !state.simulcast) return { direction: "sendonly" };
+  return {
+    direction: "sendonly",
+    sendEncodings: [
+      { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+      { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+      { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+    ],
+  };
+}
+
+// Each remote video tile reports the size it is drawn at (device pixels; 0 x 0 when
+// hidden or scrolled off screen) in a debounced video_size message, and off-screen
+// videos are paused.
+const sizeTimers = new Map();
+const sentSizes = new Map();
+let sizeObserver = null;
+let viewObserver = null;
+
+function tileSize(tile) {
+  if (tile.dataset.offscreen === "1" || !tile.isConnected) return [0, 0];
+  const r = tile.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  return [Math.round(r.width * dpr), Math.round(r.height * dpr)];
+}
+
+function reportTileSize(tile) {
+  const pub = tile.dataset.video;
+  if (!pub || tile.classList.contains("self")) return;
+  clearTimeout(sizeTimers.get(pub));
+  sizeTimers.set(pub, setTimeout(() => {
+    const [width, height] = tileSize(tile);
+    const key = `${width}x${height}`;
+    if (sentSizes.get(pub) === key) return;
+    sentSizes.set(pub, key);
+    send({ type: "video_size", publication_id: pub, width, height });
+  }, 250));
+}
+
+function watchTileSize(tile) {
+  if (tile.dataset.sizeWatched) { reportTileSize(tile); return; }
+  tile.dataset.sizeWatched = "1";
+  sizeObserver ??= new ResizeObserver((entries) => entries.forEach((e) => reportTileSize(e.target)));
+  viewObserver ??= new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const video = e.target.querySelector("video");
+      e.target.dataset.offscreen = e.isIntersecting ? "0" : "1";
+      if (video) (e.isIntersecting ? video.play?.().catch(() => {}) : video.pause());
+      reportTileSize(e.target);
+    }
+  });
+  sizeObserver.observe(tile);
+  viewObserver.observe(tile);
+  reportTileSize(tile);
 }

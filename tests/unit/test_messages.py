@@ -30,6 +30,7 @@ from mediaserver.signalling.messages import (
     SetGuestPolicy,
     SubscribeAnswer,
     UnlockMedia,
+    VideoSize,
     decode,
     error,
     parse,
@@ -62,6 +63,7 @@ VALID: dict[str, dict[str, Any]] = {
     "remove_participant": {"type": "remove_participant", "participant_id": "PA_1"},
     "lock_room": {"type": "lock_room", "locked": True},
     "end_meeting": {"type": "end_meeting"},
+    "video_size": {"type": "video_size", "publication_id": "PU1", "width": 320, "height": 180},
 }
 CLASSES = {
     "hello": Hello,
@@ -82,6 +84,7 @@ CLASSES = {
     "remove_participant": RemoveParticipant,
     "lock_room": LockRoom,
     "end_meeting": EndMeeting,
+    "video_size": VideoSize,
 }
 REQUIRED = {
     "hello": ["version"],
@@ -102,6 +105,7 @@ REQUIRED = {
     "remove_participant": ["participant_id"],
     "lock_room": ["locked"],
     "end_meeting": [],
+    "video_size": ["publication_id", "width", "height"],
 }
 
 

@@ -1,0 +1,314 @@
+"""The control plane of a simulcast publication: its layers, and which layer feeds
+each subscriber.
+
+Each layer (one rid) is an inner :class:`~.publication.Publication`: it has its own
+SSRC, receive statistics, NACKs, sender-report clock, keyframe throttle and
+:class:`~.forwarder.ForwardingTrack`. The visible publication's own forwarding track
+lists every subscriber output (the registry); each output is also in exactly one
+layer's track (the one feeding it), or in none while hidden.
+
+A switch is decided by :class:`~.layers.LayerSelector` and takes effect at the next
+keyframe of the target layer (a PLI asks for one): the output leaves the old layer's
+track and joins the new one in the same step, its sequence numbers continue at last+1
+and its timestamps continue by the wall-clock gap (``OutputStream.pause``), and its
+VP8 descriptor fields are re-based (:class:`~.vp8rewrite.Vp8Rewriter`). The per-packet
+path stays the forwarder's: this module only moves outputs between lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from .forwarder import OutputStream, is_keyframe_start, rtp_payload_offset
+from .layers import LayerInfo, LayerSelector, split_budget
+from .simulcast import SimulcastOffer
+from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size
+
+if TYPE_CHECKING:
+    from .participant import Participant
+    from .publication import Publication
+
+__all__ = ["DEFAULT_SIZE", "Layer", "SimulcastLayers"]
+
+#: What a subscriber that never sent ``video_size`` renders at (the highest layers).
+DEFAULT_SIZE = (1280, 720)
+#: Layer decisions at most this often (the room ticks every 50 ms).
+DECIDE_INTERVAL = 0.25
+#: A layer without packets for this long is not offered to the policy.
+LAYER_IDLE_SECONDS = 1.5
+#: Keyframe requests for a pending switch are repeated this often.
+SWITCH_PLI_INTERVAL = 1.0
+#: A subscriber's REMB older than this is ignored.
+ESTIMATE_MAX_AGE = 5.0
+_T = TypeVar("_T")
+
+
+@dataclass(eq=False)
+class Layer:
+    rid: str
+    pub: Publication
+    ssrc: int = 0
+    rtx_ssrc: int = 0
+    width: int = 0
+    height: int = 0
+    octets: int = 0
+    bitrate: int = 0
+    last_packet: float = float("-inf")
+    incoming: list[_Switch] = field(default_factory=list)
+    last_pli: float = float("-inf")
+
+
+@dataclass(eq=False)
+class _Switch:
+    output: OutputStream
+    selector: LayerSelector
+    rewriter: Vp8Rewriter | None
+    current: Layer | None = None
+    target: Layer | None = None
+    hidden_at: float | None = None
+
+
+class SimulcastLayers:
+    """The layers of one simulcast publication and the outputs they feed."""
+
+    def __init__(
+        self,
+        parent: Publication,
+        offer: SimulcastOffer,
+        make_layer: Callable[[], Publication],
+        uplink_bitrate: int,
+    ) -> None:
+        self.parent = parent
+        self.offer = offer
+        self.uplink_bitrate = uplink_bitrate
+        self.layers = [Layer(rid, make_layer()) for rid in offer.rids]
+        self._switches: dict[int, _Switch] = {}  # id(output) -> switch
+        self._last_decision = float("-inf")
+        self._last_bitrate_at: float | None = None
+        self.switches_done = 0
+
+    # --- binding ------------------------------------------------------------------
+
+    def layer(self, rid: str) -> Layer | None:
+        for layer in self.layers:
+            if layer.rid == rid:
+                return layer
+        return None
+
+    def bind(
+        self, layer: Layer, ssrc: int, *, rtx: bool
+    ) -> Callable[[bytes, float], Awaitable[None]]:
+        """An SSRC seen with this layer's rid (``rtx``: with its repaired-rid)."""
+        if rtx:
+            layer.rtx_ssrc = ssrc
+            return layer.pub.on_rtx
+        layer.ssrc = ssrc
+        layer.pub.bind_ssrc(ssrc)
+        return self._receiver(layer)
+
+    @property
+    def bound(self) -> int:
+        return sum(1 for layer in self.layers if layer.ssrc)
+
+    def _receiver(self, layer: Layer) -> Callable[[bytes, float], Awaitable[None]]:
+        pub = layer.pub
+        payload_type = pub.track.payload_type
+        vp8 = pub.track.codec.upper() == "VP8"
+        codec = pub.track.codec
+
+        async def on_packet(data: bytes, now: float) -> None:
+            layer.octets += len(data)
+            layer.last_packet = now
+            if data[1] & 0x7F == payload_type and (vp8 or layer.incoming):
+                try:
+                    off = rtp_payload_offset(data)
+                except ValueError:
+                    off = len(data)
+                if off < len(data) and (not vp8 or data[off] & 0x10):
+                    payload = data[off:]
+                    keyframe = False
+                    if vp8:
+                        size = vp8_keyframe_size(payload)
+                        if size is not None:
+                            layer.width, layer.height = size
+                            keyframe = True
+                    else:
+                        keyframe = is_keyframe_start(codec, payload)
+                    if keyframe and layer.incoming:
+                        self._complete(layer, now)
+            await pub.on_rtp(data, now)
+
+        return on_packet
+
+    # --- switching ----------------------------------------------------------------
+
+    def _complete(self, layer: Layer, now: float) -> None:
+        """A keyframe starts on ``layer``: move the outputs waiting for it."""
+        clock = self.parent.track.clock_rate
+        for sw in layer.incoming:
+            out = sw.output
+            old = sw.current
+            if old is not None:
+                _remove(old.pub.forwarding.outputs, out)
+                since = old.last_packet
+            else:
+                since = sw.hidden_at if sw.hidden_at is not None else now
+            step = max(1, int((now - since) * clock))
+            out.pause(video=True, rebase_ts=True, ts_step=step)
+            if sw.rewriter is not None:
+                sw.rewriter.switch()
+            layer.pub.forwarding.outputs.append(out)
+            sw.current, sw.target, sw.hidden_at = layer, None, None
+            self.switches_done += 1
+            self.parent.participant.metrics.layer_switches.inc()
+        layer.incoming.clear()
+
+    def _request(self, sw: _Switch, target: Layer | None, now: float) -> None:
+        if sw.target is not None and sw.target is not target:
+            _remove(sw.target.incoming, sw)
+            sw.target = None
+        if target is sw.current:
+            return
+        if target is None:  # not visible: stop forwarding now
+            if sw.current is not None:
+                _remove(sw.current.pub.forwarding.outputs, sw.output)
+                sw.output.pause(video=True)
+                sw.current = None
+                sw.hidden_at = now
+            return
+        if sw.target is None:
+            sw.target = target
+            target.incoming.append(sw)
+
+    def forget(self, output: OutputStream) -> None:
+        """The output was detached from the publication."""
+        sw = self._switches.pop(id(output), None)
+        if sw is None:
+            return
+        if sw.current is not None:
+            _remove(sw.current.pub.forwarding.outputs, output)
+        if sw.target is not None:
+            _remove(sw.target.incoming, sw)
+
+    def restart(self) -> None:
+        """The publisher's fresh connection: layers bind again as packets appear."""
+        self.parent.participant.metrics.simulcast_layers_bound.dec(self.bound)
+        for layer in self.layers:
+            layer.ssrc = layer.rtx_ssrc = 0
+            layer.last_packet = float("-inf")
+            layer.bitrate = layer.octets = 0
+            layer.pub.restart(self.parent.track)
+
+    def set_muted(self, muted: bool) -> None:
+        for layer in self.layers:
+            layer.pub.set_muted(muted)
+
+    async def request_keyframe(self, now: float) -> None:
+        """A subscriber asked (PLI/FIR): ask the layers that feed someone."""
+        feeding = {id(sw.current): sw.current for sw in self._switches.values() if sw.current}
+        for layer in feeding.values():
+            await layer.pub.request_keyframe(now)
+
+    def feeding(self, output: OutputStream) -> Publication | None:
+        """The layer whose packets ``output`` carries now (None: hidden or not yet)."""
+        sw = self._switches.get(id(output))
+        return None if sw is None or sw.current is None else sw.current.pub
+
+    # --- periodic -----------------------------------------------------------------
+
+    def ordered(self) -> list[Layer]:
+        """Layers low to high: by keyframe resolution once every bound layer has shown
+        one, else in the offer's order."""
+        bound = [layer for layer in self.layers if layer.ssrc]
+        if bound and all(layer.width for layer in bound):
+            return sorted(self.layers, key=lambda la: (la.width * la.height, la.bitrate))
+        return list(self.layers)
+
+    async def tick(self, now: float, report_due: bool) -> bytes:
+        """Layer bookkeeping, decisions and keyframe requests; returns RTCP for the
+        publisher (its layers' NACKs and receiver feedback, the uplink REMB)."""
+        from . import rtcp
+
+        out = b""
+        for layer in self.layers:
+            out += await layer.pub.tick(now, report_due)
+        if self._last_bitrate_at is None:
+            self._last_bitrate_at = now
+        elif now - self._last_bitrate_at >= 1.0:
+            span = now - self._last_bitrate_at
+            for layer in self.layers:
+                layer.bitrate = int(layer.octets * 8 / span)
+                layer.octets = 0
+            self._last_bitrate_at = now
+        if now - self._last_decision >= DECIDE_INTERVAL:
+            self._last_decision = now
+            self._decide(now)
+        for layer in self.layers:
+            if layer.incoming and layer.ssrc and now - layer.last_pli >= SWITCH_PLI_INTERVAL:
+                layer.last_pli = now
+                await layer.pub.request_keyframe(now)
+        ssrcs = [layer.ssrc for layer in self.layers if layer.ssrc]
+        if report_due and ssrcs:
+            out += rtcp.build_remb(self.parent.participant.rtcp_ssrc, self.uplink_bitrate, ssrcs)
+            self.parent.last_remb_sent = self.uplink_bitrate
+        return out
+
+    def _decide(self, now: float) -> None:
+        outputs = self.parent.forwarding.outputs
+        live = {id(o) for o in outputs}
+        for key in [k for k in self._switches if k not in live]:
+            self.forget(self._switches[key].output)
+        vp8 = self.parent.track.codec.upper() == "VP8"
+        for o in outputs:
+            if id(o) not in self._switches:
+                rewriter = Vp8Rewriter() if vp8 else None
+                o.rewrite = None if rewriter is None else rewriter.rewrite
+                self._switches[id(o)] = _Switch(o, LayerSelector(), rewriter)
+        order = self.ordered()
+        infos = [
+            LayerInfo(
+                la.width,
+                la.height,
+                la.bitrate,
+                bool(la.ssrc) and now - la.last_packet < LAYER_IDLE_SECONDS,
+            )
+            for la in order
+        ]
+        room = self.parent.participant.room
+        for sw in self._switches.values():
+            subscriber = room.participants.get(sw.output.subscriber_id)
+            width, height = DEFAULT_SIZE
+            budget: int | None = None
+            if subscriber is not None:
+                width, height = subscriber.video_sizes.get(self.parent.id, DEFAULT_SIZE)
+                budget = _share(subscriber, self.parent.id, now)
+            current = order.index(sw.current) if sw.current is not None else -1
+            chosen = sw.selector.decide(infos, width, height, budget, current, now)
+            self._request(sw, order[chosen] if chosen >= 0 else None, now)
+
+
+def _share(subscriber: Participant, publication_id: str, now: float) -> int | None:
+    """This publication's share of the subscriber's downlink estimate."""
+    estimate = subscriber.downlink_estimate
+    if estimate is None or now - subscriber.downlink_estimate_at > ESTIMATE_MAX_AGE:
+        return None
+    ids: list[str] = []
+    areas: list[int] = []
+    for pub_id, sub in subscriber.subscriptions.items():
+        if sub.publication.simulcast is None:
+            continue
+        w, h = subscriber.video_sizes.get(pub_id, DEFAULT_SIZE)
+        ids.append(pub_id)
+        areas.append(max(0, w) * max(0, h))
+    if publication_id not in ids:
+        return estimate
+    return split_budget(estimate, areas)[ids.index(publication_id)]
+
+
+def _remove(items: list[_T], item: _T) -> None:
+    for i, x in enumerate(items):
+        if x is item:
+            del items[i]
+            return
