@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .forwarder import OutputStream, is_keyframe_start, rtp_payload_offset
 from .layers import LayerInfo, LayerSelector, split_budget
-from .simulcast import SimulcastOffer
+from .simulcast import SimulcastOffer, read_extensions
 from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size
 
 if TYPE_CHECKING:
     from .participant import Participant
     from .publication import Publication
 
-__all__ = ["DEFAULT_SIZE", "Layer", "SimulcastLayers"]
+__all__ = ["DEFAULT_SIZE", "Layer", "SimulcastLayers", "bind_by_rid"]
 
 #: What a subscriber that never sent ``video_size`` renders at (the highest layers).
 DEFAULT_SIZE = (1280, 720)
@@ -287,6 +287,40 @@ class SimulcastLayers:
             current = order.index(sw.current) if sw.current is not None else -1
             chosen = sw.selector.decide(infos, width, height, budget, current, now)
             self._request(sw, order[chosen] if chosen >= 0 else None, now)
+
+
+def bind_by_rid(
+    publications: list[Publication], data: bytes, ssrc: int
+) -> tuple[str, bool, Callable[[bytes, float], Awaitable[None]]] | None:
+    """Bind an unknown SSRC to the simulcast layer its rid (RTX: repaired-rid) names;
+    the mid extension picks the publication when several send simulcast. Returns the
+    rid, whether it is the layer's RTX stream, and the packet handler."""
+    layered = [p for p in publications if p.simulcast is not None]
+    for pub in layered:
+        sim = pub.simulcast
+        assert sim is not None
+        rid_id, rrid_id, mid_id = (
+            sim.offer.rid_ext_id,
+            sim.offer.repaired_rid_ext_id,
+            pub.track.mid_ext_id,
+        )
+        ext = read_extensions(data, (rid_id, rrid_id, mid_id))
+        mid = ext.get(mid_id) if mid_id else None
+        if mid is not None:
+            if mid.decode("ascii", "replace") != pub.track.mid:
+                continue
+        elif len(layered) > 1:
+            continue
+        rtx = rrid_id in ext and rid_id not in ext
+        rid = ext.get(rrid_id if rtx else rid_id)
+        layer = sim.layer(rid.decode("ascii", "replace")) if rid else None
+        if layer is None:
+            continue
+        wanted_pt = pub.track.rtx_payload_type if rtx else pub.track.payload_type
+        if (data[1] & 0x7F) != wanted_pt:
+            continue  # e.g. padding before the first real packet
+        return layer.rid, rtx, sim.bind(layer, ssrc, rtx=rtx)
+    return None
 
 
 def _share(subscriber: Participant, publication_id: str, now: float) -> int | None:

@@ -21,12 +21,12 @@ from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
-from .layerswitch import SimulcastLayers
+from .layerswitch import SimulcastLayers, bind_by_rid
 from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
-from .simulcast import SimulcastOffer, munge_answer, parse_simulcast_offer, read_extensions
+from .simulcast import SimulcastOffer, munge_answer, parse_simulcast_offer
 
 if TYPE_CHECKING:
     from .room import Room
@@ -233,42 +233,18 @@ class Participant:
         return None
 
     def _bind_layer(self, data: bytes, ssrc: int) -> RtpHandler | None:
-        """A simulcast layer's SSRC, named by its rid (RTX: repaired-rid) extension and
-        by the mid extension (needed when several publications send simulcast)."""
-        layered = [p for p in self.publications.values() if p.simulcast is not None]
-        if not layered or self.publisher is None:
+        """A simulcast layer's SSRC, named by its rid (RTX: repaired-rid) extension."""
+        if self.publisher is None:
             return None
-        for pub in layered:
-            sim = pub.simulcast
-            assert sim is not None
-            rid_id, rrid_id, mid_id = (
-                sim.offer.rid_ext_id,
-                sim.offer.repaired_rid_ext_id,
-                pub.track.mid_ext_id,
-            )
-            ext = read_extensions(data, (rid_id, rrid_id, mid_id))
-            mid = ext.get(mid_id) if mid_id else None
-            if mid is not None:
-                if mid.decode("ascii", "replace") != pub.track.mid:
-                    continue
-            elif len(layered) > 1:
-                continue
-            rtx = rrid_id in ext and rid_id not in ext
-            rid = ext.get(rrid_id if rtx else rid_id)
-            layer = sim.layer(rid.decode("ascii", "replace")) if rid else None
-            if layer is None:
-                continue
-            if rtx and (data[1] & 0x7F) != pub.track.rtx_payload_type:
-                continue
-            if not rtx and (data[1] & 0x7F) != pub.track.payload_type:
-                continue  # e.g. padding on the media SSRC before a real packet
-            handler = sim.bind(layer, ssrc, rtx=rtx)
-            self.publisher.routes[ssrc] = handler
-            self.log.info("simulcast layer bound", rid=layer.rid, ssrc=ssrc, rtx=rtx)
-            if not rtx:
-                self.metrics.simulcast_layers_bound.inc()
-            return handler
-        return None
+        found = bind_by_rid(list(self.publications.values()), data, ssrc)
+        if found is None:
+            return None
+        rid, rtx, handler = found
+        self.publisher.routes[ssrc] = handler
+        self.log.info("simulcast layer bound", rid=rid, ssrc=ssrc, rtx=rtx)
+        if not rtx:
+            self.metrics.simulcast_layers_bound.inc()
+        return handler
 
     async def _on_publisher_rtcp(self, data: bytes) -> None:
         try:

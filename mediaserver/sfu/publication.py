@@ -253,6 +253,38 @@ class Subscription:
         self.transceiver = transceiver
         self.output: OutputStream | None = None
         self.closed = False
+        #: a single-stream video the subscriber does not show (``video_size`` 0): its
+        #: output is kept out of the forwarding list (simulcast: layerswitch.py does it)
+        size = subscriber.video_sizes.get(publication.id)
+        self.hidden = self._hides(size)
+        self.hidden_at = 0.0
+
+    def _hides(self, size: tuple[int, int] | None) -> bool:
+        pub = self.publication
+        return size is not None and 0 in size and pub.video and pub.simulcast is None
+
+    async def size_changed(self, size: tuple[int, int], now: float) -> None:
+        """The subscriber's ``video_size`` for this publication changed."""
+        hidden = self._hides(size)
+        if hidden == self.hidden:
+            return
+        self.hidden = hidden
+        output = self.output
+        if output is None:
+            return
+        outputs = self.publication.forwarding.outputs
+        if hidden:
+            self.hidden_at = now
+            with contextlib.suppress(ValueError):
+                outputs.remove(output)
+            output.pause(video=True)
+            return
+        clock = self.publication.track.clock_rate
+        output.pause(video=True, rebase_ts=True, ts_step=int((now - self.hidden_at) * clock))
+        if output not in outputs:
+            outputs.append(output)
+        if output.active:
+            await self.publication.request_keyframe(now)
 
     @property
     def mid(self) -> str | None:
@@ -281,7 +313,8 @@ class Subscription:
         output.sink = peer.send_rtp_now
         output.active = peer.connected.is_set()
         self.output = output
-        self.publication.forwarding.outputs.append(output)
+        if not self.hidden:
+            self.publication.forwarding.outputs.append(output)
         self.subscriber.outputs_by_ssrc[params.ssrc] = self
         return output
 

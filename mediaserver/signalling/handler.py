@@ -250,6 +250,10 @@ class SignallingSession:
                 for key in [k for k in sizes if k not in live]:
                     del sizes[key]
             sizes[msg.publication_id] = (msg.width, msg.height)
+            sub = participant.subscriptions.get(msg.publication_id)
+            if sub is not None:
+                loop_now = asyncio.get_running_loop().time()
+                await sub.size_changed((msg.width, msg.height), loop_now)
         elif isinstance(msg, m.Leave):
             await self.send({"type": "left", "ref": msg.id})
             await self.close("left")
