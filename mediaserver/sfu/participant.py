@@ -120,7 +120,9 @@ class Participant:
 
     # --- publishing -----------------------------------------------------------------
 
-    async def publish(self, offer_sdp: str, restart: bool = False) -> tuple[str, list[Publication]]:
+    async def publish(
+        self, offer_sdp: str, restart: bool = False, sources: dict[str, str] | None = None
+    ) -> tuple[str, list[Publication]]:
         """Answer a publish offer; new m-lines become publications. ``restart``: the
         offer is for a fresh connection (media recovery) that replaces the current one;
         publications whose mid, kind and codec it repeats carry on (see ``_rebind``)."""
@@ -174,6 +176,9 @@ class Participant:
                     self._route(known[track.mid], track)
                 continue
             pub = Publication(self, track)
+            source = (sources or {}).get(track.mid)
+            if source == "screen" and pub.video:
+                pub.source = "screen"
             if track.kind == "video" and track.mid in simulcast:
                 self._make_simulcast(pub, track, simulcast[track.mid])
             if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
@@ -387,6 +392,7 @@ class Participant:
                 "publication_id": sub.publication.id,
                 "participant_id": sub.publication.participant.id,
                 "kind": sub.publication.kind,
+                "source": sub.publication.source,
             }
             for sub in self.subscriptions.values()
             if sub.mid is not None

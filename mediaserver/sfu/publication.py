@@ -40,6 +40,8 @@ class Publication:
         self.track = track
         self.kind = track.kind
         self.video = track.kind == "video"
+        #: camera | microphone | screen (``publish.sources``; by kind when not given)
+        self.source = "camera" if self.video else "microphone"
         self.forwarding = ForwardingTrack(
             track.codec,
             video=self.video,
@@ -74,6 +76,7 @@ class Publication:
             "kind": self.kind,
             "codec": self.track.codec,
             "muted": self.muted,
+            "source": self.source,
             **({"layers": list(self.simulcast.offer.rids)} if self.simulcast else {}),
         }
 

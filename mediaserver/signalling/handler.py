@@ -197,7 +197,9 @@ class SignallingSession:
                     retry_after=round(wait, 1),
                 )
             async with self.manager.sdp_work.slot():
-                answer, added = await participant.publish(msg.sdp, restart=msg.restart)
+                answer, added = await participant.publish(
+                    msg.sdp, restart=msg.restart, sources=msg.sources
+                )
             await self.send(
                 {
                     "type": "publish_answer",
@@ -439,6 +441,14 @@ class SignallingSession:
             await moderation.lock_room(room, host, msg.locked)
         elif isinstance(msg, m.EndMeeting):
             await moderation.end_meeting(room, host)
+        elif isinstance(msg, m.StopScreenShare):
+            target = room.participants.get(msg.participant_id)
+            if target is None:
+                raise m.ProtocolError(
+                    m.ErrorCode.NOT_FOUND,
+                    f"stop_screen_share: no participant {msg.participant_id!r}",
+                )
+            await moderation.stop_screen_share(room, host, target)
         await self.send({"type": "done", "ref": msg.id, "action": msg.TYPE})
 
     async def close(self, reason: str = "disconnected") -> None:

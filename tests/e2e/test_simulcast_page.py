@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from browser import Browsers, rising
 from server_helpers import make_config
-from sites import running_site
+from sites import find_publication, running_site
 
 pytestmark = [pytest.mark.e2e]
 
@@ -43,12 +43,8 @@ async def site(netns):
 
 def _layers(site):
     """The simulcast layers of the only simulcast publication, low to high."""
-    for room in site.srv.rooms.rooms.values():
-        for p in room.participants.values():
-            for pub in p.publications.values():
-                if pub.simulcast is not None:
-                    return pub.simulcast
-    return None
+    pub = find_publication(site, lambda pub: pub.simulcast is not None)
+    return None if pub is None else pub.simulcast
 
 
 async def _until(condition, timeout: float, what: str):
