@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from browser import Browsers, rising
-from server_helpers import make_config
+from server_helpers import make_config, slug_of
 from sites import find_publication, running_site
 
 pytestmark = [pytest.mark.e2e]
@@ -129,3 +129,100 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
 async def _more_frames(video, before):
     v = await video()
     return v if v["framesDecoded"] > before["framesDecoded"] + 10 else None
+
+
+def cap_remb(data: bytes, cap: int) -> bytes:
+    """Rewrite every REMB in an RTCP compound packet to at most ``cap`` bits/s."""
+    out = bytearray(data)
+    i = 0
+    while i + 4 <= len(out):
+        length = (int.from_bytes(out[i + 2 : i + 4], "big") + 1) * 4
+        if out[i + 1] == 206 and out[i] & 0x1F == 15 and out[i + 12 : i + 16] == b"REMB":
+            exp, mantissa = (
+                out[i + 17] >> 2,
+                ((out[i + 17] & 3) << 16) | int.from_bytes(out[i + 18 : i + 20], "big"),
+            )
+            if mantissa << exp > cap:
+                exp, mantissa = 0, cap
+                while mantissa >= 1 << 18:
+                    mantissa >>= 1
+                    exp += 1
+                out[i + 17] = (exp << 2) | (mantissa >> 16)
+                out[i + 18 : i + 20] = (mantissa & 0xFFFF).to_bytes(2, "big")
+        i += length
+    return bytes(out)
+
+
+def test_cap_remb_rewrites_only_larger_estimates():
+    from mediaserver.sfu import rtcp
+
+    rr = rtcp.build_rr(1, [])
+    high = rtcp.build_remb(7, 2_000_000, [9])
+    capped = rtcp.parse_rtcp(cap_remb(rr + high, 250_000))
+    assert [type(x).__name__ for x in capped] == ["ReceiverReport", "Remb"]
+    assert 240_000 <= capped[1].bitrate <= 250_000
+    low = rtcp.build_remb(7, 100_000, [9])
+    assert cap_remb(low, 250_000) == low
+
+
+async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_high_one(
+    site, clients
+):
+    """Two subscribers of one Chromium simulcast publisher: an SDK bot whose REMB is
+    capped at 250 kbit/s, and a Chromium page rendering the video large."""
+    link = await site.link()
+    async with Browsers() as b:
+        sender = await b.page(site.srv.http_url)
+        viewer = await b.page(site.srv.http_url, media=False)
+        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
+        await sender.get_by_role("button", name="Join meeting").click()
+        await sender.get_by_role("button", name="Leave").wait_for()
+        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
+        await viewer.get_by_role("button", name="Join meeting").click()
+        await rising(viewer, "framesDecoded")
+        bot = site.srv.client("Cap Bot")
+        clients.append(bot)
+        await bot.connect()
+        tok = await site.token(link, "member", "Cap Bot", "bot-cap")
+        await bot.request({"type": "join", "link": slug_of(link["join_url"]), "token": tok})
+        await bot.wait_for_tracks(2, timeout=20)
+        dtls = bot.subscriber.getTransceivers()[0].receiver.transport
+        original = dtls._send_rtp
+
+        async def capped_send(data: bytes) -> None:
+            await original(cap_remb(data, 250_000) if 192 <= data[1] <= 223 else data)
+
+        dtls._send_rtp = capped_send
+        await viewer.evaluate(SET_TILE, [1150, 647])
+
+        sim = _layers(site)
+        assert sim is not None
+        await _until(lambda: _async(all(la.width for la in sim.layers)), 20, "layer sizes")
+        room = next(iter(site.srv.rooms.rooms.values()))
+        bot_id = bot.participant_id
+        viewer_id = next(pid for pid, p in room.participants.items() if p.name == "Vic Viewer")
+
+        def fed(pid):
+            out = next(o for o in sim.parent.forwarding.outputs if o.subscriber_id == pid)
+            layer = sim.feeding(out)
+            order = [la.pub for la in sim.ordered()]
+            return None if layer is None else order.index(layer)
+
+        await _until(lambda: _async(fed(bot_id) == 0 and fed(viewer_id) == 2), 40, "layers")
+        # the publisher keeps sending its top layer at full size
+        top = await sender.evaluate(
+            """async () => {
+              let w = 0;
+              (await window.meeting.publisher.getStats()).forEach((s) => {
+                if (s.type === "outbound-rtp" && s.kind === "video" && s.rid === "f")
+                  w = s.frameWidth || 0;
+              });
+              return w;
+            }"""
+        )
+        assert top == sim.ordered()[-1].width > sim.ordered()[0].width
+        assert room.participants[bot_id].downlink_estimate <= 250_000
+
+
+async def _async(value):
+    return value
