@@ -432,8 +432,11 @@ class RoomsConfig(_Validated):
     adhoc: bool = False
     lobby_max_waiting: int = 50
     lobby_max_per_address: int = 10
+    #: Last-N: camera video only from the N most recent speakers (0: from everyone)
+    last_n: int = 0
 
     def _validate(self) -> None:
+        self._range("last_n", self.last_n, 0, 1000, "between 0 (off) and 1000")
         self._range(
             "lobby_timeout_seconds", self.lobby_timeout_seconds, 1, 86400, "between 1 and 86400"
         )

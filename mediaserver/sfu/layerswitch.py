@@ -282,7 +282,7 @@ class SimulcastLayers:
             width, height = DEFAULT_SIZE
             budget: int | None = None
             if subscriber is not None:
-                width, height = subscriber.video_sizes.get(self.parent.id, DEFAULT_SIZE)
+                width, height = subscriber.rendered_size(self.parent) or DEFAULT_SIZE
                 budget = _share(subscriber, self.parent.id, now)
             current = order.index(sw.current) if sw.current is not None else -1
             chosen = sw.selector.decide(infos, width, height, budget, current, now)
@@ -333,7 +333,7 @@ def _share(subscriber: Participant, publication_id: str, now: float) -> int | No
     for pub_id, sub in subscriber.subscriptions.items():
         if sub.publication.simulcast is None:
             continue
-        w, h = subscriber.video_sizes.get(pub_id, DEFAULT_SIZE)
+        w, h = subscriber.rendered_size(sub.publication) or DEFAULT_SIZE
         ids.append(pub_id)
         areas.append(max(0, w) * max(0, h))
     if publication_id not in ids:

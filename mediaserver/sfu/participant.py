@@ -95,6 +95,8 @@ class Participant:
         #: the latest REMB this participant sent for its subscriber connection
         self.downlink_estimate: int | None = None
         self.downlink_estimate_at = 0.0
+        #: last-N (rooms.last_n): whose camera video this participant gets (None: all)
+        self.video_from: frozenset[str] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -511,6 +513,14 @@ class Participant:
             out = rtcp.build_rr(self.rtcp_ssrc, blocks[:31]) + out
         if out:
             await self.publisher.send_rtp(out)
+
+    def rendered_size(self, pub: Publication) -> tuple[int, int] | None:
+        """The size this subscriber draws ``pub`` at: (0, 0) for a camera outside its
+        last-N, else its ``video_size`` (None: never said)."""
+        allowed = self.video_from
+        if allowed is not None and pub.source == "camera" and pub.participant.id not in allowed:
+            return (0, 0)
+        return self.video_sizes.get(pub.id)
 
     def _inbound_streams(self) -> list[Publication]:
         """Every stream the publisher sends: publications, and simulcast layers."""

@@ -258,15 +258,14 @@ class Subscription:
         self.closed = False
         #: a single-stream video the subscriber does not show (``video_size`` 0): its
         #: output is kept out of the forwarding list (simulcast: layerswitch.py does it)
-        size = subscriber.video_sizes.get(publication.id)
-        self.hidden = self._hides(size)
+        self.hidden = self._hides(subscriber.rendered_size(publication))
         self.hidden_at = 0.0
 
     def _hides(self, size: tuple[int, int] | None) -> bool:
         pub = self.publication
         return size is not None and 0 in size and pub.video and pub.simulcast is None
 
-    async def size_changed(self, size: tuple[int, int], now: float) -> None:
+    async def size_changed(self, size: tuple[int, int] | None, now: float) -> None:
         """The subscriber's ``video_size`` for this publication changed."""
         hidden = self._hides(size)
         if hidden == self.hidden:

@@ -255,7 +255,7 @@ class SignallingSession:
             sub = participant.subscriptions.get(msg.publication_id)
             if sub is not None:
                 loop_now = asyncio.get_running_loop().time()
-                await sub.size_changed((msg.width, msg.height), loop_now)
+                await sub.size_changed(participant.rendered_size(sub.publication), loop_now)
         elif isinstance(msg, m.Leave):
             await self.send({"type": "left", "ref": msg.id})
             await self.close("left")

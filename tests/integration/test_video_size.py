@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from media import COLOURS, ColourTrack, receive_frames
-from server_helpers import join_room
+from media import COLOURS, ColourTrack, ToneTrack, closest_colour, mean_colour, receive_frames
+from server_helpers import join_room, make_config, serving
 from test_media import check_everyone_sees_everyone, join_and_publish
 
 from mediaserver.sfu.peer import make_configuration
@@ -83,3 +83,54 @@ async def test_simulcast_offer_gets_receive_lines_that_aiortc_leaves_out(server,
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     finally:
         await pc.close()
+
+
+async def test_last_n_forwards_camera_video_of_the_most_recent_speakers_only(clients):
+    """rooms.last_n = 1: before anyone speaks the first to join is seen; a new active
+    speaker takes the slot. Audio always flows."""
+    async with serving(make_config(last_n=1)) as srv:
+        tones = []
+        for i, name in enumerate(("ann", "bob", "cat")):
+            c = srv.client(name)
+            clients.append(c)
+            await c.connect()
+            await join_room(c, "big")
+            tone = ToneTrack(300 + 100 * i, amplitude=0)
+            tones.append(tone)
+            await c.publish([tone] + ([ColourTrack(COLOURS[i])] if i < 2 else []))
+        ann, bob, cat = clients
+        room = srv.rooms.rooms["big"]
+        await cat.wait_for_tracks(4, timeout=20)
+
+        def outputs_to_cat(owner):
+            pub = next(
+                p for p in room.participants[owner.participant_id].publications.values() if p.video
+            )
+            sub = pub.subscriptions[cat.participant_id]
+            return pub.forwarding.outputs, sub.output
+
+        ann_outputs, ann_out = outputs_to_cat(ann)
+        bob_outputs, bob_out = outputs_to_cat(bob)
+        await cat.wait_for(lambda: ann_out in ann_outputs and bob_out not in bob_outputs)
+        # bob speaks: he becomes the one cat sees
+        tones[1]._amplitude = 9000
+        await cat.wait_for(
+            lambda: bob_out in bob_outputs and ann_out not in ann_outputs, timeout=15
+        )
+        video = next(
+            t
+            for t in cat.live_tracks()
+            if t.kind == "video" and t.participant_id == bob.participant_id
+        )
+        frames = await receive_frames(video.track, 20, timeout=10)
+        assert closest_colour(mean_colour(frames[-1])) == 1
+        # audio from everyone is still forwarded to cat
+        audio = [
+            p
+            for who in (ann, bob)
+            for p in room.participants[who.participant_id].publications.values()
+            if not p.video
+        ]
+        assert all(
+            p.subscriptions[cat.participant_id].output in p.forwarding.outputs for p in audio
+        )

@@ -284,3 +284,18 @@ def test_estimate_caps_steps_down_fast_and_up_only_after_a_stable_period():
 def test_budget_is_shared_by_rendered_area():
     assert split_budget(None, [1, 2]) == [None, None]
     assert split_budget(1_000_000, [300 * 200, 900 * 600, 0]) == [100_000, 900_000, 0]
+
+
+def test_speaker_order_for_last_n():
+    from mediaserver.sfu.lastn import SpeakerOrder
+
+    order = SpeakerOrder()
+    for p in ("a", "b", "c", "d"):
+        order.joined(p)
+    assert order.visible_to("a", 2) == {"b", "c"}  # join order before anyone speaks
+    assert order.spoke("d") is True and order.spoke("d") is False
+    assert order.visible_to("a", 2) == {"d", "b"}
+    assert order.visible_to("d", 2) == {"a", "b"}  # never yourself
+    order.left("b")
+    assert order.visible_to("a", 2) == {"d", "c"}
+    assert order.spoke("zz") is False  # not in the room
