@@ -25,15 +25,13 @@ async def test_hidden_video_is_not_forwarded_and_comes_back_when_shown(server, c
     pub = server.rooms.rooms["r1"].participants[a.participant_id].publications[video_pub["id"]]
     output = pub.forwarding.outputs[0]
 
-    await b.send({"type": "video_size", "publication_id": video_pub["id"], "width": 0, "height": 0})
+    await b.set_video_size(video_pub["id"], 0, 0)
     await b.wait_for(lambda: output not in pub.forwarding.outputs, timeout=5)
     sent = output.packets
     await asyncio.sleep(1.0)
     assert output.packets == sent, "a hidden video was still forwarded"
 
-    await b.send(
-        {"type": "video_size", "publication_id": video_pub["id"], "width": 320, "height": 180}
-    )
+    await b.set_video_size(video_pub["id"], 320, 180)
     video = next(t for t in b.live_tracks() if t.kind == "video")
     await receive_frames(video.track, 40, timeout=10)  # drains old frames and gets new ones
     assert output.packets > sent
