@@ -38,10 +38,20 @@ FULL = {
     "churn": [10],
     "linkapi": [400],
     "abuse": [10],
+    "grid": [12],
 }
-QUICK = {"fanout": [1, 5], "fullroom": [3], "churn": [3], "linkapi": [40], "abuse": [3]}
+QUICK = {
+    "fanout": [1, 5],
+    "fullroom": [3],
+    "churn": [3],
+    "linkapi": [40],
+    "abuse": [3],
+    "grid": [4],
+}
 #: Scenarios only our server has (Janus has no link API, no meeting links to attack).
-OURS_ONLY = ("linkapi", "abuse")
+#: grid compares our single-stream and simulcast forwarding (Janus bots publish no
+#: simulcast yet).
+OURS_ONLY = ("linkapi", "abuse", "grid")
 
 METRICS = (
     "us_per_forwarded_packet",

@@ -299,3 +299,17 @@ def test_speaker_order_for_last_n():
     order.left("b")
     assert order.visible_to("a", 2) == {"d", "c"}
     assert order.spoke("zz") is False  # not in the room
+
+
+def test_bench_bots_simulcast_offer_is_what_the_server_recognises():
+    from loadtests.grid import LAYERS, RID_EXT_ID, simulcast_offer
+
+    plain = "".join(
+        line + "\r\n"
+        for line in OFFER.split("\r\n")
+        if line and not line.startswith(("a=simulcast", "a=rid", "a=extmap:10", "a=extmap:11"))
+    )
+    offer = simulcast_offer(plain)
+    found = parse_simulcast_offer(offer)
+    assert list(found) == ["1"]
+    assert found["1"].rids == tuple(LAYERS) and found["1"].rid_ext_id == RID_EXT_ID
