@@ -150,7 +150,7 @@ def write_report(doc: dict[str, Any]) -> None:
             "simulcast bots (three rid layers: ~0.1, ~0.36 and ~0.9 Mbit/s; the server",
             "forwards the full layer for the large tile and the quarter layer for the small",
             "ones). Downlink = everything one subscriber receives (audio included).",
-            "(`loadtests/grid.py`; ours only: the Janus bots publish no simulcast yet.)",
+            "(`loadtests/grid.py`; ours only for now: see the note on Janus below.)",
             "",
             "| scenario | variant | downlink p50 kbit/s | downlink max kbit/s "
             "| packets/s | server CPU % | µs/packet | measured |",

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from . import rtcp
 from .forwarder import OutputStream, is_keyframe_start, rtp_payload_offset
 from .layers import LayerInfo, LayerSelector, split_budget
 from .simulcast import SimulcastOffer, read_extensions
@@ -229,8 +230,6 @@ class SimulcastLayers:
     async def tick(self, now: float, report_due: bool) -> bytes:
         """Layer bookkeeping, decisions and keyframe requests; returns RTCP for the
         publisher (its layers' NACKs and receiver feedback, the uplink REMB)."""
-        from . import rtcp
-
         out = b""
         for layer in self.layers:
             out += await layer.pub.tick(now, report_due)
