@@ -3,12 +3,16 @@
 The subscriber tells the server the size it renders a publication at (0 x 0: not
 visible). The layer wanted is the smallest one that covers that size; the subscriber's
 bandwidth estimate (its REMB, shared between its visible simulcast tiles by rendered
-area) caps it. Down-steps are immediate; up-steps happen at once when the estimate
-shows room, otherwise one step at a time after ``up_hold`` seconds without a change:
-a receiver's REMB only rises to about 1.5 x what it receives, so without padding
-probes the only way to find out whether a higher layer fits is to try it. A down-step
-forced by the estimate holds further up-steps off for ``backoff`` seconds (doubling
-up to ``max_backoff`` while it keeps happening).
+area) caps it. A smaller size steps down at once, an estimate that stays short for
+``down_after`` seconds (not a passing dip) too. Up-steps happen at once when the
+estimate shows room, otherwise one step at a time after ``up_hold`` seconds without a
+change, once the estimate covers the current layer: a receiver's REMB only rises to
+about 1.5 x what it receives, so without padding probes the only way to find out
+whether a higher layer fits is to try it. After such a probe the estimate gets
+``probe_grace`` seconds to follow before a shortfall steps down again (unless it is
+too low even for the layer below). A down-step forced by the estimate holds further
+up-steps off for ``backoff`` seconds (doubling up to ``max_backoff`` while it keeps
+happening).
 """
 
 from __future__ import annotations
@@ -61,17 +65,38 @@ def split_budget(estimate: int | None, areas: Sequence[int]) -> list[int | None]
 class LayerSelector:
     """The per-subscription decision, with the hysteresis state it needs."""
 
-    __slots__ = ("_backoff", "_held_until", "_last_change", "backoff", "max_backoff", "up_hold")
+    __slots__ = (
+        "_backoff",
+        "_held_until",
+        "_last_change",
+        "_probing",
+        "_short_since",
+        "backoff",
+        "down_after",
+        "max_backoff",
+        "probe_grace",
+        "up_hold",
+    )
 
     def __init__(
-        self, *, up_hold: float = 2.0, backoff: float = 8.0, max_backoff: float = 60.0
+        self,
+        *,
+        up_hold: float = 2.0,
+        backoff: float = 8.0,
+        max_backoff: float = 60.0,
+        probe_grace: float = 8.0,
+        down_after: float = 1.0,
     ) -> None:
         self.up_hold = up_hold
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.probe_grace = probe_grace
+        self.down_after = down_after
+        self._short_since: float | None = None  # since when the estimate falls short
         self._backoff = backoff
         self._last_change = float("-inf")
         self._held_until = float("-inf")
+        self._probing = False  # the last change was a step up by the timer
 
     def decide(
         self,
@@ -98,10 +123,20 @@ class LayerSelector:
             return self._changed(min(wanted, fits), now)
         if wanted < current:  # rendered smaller: no reason to wait
             return self._changed(wanted if fits >= wanted else fits, now)
+        # After a step up by the timer the estimate needs time to follow what is now
+        # received: only an estimate too low even for the layer below steps down early.
+        hold = self.probe_grace if self._probing else self.up_hold
+        collapsed = current > 0 and not _fits(layers[current - 1], budget or 0, 1.0)
+        short = budget is not None and not _fits(layers[current], budget, DOWN_MARGIN)
+        if not short:
+            self._short_since = None
+        elif self._short_since is None:
+            self._short_since = now
         if (
-            budget is not None
-            and not _fits(layers[current], budget, DOWN_MARGIN)
-            and now - self._last_change >= self.up_hold
+            short
+            and self._short_since is not None
+            and now - self._short_since >= self.down_after  # not a passing dip
+            and (now - self._last_change >= hold or (self._probing and collapsed))
         ):
             target = min(fits, current - 1) if current > 0 else current
             if target != current:
@@ -112,17 +147,26 @@ class LayerSelector:
         if wanted > current:
             if fits > current:
                 return self._changed(fits, now)
-            if now >= self._held_until and now - self._last_change >= self.up_hold:
+            sustained = budget is None or _fits(layers[current], budget, 1.0)
+            if (
+                sustained  # the estimate has caught up with what is received now
+                and now >= self._held_until
+                and now - self._last_change >= self.up_hold
+            ):
                 nxt = current + 1
                 while nxt < wanted and not layers[nxt].active:
                     nxt += 1
-                return self._changed(nxt, now)
+                self._changed(nxt, now)
+                self._probing = True
+                return nxt
         elif now - self._last_change >= 4 * self._backoff:
             self._backoff = self.backoff  # stable for long: forget past congestion
         return current
 
     def _changed(self, target: int, now: float) -> int:
         self._last_change = now
+        self._probing = False
+        self._short_since = None
         return target
 
 

@@ -17,12 +17,13 @@ path stays the forwarder's: this module only moves outputs between lists.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from . import rtcp
-from .forwarder import OutputStream, is_keyframe_start, rtp_payload_offset
+from .forwarder import ForwardingTrack, OutputStream, is_keyframe_start, rtp_payload_offset
 from .layers import LayerInfo, LayerSelector, split_budget
 from .simulcast import SimulcastOffer, read_extensions
 from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size
@@ -35,6 +36,9 @@ __all__ = ["DEFAULT_SIZE", "Layer", "SimulcastLayers", "bind_by_rid"]
 
 #: What a subscriber that never sent ``video_size`` renders at (the highest layers).
 DEFAULT_SIZE = (1280, 720)
+#: A new output whose subscriber has not sent a size yet starts on the smallest layer
+#: for this long (a small first keyframe; the join page reports within ~0.3 s).
+START_LOW_SECONDS = 1.5
 #: Layer decisions at most this often (the room ticks every 50 ms).
 DECIDE_INTERVAL = 0.25
 #: A layer without packets for this long is not offered to the policy.
@@ -43,6 +47,11 @@ LAYER_IDLE_SECONDS = 1.5
 SWITCH_PLI_INTERVAL = 1.0
 #: A subscriber's REMB older than this is ignored.
 ESTIMATE_MAX_AGE = 5.0
+#: A target keyframe still incomplete after this long / this many packets is given up
+#: (the next one is waited for).
+KEYFRAME_MAX_SECONDS = 1.0
+KEYFRAME_MAX_PACKETS = 600
+_ts_at = struct.Struct("!I")
 _T = TypeVar("_T")
 
 
@@ -59,6 +68,11 @@ class Layer:
     last_packet: float = float("-inf")
     incoming: list[_Switch] = field(default_factory=list)
     last_pli: float = float("-inf")
+    #: a keyframe of this layer arriving for the outputs in ``incoming`` (raw packets,
+    #: from its first packet until its marker), its RTP timestamp and start time
+    keyframe: list[bytes] | None = None
+    keyframe_ts: int = 0
+    keyframe_since: float = 0.0
 
 
 @dataclass(eq=False)
@@ -69,6 +83,7 @@ class _Switch:
     current: Layer | None = None
     target: Layer | None = None
     hidden_at: float | None = None
+    created: float = 0.0
 
 
 class SimulcastLayers:
@@ -89,6 +104,11 @@ class SimulcastLayers:
         self._last_decision = float("-inf")
         self._last_bitrate_at: float | None = None
         self.switches_done = 0
+
+    @classmethod
+    def of(cls, pub: Publication, offer: SimulcastOffer, uplink_bitrate: int) -> SimulcastLayers:
+        """The layers of ``pub`` (each an inner publication of the same track)."""
+        return cls(pub, offer, lambda: type(pub)(pub.participant, pub.track), uplink_bitrate)
 
     # --- binding ------------------------------------------------------------------
 
@@ -122,7 +142,10 @@ class SimulcastLayers:
         async def on_packet(data: bytes, now: float) -> None:
             layer.octets += len(data)
             layer.last_packet = now
-            if data[1] & 0x7F == payload_type and (vp8 or layer.incoming):
+            complete = False
+            if layer.keyframe is not None:  # a switch target's keyframe is arriving
+                complete = self._keyframe_packet(layer, data, now)
+            elif data[1] & 0x7F == payload_type and (vp8 or layer.incoming):
                 try:
                     off = rtp_payload_offset(data)
                 except ValueError:
@@ -138,16 +161,47 @@ class SimulcastLayers:
                     else:
                         keyframe = is_keyframe_start(codec, payload)
                     if keyframe and layer.incoming:
-                        self._complete(layer, now)
-            await pub.on_rtp(data, now)
+                        layer.keyframe = []
+                        layer.keyframe_ts = _ts_at.unpack_from(data, 4)[0]
+                        layer.keyframe_since = now
+                        complete = self._keyframe_packet(layer, data, now)
+            await pub.on_rtp(data, now)  # the outputs this layer already feeds
+            if complete:
+                self._complete(layer, now)
 
         return on_packet
 
     # --- switching ----------------------------------------------------------------
 
+    def _keyframe_packet(self, layer: Layer, data: bytes, now: float) -> bool:
+        """Collect a packet of the target keyframe; True once it is complete (its
+        marker). The outputs keep their old layer until then: cutting it at the
+        keyframe's first packet would leave them without frames while the publisher
+        paces the (large) keyframe out."""
+        frames = layer.keyframe
+        assert frames is not None
+        if not layer.incoming:
+            layer.keyframe = None
+            return False
+        ts = _ts_at.unpack_from(data, 4)[0]
+        if ts != layer.keyframe_ts:
+            if (ts - layer.keyframe_ts) & 0x80000000:
+                return False  # an older frame (reordered): not part of the keyframe
+            layer.keyframe = None  # the keyframe ended without its marker: wait again
+            return False
+        frames.append(data)
+        if len(frames) > KEYFRAME_MAX_PACKETS or now - layer.keyframe_since > KEYFRAME_MAX_SECONDS:
+            layer.keyframe = None
+            return False
+        return bool(data[1] & 0x80)
+
     def _complete(self, layer: Layer, now: float) -> None:
-        """A keyframe starts on ``layer``: move the outputs waiting for it."""
+        """The target keyframe is complete on ``layer``: move the outputs waiting for
+        it, and send them the keyframe."""
         clock = self.parent.track.clock_rate
+        frames, layer.keyframe = layer.keyframe or [], None
+        pub = layer.pub
+        moving = ForwardingTrack(pub.track.codec, video=True, ext_ids=pub.forwarding.ext_ids)
         for sw in layer.incoming:
             out = sw.output
             old = sw.current
@@ -160,11 +214,22 @@ class SimulcastLayers:
             out.pause(video=True, rebase_ts=True, ts_step=step)
             if sw.rewriter is not None:
                 sw.rewriter.switch()
-            layer.pub.forwarding.outputs.append(out)
+            moving.outputs.append(out)
             sw.current, sw.target, sw.hidden_at = layer, None, None
             self.switches_done += 1
             self.parent.participant.metrics.layer_switches.inc()
         layer.incoming.clear()
+        if not pub.muted:
+            for data in frames:  # the keyframe, for the moved outputs only
+                try:
+                    sent, _ = moving.route(data, now)
+                except ValueError:
+                    continue
+                for out, pkt in sent:
+                    if out.sink is not None and out.sink(pkt):
+                        pub.forwarded_packets += 1
+                        pub.forwarded_octets += len(pkt)
+        pub.forwarding.outputs.extend(moving.outputs)
 
     def _request(self, sw: _Switch, target: Layer | None, now: float) -> None:
         if sw.target is not None and sw.target is not target:
@@ -264,7 +329,7 @@ class SimulcastLayers:
             if id(o) not in self._switches:
                 rewriter = Vp8Rewriter() if vp8 else None
                 o.rewrite = None if rewriter is None else rewriter.rewrite
-                self._switches[id(o)] = _Switch(o, LayerSelector(), rewriter)
+                self._switches[id(o)] = _Switch(o, LayerSelector(), rewriter, created=now)
         order = self.ordered()
         infos = [
             LayerInfo(
@@ -278,11 +343,14 @@ class SimulcastLayers:
         room = self.parent.participant.room
         for sw in self._switches.values():
             subscriber = room.participants.get(sw.output.subscriber_id)
-            width, height = DEFAULT_SIZE
+            size: tuple[int, int] | None = None
             budget: int | None = None
             if subscriber is not None:
-                width, height = subscriber.rendered_size(self.parent) or DEFAULT_SIZE
+                size = subscriber.rendered_size(self.parent)
                 budget = _share(subscriber, self.parent.id, now)
+            if size is None and now - sw.created < START_LOW_SECONDS:
+                size = (1, 1)  # start on the smallest layer until the size is known
+            width, height = size or DEFAULT_SIZE
             current = order.index(sw.current) if sw.current is not None else -1
             chosen = sw.selector.decide(infos, width, height, budget, current, now)
             self._request(sw, order[chosen] if chosen >= 0 else None, now)

@@ -26,7 +26,7 @@ from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
-from .simulcast import SimulcastOffer, munge_answer, parse_simulcast_offer
+from .simulcast import munge_answer, parse_simulcast_offer
 
 if TYPE_CHECKING:
     from .room import Room
@@ -182,7 +182,9 @@ class Participant:
             if source == "screen" and pub.video:
                 pub.source = "screen"
             if track.kind == "video" and track.mid in simulcast:
-                self._make_simulcast(pub, track, simulcast[track.mid])
+                pub.simulcast = SimulcastLayers.of(
+                    pub, simulcast[track.mid], cfg.rtc.simulcast_uplink_bitrate
+                )
             if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
                 pub.set_muted(True)
             self._route(pub, track)
@@ -200,16 +202,6 @@ class Participant:
             self.publisher.routes[track.ssrc] = pub.on_rtp
         if track.rtx_ssrc:
             self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
-
-    def _make_simulcast(
-        self, pub: Publication, track: NegotiatedTrack, offer: SimulcastOffer
-    ) -> None:
-        pub.simulcast = SimulcastLayers(
-            pub,
-            offer,
-            make_layer=lambda: Publication(self, track),
-            uplink_bitrate=self.room.manager.config.rtc.simulcast_uplink_bitrate,
-        )
 
     def restart_subscriber(self) -> None:
         """Media recovery: the client dropped its subscriber connection; offer a fresh
@@ -524,12 +516,8 @@ class Participant:
 
     def _inbound_streams(self) -> list[Publication]:
         """Every stream the publisher sends: publications, and simulcast layers."""
-        out: list[Publication] = []
-        for pub in self.publications.values():
-            out.append(pub)
-            if pub.simulcast is not None:
-                out.extend(layer.pub for layer in pub.simulcast.layers)
-        return out
+        pubs = self.publications.values()
+        return [*pubs, *(la.pub for p in pubs if p.simulcast for la in p.simulcast.layers)]
 
     async def close(self) -> None:
         if self.closed:

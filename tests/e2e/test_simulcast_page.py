@@ -10,6 +10,8 @@ from browser import Browsers, rising
 from server_helpers import make_config, slug_of
 from sites import find_publication, running_site
 
+from mediaserver.sfu.layerswitch import START_LOW_SECONDS
+
 pytestmark = [pytest.mark.e2e]
 
 VIDEO_STATS = """async () => {
@@ -68,6 +70,9 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
         await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
         await viewer.get_by_role("button", name="Join meeting").click()
         await viewer.get_by_role("button", name="Leave").wait_for()
+        # the tile starts small (before its first frame), as in a big grid
+        await viewer.locator(".tile:not(.self)").first.wait_for(state="attached")
+        await viewer.evaluate(SET_TILE, [300, 169])
 
         metrics = site.srv.metrics.registry
 
@@ -82,33 +87,44 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
             return all(la.width for la in sim.layers)
 
         await _until(sizes_known, 20, "a keyframe on every layer")
+
+        async def nominal_sizes():  # Chrome scales layers down while the machine is busy
+            return [la.width for la in sim.ordered()] == [320, 640, 1280]
+
+        await _until(nominal_sizes, 30, "layers of 320, 640 and 1280 pixels")
         await rising(viewer, "framesDecoded")
 
         async def video():
             return await viewer.evaluate(VIDEO_STATS)
 
+        freezes_before = (await video())["freezeCount"]
         widths = []
         for i, (w, h) in enumerate(((300, 169), (600, 338), (1150, 647))):
             await viewer.evaluate(SET_TILE, [w, h])
-            want = sim.ordered()[i].width
 
-            async def decoded_at(want=want):
+            async def decoded_at(i=i):
+                # the layer's size as its latest keyframe says (Chrome may scale a layer
+                # down when the machine is busy)
                 v = await video()
-                return v if v["frameWidth"] == want else None
+                return v if v["frameWidth"] == sim.ordered()[i].width else None
 
-            before = await _until(decoded_at, 30, f"decoded width {want} for a {w}px tile")
+            before = await _until(decoded_at, 30, f"the decoded width of layer {i} ({w}px tile)")
             after = await _until(
                 lambda before=before: _more_frames(video, before), 10, "frames still decoded"
             )
-            widths.append(after["frameWidth"])
-            assert after["freezeCount"] == 0, after
+            widths.append(before["frameWidth"])
+            assert after["freezeCount"] == freezes_before, after  # no freeze at a switch
         print(
             "decoded widths",
             widths,
             "layers",
             [(la.rid, la.width, la.bitrate) for la in sim.layers],
+            "freezes before the switches",
+            freezes_before,
         )
-        assert widths == sorted(widths) and len(set(widths)) == 3, widths
+        # each decoded width was the server's chosen layer's at that moment (decoded_at);
+        # they are 320/640/1280 unless Chrome scaled a layer down meanwhile
+        assert widths == sorted(widths) and widths[0] < widths[2], widths
         assert sim.switches_done >= 3
 
         # hidden tile: the server stops forwarding that video, the page receives nothing
@@ -208,6 +224,14 @@ async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_hig
             order = [la.pub for la in sim.ordered()]
             return None if layer is None else order.index(layer)
 
+        bot_participant = room.participants[bot_id]
+        await _until(
+            lambda: _async(bot_participant.downlink_estimate is not None), 20, "the bot's REMB"
+        )
+        await asyncio.sleep(START_LOW_SECONDS)  # past the smallest-layer start
+        await _until(lambda: _async(fed(viewer_id) == 2), 40, "the top layer for the viewer")
+        # the bot, which never sends video_size (1280x720 by default), is kept low by its
+        # capped estimate: on the lowest layer (a timer probe may lift it for a while)
         await _until(lambda: _async(fed(bot_id) == 0 and fed(viewer_id) == 2), 40, "layers")
         # the publisher keeps sending its top layer at full size
         top = await sender.evaluate(
@@ -221,7 +245,7 @@ async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_hig
             }"""
         )
         assert top == sim.ordered()[-1].width > sim.ordered()[0].width
-        assert room.participants[bot_id].downlink_estimate <= 250_000
+        assert bot_participant.downlink_estimate <= 250_000
 
 
 async def _async(value):

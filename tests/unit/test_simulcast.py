@@ -263,7 +263,7 @@ def test_not_visible_means_no_layer_and_size_changes_apply_at_once_without_estim
 
 
 def test_estimate_caps_steps_down_fast_and_up_only_after_a_stable_period():
-    s = LayerSelector(up_hold=2.0, backoff=8.0)
+    s = LayerSelector(up_hold=2.0, backoff=8.0, down_after=0.0)
     assert s.decide(L, 1280, 720, 3_000_000, -1, 0.0) == 2
     # the estimate collapses: down (after up_hold since the last change) to what fits
     assert s.decide(L, 1280, 720, 400_000, 2, 1.0) == 2
@@ -313,3 +313,27 @@ def test_bench_bots_simulcast_offer_is_what_the_server_recognises():
     found = parse_simulcast_offer(offer)
     assert list(found) == ["1"]
     assert found["1"].rids == tuple(LAYERS) and found["1"].rid_ext_id == RID_EXT_ID
+
+
+def test_a_timer_probe_gets_time_for_the_estimate_to_follow_unless_it_collapses():
+    s = LayerSelector(up_hold=2.0, probe_grace=8.0, down_after=0.0)
+    assert s.decide(L, 1280, 720, 300_000, -1, 0.0) == 0
+    assert s.decide(L, 1280, 720, 300_000, 0, 2.1) == 1  # probe up by the timer
+    # the estimate lags behind what is now received: no step down during the grace
+    for t in (4.5, 7.0, 10.0):
+        assert s.decide(L, 1280, 720, 350_000, 1, t) == 1
+    assert s.decide(L, 1280, 720, 350_000, 1, 10.2) == 0  # grace over, still short
+    s2 = LayerSelector(up_hold=2.0, probe_grace=8.0, down_after=0.0)
+    s2.decide(L, 1280, 720, 300_000, -1, 0.0)
+    assert s2.decide(L, 1280, 720, 300_000, 0, 2.1) == 1
+    assert s2.decide(L, 1280, 720, 100_000, 1, 2.5) == 0  # collapsed below the layer below
+
+
+def test_a_passing_dip_in_the_estimate_does_not_step_down():
+    s = LayerSelector(up_hold=2.0, down_after=1.0)
+    assert s.decide(L, 1280, 720, 3_000_000, -1, 0.0) == 2
+    assert s.decide(L, 1280, 720, 400_000, 2, 5.0) == 2  # short from now on...
+    assert s.decide(L, 1280, 720, 3_000_000, 2, 5.5) == 2  # ...but back up: forgotten
+    assert s.decide(L, 1280, 720, 400_000, 2, 6.0) == 2
+    assert s.decide(L, 1280, 720, 400_000, 2, 6.6) == 2
+    assert s.decide(L, 1280, 720, 400_000, 2, 7.0) == 0  # short for a second: down
