@@ -4,6 +4,7 @@ a simulcast offer gets the receive lines that aiortc itself leaves out."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -132,3 +133,70 @@ async def test_last_n_forwards_camera_video_of_the_most_recent_speakers_only(cli
         assert all(
             p.subscriptions[cat.participant_id].output in p.forwarding.outputs for p in audio
         )
+
+
+async def test_simulcast_bot_layers_switch_with_continuous_sequence_numbers(server, clients):
+    """A publisher sending three rid layers the way browsers do (the bench's simulcast
+    bot) and an aiortc subscriber: its size picks the layer (packet sizes show which),
+    and across the switches its sequence numbers stay continuous and its timestamps
+    never go back."""
+    from aiortc import RTCSessionDescription as Desc
+
+    from loadtests.grid import LAYERS, SimulcastPump, simulcast_offer
+    from mediaserver.sfu.peer import IdleTrack
+
+    pub_client = server.client("sim")
+    viewer = server.client("viewer")
+    clients += [pub_client, viewer]
+    for c in (pub_client, viewer):
+        await c.connect()
+        await join_room(c, "r1")
+    pc = pub_client.publisher = pub_client._watched_pc("publisher")
+    pc.addTransceiver(IdleTrack("video"), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await pub_client.request(
+        {"type": "publish", "sdp": simulcast_offer(pc.localDescription.sdp)}
+    )
+    await pc.setRemoteDescription(Desc(sdp=reply["sdp"], type="answer"))
+    await pub_client.wait_for(lambda: pc.connectionState == "connected", timeout=10)
+    pump = SimulcastPump(pc)
+    pump.start()
+    try:
+        (publication,) = reply["publications"]
+        pub = (
+            server.rooms.rooms["r1"]
+            .participants[pub_client.participant_id]
+            .publications[publication["id"]]
+        )
+        sim = pub.simulcast
+        assert sim is not None
+        await viewer.wait_for(lambda: sim.bound == 3, timeout=10)
+        seen: list[tuple[int, int, int]] = []  # (seq, ts, length) of video packets
+
+        async def on_rtp(data: bytes, arrival_time_ms: int) -> None:
+            seq, ts = int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big")
+            seen.append((seq, ts, len(data)))  # only video is published here
+
+        await viewer.wait_for(lambda: viewer.subscriber is not None, timeout=10)
+        await viewer.wait_for_tracks(1, timeout=10)
+        dtls = viewer.subscriber.getTransceivers()[0].receiver.transport
+        dtls._handle_rtp_data = on_rtp
+        small, large = LAYERS["q"][3], LAYERS["f"][3]
+        for width, height, packet in ((320, 180, small), (1280, 720, large), (320, 180, small)):
+            await viewer.set_video_size(publication["id"], width, height)
+            mark = len(seen)
+            await viewer.wait_for(
+                lambda mark=mark, packet=packet: any(
+                    abs(n - packet) < 80 for _, _, n in seen[mark:][-5:]
+                ),
+                timeout=15,
+            )
+        assert sim.switches_done >= 3
+        seqs = [s for s, _, _ in seen]
+        assert all(((b - a) & 0xFFFF) == 1 for a, b in itertools.pairwise(seqs)), (
+            "sequence numbers jump at a layer switch"
+        )
+        tss = [t for _, t, _ in seen]
+        assert all(((b - a) & 0xFFFFFFFF) < 0x80000000 for a, b in itertools.pairwise(tss))
+    finally:
+        await pump.stop()
