@@ -446,12 +446,20 @@ async def scenario_abuse(args: argparse.Namespace) -> dict[str, Any]:
     return await run(args)
 
 
+async def scenario_grid(args: argparse.Namespace) -> dict[str, Any]:
+    """N participants with one large and N-2 small tiles each (loadtests/grid.py)."""
+    from .grid import scenario_grid as run
+
+    return await run(args)
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "fanout": scenario_fanout,
     "fullroom": scenario_fullroom,
     "churn": scenario_churn,
     "linkapi": scenario_linkapi,
     "abuse": scenario_abuse,
+    "grid": scenario_grid,
 }
 
 

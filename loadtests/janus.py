@@ -352,6 +352,8 @@ class JanusSession:
         self._early: dict[int, list[dict[str, Any]]] = {}
         #: publisher feed id -> its Janus handle (filled by :func:`publish`).
         self.handle_of: dict[int, int] = {}
+        #: subscriber handle -> the streams of its join reply (mid, feed_id, type, ...)
+        self.streams_of: dict[int, list[dict[str, Any]]] = {}
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -658,8 +660,10 @@ async def publish(
     pc: RTCPeerConnection,
     *,
     webrtc_timeout: float = 15.0,
+    offer_transform: Callable[[str], str] | None = None,
 ) -> int:
-    """Join ``room_id`` as publisher ``display`` and publish ``pc``'s tracks.
+    """Join ``room_id`` as publisher ``display`` and publish ``pc``'s tracks
+    (``offer_transform``: applied to the offer's SDP text, e.g. simulcast lines).
 
     ``pc`` must already have its tracks/transceivers. Returns the feed (publisher) id
     once Janus reports the PeerConnection up (``webrtcup``), so it can be subscribed
@@ -677,6 +681,8 @@ async def publish(
     # aiortc gathers during setLocalDescription: the offer carries all our candidates.
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription
+    if offer_transform is not None:
+        offer = RTCSessionDescription(sdp=offer_transform(offer.sdp), type=offer.type)
     data, answer = await session.message(
         handle,
         {"request": "configure", "audio": True, "video": True},
@@ -717,6 +723,7 @@ async def subscribe(
     data, offer = await session.message(handle, body)
     if offer is None:
         raise JanusError(0, f"subscriber join returned no offer: {data}")
+    session.streams_of[handle] = list(data.get("streams") or [])
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
     await session.flush_candidates(handle)
     await pc.setLocalDescription(await pc.createAnswer())

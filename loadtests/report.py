@@ -139,6 +139,35 @@ def write_report(doc: dict[str, Any]) -> None:
                 f"| {_fmt(r.get('rss_growth_mb'), 1)} | {replies} |"
             )
         lines.append("")
+    grid = [r for r in doc["results"] if r["scenario"].startswith("grid")]
+    if grid:
+        lines += [
+            "### Simulcast grid (`grid-N`)",
+            "",
+            "N participants publish audio + video and receive everyone; each renders one",
+            "large tile (1280x720) and N-2 small ones (320x180), told to the server with",
+            "`video_size`. Run twice: single-stream bots (~0.9 Mbit/s video each), then",
+            "simulcast bots (three rid layers: ~0.1, ~0.36 and ~0.9 Mbit/s; the server",
+            "forwards the full layer for the large tile and the quarter layer for the small",
+            "ones). Downlink = everything one subscriber receives (audio included).",
+            "(`loadtests/grid.py`; ours only for now: see the note on Janus below.)",
+            "",
+            "| scenario | variant | downlink p50 kbit/s | downlink max kbit/s "
+            "| packets/s | server CPU % | µs/packet | measured |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in grid:
+            for variant in ("single", "simulcast"):
+                lines.append(
+                    f"| {r['scenario']} | {variant} "
+                    f"| {_fmt(r.get(f'{variant}_downlink_kbps_p50'), 0)} "
+                    f"| {_fmt(r.get(f'{variant}_downlink_kbps_max'), 0)} "
+                    f"| {_fmt(r.get(f'{variant}_forwarded_pps'), 0)} "
+                    f"| {_fmt(r.get(f'{variant}_server_cpu_pct'), 0)} "
+                    f"| {_fmt(r.get(f'{variant}_us_per_forwarded_packet'))} "
+                    f"| {r.get('measured_at') or m['date']} |"
+                )
+        lines.append("")
     if has_plot:
         lines += ["![CPU per forwarded packet vs subscribers](img/bench-cpu-fanout.png)", ""]
     if NOTES.exists():

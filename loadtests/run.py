@@ -39,6 +39,7 @@ FULL = {
     "linkapi": [400],
     "abuse": [10],
     "recording": [10],
+    "grid": [12],
 }
 QUICK = {
     "fanout": [1, 5],
@@ -47,10 +48,15 @@ QUICK = {
     "linkapi": [40],
     "abuse": [3],
     "recording": [3],
+    "grid": [4],
 }
 #: Scenarios only our server has (Janus has no link API, no meeting links to attack;
 #: recording: fullroom with every room recorded, to compare with fullroom).
-OURS_ONLY = ("linkapi", "abuse", "recording")
+#: grid: loadtests/grid.py has a Janus variant (rid simulcast publishers, substream 0
+#: for the small tiles), but at 12 participants Janus 1.1.2 applied the substream to
+#: only one or two of each subscriber's ten small streams (it works at 3), so its row
+#: would not measure what the scenario means: ours only until that is understood.
+OURS_ONLY = ("linkapi", "abuse", "recording", "grid")
 
 METRICS = (
     "us_per_forwarded_packet",

@@ -328,8 +328,17 @@ class RtcConfig(_Validated):
     udp_port: int = 0
     worker_udp_ports: tuple[int, ...] = ()
     ice_servers: tuple[IceServer, ...] = ()
+    #: REMB sent to a simulcast publisher: the budget for all its layers together
+    simulcast_uplink_bitrate: int = 3_000_000
+    #: the join page publishes camera video as three simulcast layers
+    simulcast_publish: bool = True
 
     def _validate(self) -> None:
+        if not 100_000 <= self.simulcast_uplink_bitrate <= 50_000_000:
+            raise _error(
+                self._key("simulcast_uplink_bitrate"),
+                f"must be between 100000 and 50000000 bits/s, got {self.simulcast_uplink_bitrate}",
+            )
         for index, address in enumerate(self.ice_addresses):
             problem = _ip_error(self._key(f"ice_addresses[{index}]"), address)
             if problem is not None:
@@ -431,8 +440,11 @@ class RoomsConfig(_Validated):
     adhoc: bool = False
     lobby_max_waiting: int = 50
     lobby_max_per_address: int = 10
+    #: Last-N: camera video only from the N most recent speakers (0: from everyone)
+    last_n: int = 0
 
     def _validate(self) -> None:
+        self._range("last_n", self.last_n, 0, 1000, "between 0 (off) and 1000")
         self._range(
             "lobby_timeout_seconds", self.lobby_timeout_seconds, 1, 86400, "between 1 and 86400"
         )

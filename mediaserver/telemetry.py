@@ -171,6 +171,16 @@ class Metrics:
             ["cause"],
             registry=r,
         )
+        self.simulcast_layers_bound = Gauge(
+            "mediaserver_simulcast_layers_bound",
+            "Simulcast layers (rids) of live publications whose SSRC is bound",
+            registry=r,
+        )
+        self.layer_switches = Counter(
+            "mediaserver_simulcast_layer_switches_total",
+            "Subscriber outputs moved to another simulcast layer (at a keyframe)",
+            registry=r,
+        )
 
     def flush_forwarding(self, kind: str, packets: int, octets: int, received: int) -> None:
         if packets:

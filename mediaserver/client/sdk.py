@@ -366,6 +366,18 @@ class MeetingClient:
     async def set_muted(self, publication_id: str, muted: bool) -> None:
         await self.send({"type": "mute", "publication_id": publication_id, "muted": muted})
 
+    async def set_video_size(self, publication_id: str, width: int, height: int) -> None:
+        """Layer preference: the size this client renders a video at (0, 0: not shown,
+        nothing is forwarded); the server picks the simulcast layer from it."""
+        await self.send(
+            {
+                "type": "video_size",
+                "publication_id": publication_id,
+                "width": width,
+                "height": height,
+            }
+        )
+
     async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
         async with self._sub_lock:
             old: RTCPeerConnection | None = None

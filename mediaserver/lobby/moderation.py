@@ -9,6 +9,7 @@ from .policy import GUEST_POLICIES
 
 if TYPE_CHECKING:
     from ..sfu.participant import Participant
+    from ..sfu.publication import Publication
     from ..sfu.room import Room
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "mute_all",
     "remove_participant",
     "set_guest_policy",
+    "stop_screen_share",
     "unlock_media",
 ]
 
@@ -35,22 +37,40 @@ async def mute_all(room: Room, by: Participant, kind: str, *, lock: bool) -> int
         for pub in p.publications.values():
             if pub.kind != kind or pub.muted:
                 continue
-            pub.set_muted(True)
+            await _mute(room, by, p, pub)
             count += 1
-            await room.broadcast(
-                {
-                    "type": "publication_muted",
-                    "participant_id": p.id,
-                    "publication_id": pub.id,
-                    "muted": True,
-                    "by": by.id,
-                }
-            )
         with contextlib.suppress(Exception):
             await p.send(
                 {"type": "moderated", "action": "muted", "kind": kind, "locked": lock, "by": by.id}
             )
     return count
+
+
+async def stop_screen_share(room: Room, by: Participant, target: Participant) -> int:
+    """Mute ``target``'s screen publications (a ``publication_muted`` broadcast each) and
+    tell it (``moderated`` with action ``screen_share_stopped``): its page ends the share."""
+    count = 0
+    for pub in list(target.publications.values()):
+        if pub.source != "screen" or pub.muted:
+            continue
+        await _mute(room, by, target, pub)
+        count += 1
+    with contextlib.suppress(Exception):
+        await target.send({"type": "moderated", "action": "screen_share_stopped", "by": by.id})
+    return count
+
+
+async def _mute(room: Room, by: Participant, owner: Participant, pub: Publication) -> None:
+    pub.set_muted(True)
+    await room.broadcast(
+        {
+            "type": "publication_muted",
+            "participant_id": owner.id,
+            "publication_id": pub.id,
+            "muted": True,
+            "by": by.id,
+        }
+    )
 
 
 async def unlock_media(room: Room, by: Participant, kind: str) -> None:

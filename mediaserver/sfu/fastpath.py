@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import ENV_PURE_PYTHON
 from .forwarder import (
+    TS_REBASE_STEP,
     ForwardingTrack,
     InboundExtIds,
     OutputParams,
@@ -115,7 +116,7 @@ class NativeOutputStream(_OutputBase):
         self._next_seq = random.randrange(0, 0x8000)
         self._seq_offset = 0
         self._resync = True
-        self._rebase_ts = False
+        self._rebase_ts = 0  # timestamp step to the next source (0: no rebase)
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
         self.params = params
@@ -153,9 +154,9 @@ class NativeOutputStream(_OutputBase):
         self._drop = fn
         self._python_send = fn is not None
 
-    def pause(self, *, video: bool, rebase_ts: bool = False) -> None:
+    def pause(self, *, video: bool, rebase_ts: bool = False, ts_step: int = TS_REBASE_STEP) -> None:
         self._resync = True
-        self._rebase_ts = rebase_ts
+        self._rebase_ts = ((max(1, ts_step) & 0xFFFFFFFF) or 1) if rebase_ts else 0
         self.waiting_keyframe = video
 
     def output_ts(self, publisher_ts: int) -> int:
@@ -218,16 +219,25 @@ def route_function() -> Any:
     return None if _native is None else _native.route
 
 
-def new_forwarding_track(codec: str, *, video: bool, ext_ids: InboundExtIds) -> ForwardingTrack:
-    cls = NativeForwardingTrack if PATH == "native" else ForwardingTrack
+def new_forwarding_track(
+    codec: str, *, video: bool, ext_ids: InboundExtIds, native: bool = True
+) -> ForwardingTrack:
+    """``native=False``: the pure-Python twin whatever the path (simulcast layers)."""
+    cls = NativeForwardingTrack if PATH == "native" and native else ForwardingTrack
     return cls(codec, video=video, ext_ids=ext_ids)
 
 
 def new_output_stream(
-    params: OutputParams, subscriber_id: str, *, video: bool, target: Target | None = None
+    params: OutputParams,
+    subscriber_id: str,
+    *,
+    video: bool,
+    target: Target | None = None,
+    native: bool = True,
 ) -> OutputStream:
-    """An output; with the native path, sent through ``target`` (its connection's)."""
-    if PATH != "native":
+    """An output; with the native path, sent through ``target`` (its connection's).
+    ``native=False``: the twin's output (for a ``native=False`` forwarding track)."""
+    if PATH != "native" or not native:
         return OutputStream(params, subscriber_id, video=video)
     output = NativeOutputStream(params, subscriber_id, video=video)
     output.target = target

@@ -200,6 +200,7 @@ class OutputStream:
         "octets",
         "packets",
         "params",
+        "rewrite",
         "rtx_sent",
         "sink",
         "subscriber_id",
@@ -213,7 +214,7 @@ class OutputStream:
         self._next_seq = random.randrange(0, 0x8000)
         self._seq_offset = 0
         self._resync = True
-        self._rebase_ts = False
+        self._rebase_ts = 0  # timestamp step to the next source (0: no rebase)
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
         self._cache: list[bytes | None] = [None] * CACHE_SIZE
@@ -235,12 +236,16 @@ class OutputStream:
         self.drop_filter: Callable[[int], bool] | None = None
         #: Where packets for this output go (the subscriber connection's send).
         self.sink: Callable[[bytes], bool] | None = None
+        #: Simulcast outputs: the payload rewrite applied before ``build`` (VP8
+        #: descriptor continuity across layer switches, see vp8rewrite.py).
+        self.rewrite: Callable[[bytes], bytes] | None = None
 
-    def pause(self, *, video: bool, rebase_ts: bool = False) -> None:
+    def pause(self, *, video: bool, rebase_ts: bool = False, ts_step: int = TS_REBASE_STEP) -> None:
         """Stop forwarding; the next packet resynchronises the sequence numbers (and,
-        with ``rebase_ts``, the timestamps: a new source continues the old timeline)."""
+        with ``rebase_ts``, the timestamps: a new source continues the old timeline
+        ``ts_step`` ticks after the last packet sent)."""
         self._resync = True
-        self._rebase_ts = rebase_ts
+        self._rebase_ts = ((max(1, ts_step) & 0xFFFFFFFF) or 1) if rebase_ts else 0
         self.waiting_keyframe = video
 
     def output_ts(self, publisher_ts: int) -> int:
@@ -257,8 +262,8 @@ class OutputStream:
         if self._resync:
             self._seq_offset = (self._next_seq - seq) & 0xFFFF
             if self._rebase_ts and self.packets:
-                self._ts_offset = (self.last_rtp_ts + TS_REBASE_STEP - ts) & 0xFFFFFFFF
-            self._rebase_ts = False
+                self._ts_offset = (self.last_rtp_ts + self._rebase_ts - ts) & 0xFFFFFFFF
+            self._rebase_ts = 0
             self._started_at_seq = seq
             self._resync = False
         elif seq != floor and not seq_newer(seq, floor):
@@ -440,7 +445,10 @@ class ForwardingTrack:
                 o.waiting_keyframe = False
             if o.params.abs_send_time_ext_id and not ast:
                 ast = abs_send_time(now)
-            pkt = o.build(b0, b1, seq, ts, audio_level, ast, payload)
+            rewrite = o.rewrite
+            pkt = o.build(
+                b0, b1, seq, ts, audio_level, ast, payload if rewrite is None else rewrite(payload)
+            )
             if pkt is not None:
                 out.append((o, pkt))
         return out, keyframe

@@ -21,10 +21,12 @@ from ..logthrottle import LogThrottle
 from ..telemetry import get_logger
 from . import rtcp
 from .base import Refused, SendMessage, new_id
+from .layerswitch import SimulcastLayers, bind_by_rid
 from .negotiation import NegotiatedTrack, parse_sdp
 from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
+from .simulcast import munge_answer, parse_simulcast_offer
 
 if TYPE_CHECKING:
     from .room import Room
@@ -88,6 +90,13 @@ class Participant:
         self.log = get_logger(room=room.id, participant=self.id)
         self.throttled_log = LogThrottle(self.log)  # for warnings a client can trigger
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: rendered size per publication id (``video_size``; absent: DEFAULT_SIZE)
+        self.video_sizes: dict[str, tuple[int, int]] = {}
+        #: the latest REMB this participant sent for its subscriber connection
+        self.downlink_estimate: int | None = None
+        self.downlink_estimate_at = 0.0
+        #: last-N (rooms.last_n): whose camera video this participant gets (None: all)
+        self.video_from: frozenset[str] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -113,7 +122,9 @@ class Participant:
 
     # --- publishing -----------------------------------------------------------------
 
-    async def publish(self, offer_sdp: str, restart: bool = False) -> tuple[str, list[Publication]]:
+    async def publish(
+        self, offer_sdp: str, restart: bool = False, sources: dict[str, str] | None = None
+    ) -> tuple[str, list[Publication]]:
         """Answer a publish offer; new m-lines become publications. ``restart``: the
         offer is for a fresh connection (media recovery) that replaces the current one;
         publications whose mid, kind and codec it repeats carry on (see ``_rebind``)."""
@@ -144,6 +155,7 @@ class Participant:
                 on_rtcp=self._on_publisher_rtcp,
                 on_unknown_rtp=self._route_unknown_ssrc,
             )
+        simulcast = parse_simulcast_offer(offer_sdp)
         try:
             answer, tracks = await self.publisher.answer(offer_sdp)
         except Exception:
@@ -154,6 +166,7 @@ class Participant:
                 with contextlib.suppress(Exception):
                     await publisher.close()
             raise
+        answer = munge_answer(answer, simulcast)
         known = {p.track.mid: p for p in self.publications.values()}
         added: list[Publication] = []
         for track in tracks:
@@ -164,7 +177,15 @@ class Participant:
                     known[track.mid].restart(track)
                     self._route(known[track.mid], track)
                 continue
-            pub = Publication(self, track)
+            layered = track.kind == "video" and track.mid in simulcast
+            pub = Publication(self, track, native=not layered)  # layers: the Python twin
+            source = (sources or {}).get(track.mid)
+            if source == "screen" and pub.video:
+                pub.source = "screen"
+            if layered:
+                pub.simulcast = SimulcastLayers.of(
+                    pub, simulcast[track.mid], cfg.rtc.simulcast_uplink_bitrate
+                )
             if pub.kind in self.locked_kinds:  # a host locked this kind: it starts muted
                 pub.set_muted(True)
             self._route(pub, track)
@@ -175,6 +196,8 @@ class Participant:
 
     def _route(self, pub: Publication, track: NegotiatedTrack) -> None:
         assert self.publisher is not None
+        if pub.simulcast is not None:
+            return  # layers are bound by their rid when their packets appear
         if track.ssrc:
             pub.bind_ssrc(track.ssrc)
             self.publisher.routes[track.ssrc] = pub.on_rtp
@@ -194,13 +217,34 @@ class Participant:
             return None
         pt = data[1] & 0x7F
         ssrc = _ssrc_at.unpack_from(data, 8)[0]
-        candidates = [p for p in self.publications.values() if p.track.payload_type == pt]
+        bound = self._bind_layer(data, ssrc)
+        if bound is not None:
+            return bound
+        candidates = [
+            p
+            for p in self.publications.values()
+            if p.track.payload_type == pt and p.simulcast is None
+        ]
         if len(candidates) == 1 and candidates[0].stats is None:
             pub = candidates[0]
             pub.bind_ssrc(ssrc)
             self.publisher.routes[ssrc] = pub.on_rtp
             return pub.on_rtp
         return None
+
+    def _bind_layer(self, data: bytes, ssrc: int) -> RtpHandler | None:
+        """A simulcast layer's SSRC, named by its rid (RTX: repaired-rid) extension."""
+        if self.publisher is None:
+            return None
+        found = bind_by_rid(list(self.publications.values()), data, ssrc)
+        if found is None:
+            return None
+        rid, rtx, handler = found
+        self.publisher.routes[ssrc] = handler
+        self.log.info("simulcast layer bound", rid=rid, ssrc=ssrc, rtx=rtx)
+        if not rtx:
+            self.metrics.simulcast_layers_bound.inc()
+        return handler
 
     async def _on_publisher_rtcp(self, data: bytes) -> None:
         try:
@@ -210,7 +254,7 @@ class Participant:
         now = asyncio.get_running_loop().time()
         for item in items:
             if isinstance(item, rtcp.SenderReport):
-                for pub in self.publications.values():
+                for pub in self._inbound_streams():
                     if pub.ssrc == item.ssrc:
                         pub.on_sender_report(item.ntp, item.rtp_ts, now)
 
@@ -246,6 +290,8 @@ class Participant:
                         await sub.publication.request_keyframe(now)
             elif isinstance(item, rtcp.Remb):
                 m.rtcp_feedback.labels("remb").inc()
+                self.downlink_estimate = item.bitrate
+                self.downlink_estimate_at = now
                 for ssrc in item.ssrcs:
                     sub = self.outputs_by_ssrc.get(ssrc)
                     if sub is not None:
@@ -341,6 +387,7 @@ class Participant:
                 "publication_id": sub.publication.id,
                 "participant_id": sub.publication.participant.id,
                 "kind": sub.publication.kind,
+                "source": sub.publication.source,
             }
             for sub in self.subscriptions.values()
             if sub.mid is not None
@@ -450,15 +497,28 @@ class Participant:
         if self.publisher is None or not self.publications:
             return
         out = b""
-        blocks = []
+        blocks: list[rtcp.ReportBlock] = []
         for pub in self.publications.values():
             out += await pub.tick(now, report_due)
-            if report_due and pub.stats is not None:
-                blocks.append(pub.stats.report_block(now))
+        if report_due:
+            blocks = [p.stats.report_block(now) for p in self._inbound_streams() if p.stats]
         if blocks:
             out = rtcp.build_rr(self.rtcp_ssrc, blocks[:31]) + out
         if out:
             await self.publisher.send_rtp(out)
+
+    def rendered_size(self, pub: Publication) -> tuple[int, int] | None:
+        """The size this subscriber draws ``pub`` at: (0, 0) for a camera outside its
+        last-N, else its ``video_size`` (None: never said)."""
+        allowed = self.video_from
+        if allowed is not None and pub.source == "camera" and pub.participant.id not in allowed:
+            return (0, 0)
+        return self.video_sizes.get(pub.id)
+
+    def _inbound_streams(self) -> list[Publication]:
+        """Every stream the publisher sends: publications, and simulcast layers."""
+        pubs = self.publications.values()
+        return [*pubs, *(la.pub for p in pubs if p.simulcast for la in p.simulcast.layers)]
 
     async def close(self) -> None:
         if self.closed:

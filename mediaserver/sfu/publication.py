@@ -19,6 +19,7 @@ from .negotiation import NegotiatedTrack
 
 if TYPE_CHECKING:
     from ..recording.track import TrackRecorder
+    from .layerswitch import SimulcastLayers
     from .participant import Participant
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "SPEAKING_LEVEL", "Publication", "Subscription"]
@@ -34,14 +35,22 @@ class Publication:
     """One inbound track: receive statistics, NACKs and keyframe requests toward the
     publisher, and the forwarding state toward every subscriber."""
 
-    def __init__(self, participant: Participant, track: NegotiatedTrack) -> None:
+    def __init__(
+        self, participant: Participant, track: NegotiatedTrack, *, native: bool = True
+    ) -> None:
+        """``native=False``: forward with the pure-Python twin even when the native path
+        is active (simulcast publications: their outputs move between layers and get a
+        VP8 payload rewrite, which only the twin applies)."""
         self.id = new_id("PU")
         self.participant = participant
         self.track = track
         self.kind = track.kind
         self.video = track.kind == "video"
+        #: camera | microphone | screen (``publish.sources``; by kind when not given)
+        self.source = "camera" if self.video else "microphone"
         self.forwarding = fastpath.new_forwarding_track(
             track.codec,
+            native=native,
             video=self.video,
             ext_ids=InboundExtIds(
                 audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
@@ -66,6 +75,8 @@ class Publication:
         self._last_level_ts: int | None = None
         #: Set while the room is being recorded (mediaserver/recording).
         self.recorder: TrackRecorder | None = None
+        #: Simulcast: the layers (inner publications) and who gets which (layerswitch.py)
+        self.simulcast: SimulcastLayers | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -74,6 +85,8 @@ class Publication:
             "kind": self.kind,
             "codec": self.track.codec,
             "muted": self.muted,
+            "source": self.source,
+            **({"layers": list(self.simulcast.offer.rids)} if self.simulcast else {}),
         }
 
     def restart(self, track: NegotiatedTrack) -> None:
@@ -89,6 +102,8 @@ class Publication:
             audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
         )
         self.forwarding.pause_outputs(rebase_ts=True)
+        if self.simulcast is not None:
+            self.simulcast.restart()
 
     def bind_ssrc(self, ssrc: int) -> None:
         self.ssrc = ssrc
@@ -163,6 +178,9 @@ class Publication:
             self.recorder.on_sender_report(ntp, rtp_ts, now)
 
     async def request_keyframe(self, now: float) -> None:
+        if self.simulcast is not None:
+            await self.simulcast.request_keyframe(now)
+            return
         if not self.video or not self.ssrc:
             return
         if self.keyframes.should_send(now):
@@ -172,6 +190,9 @@ class Publication:
             self.participant.metrics.keyframe_requests.inc()
 
     def sender_report_for(self, output: OutputStream, now: float) -> bytes | None:
+        if self.simulcast is not None:  # the layer feeding the output has the clock
+            layer = self.simulcast.feeding(output)
+            return None if layer is None else layer.sender_report_for(output, now)
         if not self.clock.has_reference or output.packets == 0:
             return None
         rtp_ts = output.output_ts(self.clock.rtp_at(now, self.track.clock_rate))
@@ -188,9 +209,13 @@ class Publication:
         self.forwarding.muted = muted
         if muted:
             self.forwarding.pause_outputs()
+        if self.simulcast is not None:
+            self.simulcast.set_muted(muted)
 
     async def tick(self, now: float, report_due: bool) -> bytes:
         """Periodic work; returns RTCP bytes to append to the publisher's report."""
+        if self.simulcast is not None:
+            return await self.simulcast.tick(now, report_due)
         out = b""
         if self.nacks is not None and self.ssrc:
             due = self.nacks.due(now)
@@ -224,6 +249,9 @@ class Publication:
         if self.rtx_sent:
             metrics.rtx_sent.inc(self.rtx_sent)
         self.forwarded_packets = self.forwarded_octets = self.received = self.rtx_sent = 0
+        if self.simulcast is not None:
+            for layer in self.simulcast.layers:
+                layer.pub.flush_metrics(metrics)
 
     async def close(self) -> None:
         if self.closed:
@@ -235,6 +263,8 @@ class Publication:
         for sub in list(self.subscriptions.values()):
             await sub.close()
         self.participant.metrics.publications.labels(self.kind).dec()
+        if self.simulcast is not None:
+            self.participant.metrics.simulcast_layers_bound.dec(self.simulcast.bound)
 
 
 class Subscription:
@@ -248,6 +278,37 @@ class Subscription:
         self.transceiver = transceiver
         self.output: OutputStream | None = None
         self.closed = False
+        #: a single-stream video the subscriber does not show (``video_size`` 0): its
+        #: output is kept out of the forwarding list (simulcast: layerswitch.py does it)
+        self.hidden = self._hides(subscriber.rendered_size(publication))
+        self.hidden_at = 0.0
+
+    def _hides(self, size: tuple[int, int] | None) -> bool:
+        pub = self.publication
+        return size is not None and 0 in size and pub.video and pub.simulcast is None
+
+    async def size_changed(self, size: tuple[int, int] | None, now: float) -> None:
+        """The subscriber's ``video_size`` for this publication changed."""
+        hidden = self._hides(size)
+        if hidden == self.hidden:
+            return
+        self.hidden = hidden
+        output = self.output
+        if output is None:
+            return
+        outputs = self.publication.forwarding.outputs
+        if hidden:
+            self.hidden_at = now
+            with contextlib.suppress(ValueError):
+                outputs.remove(output)
+            output.pause(video=True)
+            return
+        clock = self.publication.track.clock_rate
+        output.pause(video=True, rebase_ts=True, ts_step=int((now - self.hidden_at) * clock))
+        if output not in outputs:
+            outputs.append(output)
+        if output.active:
+            await self.publication.request_keyframe(now)
 
     @property
     def mid(self) -> str | None:
@@ -273,12 +334,17 @@ class Subscription:
         peer = self.subscriber.subscriber
         assert peer is not None
         output = fastpath.new_output_stream(
-            params, self.subscriber.id, video=self.publication.video, target=peer.native_target
+            params,
+            self.subscriber.id,
+            video=self.publication.video,
+            target=peer.native_target,
+            native=self.publication.simulcast is None,  # layer switching: the twin
         )
         output.sink = peer.send_rtp_now
         output.active = peer.connected.is_set()
         self.output = output
-        self.publication.forwarding.outputs.append(output)
+        if not self.hidden:
+            self.publication.forwarding.outputs.append(output)
         self.subscriber.outputs_by_ssrc[params.ssrc] = self
         return output
 
@@ -291,6 +357,8 @@ class Subscription:
         if self.subscriber.outputs_by_ssrc.get(output.params.ssrc) is self:
             del self.subscriber.outputs_by_ssrc[output.params.ssrc]
         self.publication.remb.remove(self.subscriber.id)
+        if self.publication.simulcast is not None:
+            self.publication.simulcast.forget(output)
         self.output = None
 
     async def close(self) -> None:

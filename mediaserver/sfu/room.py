@@ -26,6 +26,7 @@ from ..recording import control as recording_control
 from ..recording.session import RoomRecording
 from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
+from .lastn import SpeakerOrder
 from .participant import Participant
 from .publication import Publication
 from .sdp_limits import SdpLimits
@@ -65,6 +66,7 @@ class Room:
         self.opened_at = time.time()
         self.attendance: dict[str, dict[str, Any]] = {}
         self.active_speaker: str | None = None
+        self.speaker_order = SpeakerOrder()  # last-N (rooms.last_n)
         self._last_speaker = 0.0
         self._last_stats = 0.0
         self._stats_sent: dict[str, float] = {}
@@ -135,6 +137,7 @@ class Room:
         others = [p.describe() for p in self.participants.values()]
         first = not self.started
         self.participants[participant.id] = participant
+        self.speaker_order.joined(participant.id)
         self.empty_since = None
         self.manager.metrics.participants.inc()
         await send(
@@ -152,6 +155,7 @@ class Room:
                 "active_speaker": self.active_speaker,
                 "key": self.manager.participant_key(self.id, who.client_id),
                 "recording": recording_control.recording_state(self),
+                "simulcast": self.manager.config.rtc.simulcast_publish,
                 **(
                     {
                         "lobby": [k.describe() for k in self.lobby.oldest(LOBBY_LIST_MAX)],
@@ -163,6 +167,7 @@ class Room:
                 "ref": ref,
             }
         )
+        await self.apply_last_n()  # after `joined`: nothing about the room comes first
         self.attendance[participant.id] = {
             "participant_id": participant.id,
             "name": name,
@@ -211,6 +216,8 @@ class Room:
     async def leave(self, participant: Participant, reason: str = "left") -> None:
         if self.participants.pop(participant.id, None) is None:
             return
+        self.speaker_order.left(participant.id)
+        await self.apply_last_n()
         self.manager.metrics.participants.dec()
         await self.broadcast(
             {"type": "participant_left", "participant_id": participant.id, "reason": reason}
@@ -278,12 +285,25 @@ class Room:
         if speaker != self.active_speaker and (speaker is not None or self.active_speaker):
             self.active_speaker = speaker
             await self.broadcast({"type": "active_speaker", "participant_id": speaker})
+            if speaker is not None and self.speaker_order.spoke(speaker):
+                await self.apply_last_n()
         if now - self._last_stats >= STATS_INTERVAL:
             self._last_stats = now
             stats = {p.id: round(p.speaking_seconds, 2) for p in self.participants.values()}
             if stats and stats != self._stats_sent:
                 self._stats_sent = stats
                 await self.broadcast({"type": "speaking_stats", "speaking_seconds": stats})
+
+    async def apply_last_n(self) -> None:
+        """Recompute whose camera video each participant gets (``rooms.last_n``)."""
+        n = self.manager.config.rooms.last_n
+        if not n:
+            return
+        now = asyncio.get_running_loop().time()
+        for p in list(self.participants.values()):
+            p.video_from = self.speaker_order.visible_to(p.id, n)
+            for sub in list(p.subscriptions.values()):
+                await sub.size_changed(p.rendered_size(sub.publication), now)
 
     def report(self, reason: str) -> dict[str, Any]:
         """Attendance and speaking time of this meeting."""

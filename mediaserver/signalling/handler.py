@@ -198,7 +198,9 @@ class SignallingSession:
                     retry_after=round(wait, 1),
                 )
             async with self.manager.sdp_work.slot():
-                answer, added = await participant.publish(msg.sdp, restart=msg.restart)
+                answer, added = await participant.publish(
+                    msg.sdp, restart=msg.restart, sources=msg.sources
+                )
             await self.send(
                 {
                     "type": "publish_answer",
@@ -239,6 +241,22 @@ class SignallingSession:
                         "muted": msg.muted,
                     }
                 )
+        elif isinstance(msg, m.VideoSize):
+            room = participant.room
+            if not any(msg.publication_id in p.publications for p in room.participants.values()):
+                raise m.ProtocolError(
+                    m.ErrorCode.NOT_FOUND, f"video_size: no publication {msg.publication_id!r}"
+                )
+            sizes = participant.video_sizes
+            if len(sizes) >= 256 and msg.publication_id not in sizes:  # forget closed ones
+                live = {i for p in room.participants.values() for i in p.publications}
+                for key in [k for k in sizes if k not in live]:
+                    del sizes[key]
+            sizes[msg.publication_id] = (msg.width, msg.height)
+            sub = participant.subscriptions.get(msg.publication_id)
+            if sub is not None:
+                loop_now = asyncio.get_running_loop().time()
+                await sub.size_changed(participant.rendered_size(sub.publication), loop_now)
         elif isinstance(msg, m.Leave):
             await self.send({"type": "left", "ref": msg.id})
             await self.close("left")
@@ -427,6 +445,14 @@ class SignallingSession:
             await moderation.end_meeting(room, host)
         elif isinstance(msg, m.SetRecording):
             await _set_recording(room, host, msg.active)
+        elif isinstance(msg, m.StopScreenShare):
+            target = room.participants.get(msg.participant_id)
+            if target is None:
+                raise m.ProtocolError(
+                    m.ErrorCode.NOT_FOUND,
+                    f"stop_screen_share: no participant {msg.participant_id!r}",
+                )
+            await moderation.stop_screen_share(room, host, target)
         await self.send({"type": "done", "ref": msg.id, "action": msg.TYPE})
 
     async def close(self, reason: str = "disconnected") -> None:

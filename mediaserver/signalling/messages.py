@@ -37,8 +37,10 @@ __all__ = [
     "RestartSubscriber",
     "SetGuestPolicy",
     "SetRecording",
+    "StopScreenShare",
     "SubscribeAnswer",
     "UnlockMedia",
+    "VideoSize",
     "decode",
     "error",
     "parse",
@@ -49,6 +51,8 @@ PROTOCOL_VERSION = 1
 MAX_NAME_CHARS = 64
 MAX_ROOM_CHARS = 128
 MAX_SDP_CHARS = 60_000
+#: What a publication carries (``publish.sources``); kind decides the default.
+SOURCES = ("camera", "microphone", "screen")
 #: Bidirectional overrides/isolates: they can make a display name render misleadingly.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -191,11 +195,25 @@ class Publish(ClientMessage):
     TYPE: ClassVar[str] = "publish"
     sdp: str = ""
     restart: bool = False  # a fresh publisher connection replaces the current one
+    #: mid -> "camera" | "microphone" | "screen" (absent mids: by kind)
+    sources: dict[str, str] | None = None
 
     def validate(self) -> None:
         _check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
         if not isinstance(self.restart, bool):
             raise ProtocolError(ErrorCode.INVALID_FIELD, "restart: expected boolean")
+        if self.sources is None:
+            return
+        if not isinstance(self.sources, dict) or len(self.sources) > 32:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "sources: expected an object of at most 32 mids"
+            )
+        for mid, source in self.sources.items():
+            if len(mid) > 32 or source not in SOURCES:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD,
+                    "sources: each value must be 'camera', 'microphone' or 'screen'",
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +289,24 @@ class RestartSubscriber(ClientMessage):
     """Media recovery: drop the subscriber connection and offer a fresh one."""
 
     TYPE: ClassVar[str] = "restart_subscriber"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSize(ClientMessage):
+    """The size (device pixels) a subscriber renders another participant's video at;
+    0 x 0: not visible (the server stops forwarding it). Picks the simulcast layer."""
+
+    TYPE: ClassVar[str] = "video_size"
+    publication_id: str = ""
+    width: int = 0
+    height: int = 0
+
+    def validate(self) -> None:
+        _check_str("publication_id", self.publication_id, max_len=64)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 16384:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, f"{name}: expected integer 0..16384")
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +403,17 @@ class LockRoom(ClientMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class StopScreenShare(ClientMessage):
+    """Host: stop a participant's screen share (its screen publications are muted)."""
+
+    TYPE: ClassVar[str] = "stop_screen_share"
+    participant_id: str = ""
+
+    def validate(self) -> None:
+        _check_str("participant_id", self.participant_id, max_len=64)
+
+
+@dataclass(frozen=True, slots=True)
 class EndMeeting(ClientMessage):
     """Host: end the meeting for everyone."""
 
@@ -396,6 +443,7 @@ HOST_MESSAGES = (
     LockRoom,
     EndMeeting,
     SetRecording,
+    StopScreenShare,
 )
 
 
@@ -411,6 +459,7 @@ CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
         Leave,
         Ping,
         RestartSubscriber,
+        VideoSize,
         *HOST_MESSAGES,
     )
 }
@@ -434,6 +483,8 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "lock_room": frozenset({"locked"}),
     "end_meeting": frozenset(),
     "set_recording": frozenset({"active"}),
+    "video_size": frozenset({"publication_id", "width", "height"}),
+    "stop_screen_share": frozenset({"participant_id"}),
 }
 
 

@@ -268,13 +268,18 @@ const HANDLERS = {
     if (m.muted) state.mutedPublications.add(m.publication_id);
     else state.mutedPublications.delete(m.publication_id);
     const mine = state.myPublications.find((p) => p.id === m.publication_id);
-    if (mine && m.by) setLocalMuted(mine.kind, m.muted, false);
+    if (mine?.source === "screen") { if (m.muted) stopScreenShare(false); }
+    else if (mine && m.by) setLocalMuted(mine.kind, m.muted, false);
+    showScreenTile(m.publication_id, !m.muted);
     updateTileBadges();
   },
   moderated: (m) => {
     if (m.action === "muted") {
       toast(`A host turned off your ${m.kind === "audio" ? "microphone" : "camera"}${m.locked ? " and locked it" : ""}.`);
       setLocalMuted(m.kind, true, false);
+    } else if (m.action === "screen_share_stopped") {
+      toast("A host stopped your screen share.");
+      stopScreenShare(false);
     } else if (m.action === "unlocked") {
       toast(`You can turn your ${m.kind === "audio" ? "microphone" : "camera"} back on.`);
     }
@@ -344,7 +349,7 @@ async function startPreview(cameraId, micId) {
   const note = $("media-note");
   note.hidden = true;
   const audio = micId ? { deviceId: { exact: micId } } : true;
-  const video = cameraId ? { deviceId: { exact: cameraId } } : { width: 640, height: 360 };
+  const video = cameraId ? { deviceId: { exact: cameraId } } : { width: 1280, height: 720 };
   state.audioOnly = state.listenOnly = false;
   try {
     state.localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
@@ -459,6 +464,7 @@ async function enterMeeting(m) {
   keepKey(m.key);
   state.phase = "meeting";
   state.me = { id: m.participant_id, role: m.role };
+  state.simulcast = m.simulcast !== false;
   state.iceServers = (m.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
   state.participants.clear();
   for (const p of m.participants) {
@@ -561,10 +567,11 @@ async function offerPublisher(restart) {
   const pc = newPeer("publisher");
   const old = state.publisher;
   state.publisher = pc;
-  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  for (const track of state.localStream.getTracks()) pc.addTransceiver(track, publishInit(track));
+  if (state.screenTrack) state.screenTransceiver = pc.addTransceiver(state.screenTrack, { direction: "sendonly" });
   await pc.setLocalDescription(await pc.createOffer());
   await iceGathered(pc);
-  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp, ...(restart ? { restart: true } : {}) });
+  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp, ...(restart ? { restart: true } : {}), ...screenSources() });
   await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
   if (old && old !== pc) old.close();
   return reply;
@@ -666,7 +673,7 @@ async function onSubscribeOffer(m) {
 function attachTrack(mid, track) {
   const info = state.tracks[mid];
   if (!info) return;
-  const tile = ensureTile(info.participant_id);
+  const tile = info.source === "screen" ? ensureScreenTile(info) : ensureTile(info.participant_id);
   const el = tile.querySelector(info.kind === "video" ? "video" : "audio");
   if (el.dataset.mid === mid && el.srcObject) return;
   el.dataset.mid = mid;
@@ -685,12 +692,15 @@ function attachTrack(mid, track) {
     el.addEventListener("resize", shown, { once: true });
   }
   tile.dataset[info.kind] = info.publication_id;
+  if (info.kind === "video") watchTileSize(tile);
   updateTileBadges();
   renderTileStates();
 }
 
 function detachMid(mid, info) {
-  const tile = document.querySelector(`.tile[data-participant="${info.participant_id}"]`);
+  const tile = info.source === "screen"
+    ? document.querySelector(`.tile.screen[data-owner="${info.participant_id}"]`)
+    : document.querySelector(`.tile[data-participant="${info.participant_id}"]`);
   if (!tile) return;
   const el = tile.querySelector(info.kind === "video" ? "video" : "audio");
   if (el.dataset.mid === mid) {
@@ -756,10 +766,16 @@ function ensureTile(id, self = false) {
 
 function removeTile(id) {
   document.querySelector(`.tile[data-participant="${id}"]`)?.remove();
+  document.querySelector(`.tile.screen[data-owner="${id}"]`)?.remove();
+  layoutStage();
   layoutGrid();
 }
 
 function layoutGrid() {
+  if ($("grid").classList.contains("has-stage")) {
+    $("grid").style.setProperty("--cols", "6"); // under a screen share: a strip
+    return;
+  }
   const n = $("grid").children.length;
   const cols = Math.ceil(Math.sqrt(n));
   $("grid").style.setProperty("--cols", String(cols));
@@ -819,7 +835,7 @@ function setLocalMuted(kind, muted, tellServer) {
   }
   updateTileBadges();
   if (tellServer) {
-    const pub = state.myPublications.find((p) => p.kind === kind);
+    const pub = state.myPublications.find((p) => p.kind === kind && p.source !== "screen");
     if (pub) {
       request({ type: "mute", publication_id: pub.id, muted }).catch((e) => {
         if (e.code === "locked_by_host") {
@@ -917,6 +933,7 @@ function setupMeetingControls() {
     }
   });
   $("leave").addEventListener("click", leave);
+  $("share-screen").addEventListener("click", () => (state.screenTrack ? stopScreenShare(true) : startScreenShare()));
   $("waiting-leave").addEventListener("click", leave);
   $("mute-all").addEventListener("click", () => send({ type: "mute_all", kind: "audio", lock: false }));
   $("cameras-off").addEventListener("click", () => send({ type: "mute_all", kind: "video", lock: false }));
@@ -944,4 +961,173 @@ if (!slug) {
   recording.setupButton(send);
   setupPrejoin();
   recording.loadNotice(slug);
+}
+
+// ---------------------------------------------------------------- simulcast
+
+// Camera video goes out as three simulcast layers (quarter, half and full size) unless
+// the server turned that off (rtc.simulcast_publish); the server forwards each viewer
+// the layer its tile needs.
+function publishInit(track) {
+  if (track.kind !== "video" || !state.simulcast) return { direction: "sendonly" };
+  return {
+    direction: "sendonly",
+    sendEncodings: [
+      { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+      { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+      { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+    ],
+  };
+}
+
+// Each remote video tile reports the size it is drawn at (device pixels; 0 x 0 when
+// hidden or scrolled off screen) in a debounced video_size message, and off-screen
+// videos are paused.
+const sizeTimers = new Map();
+const sentSizes = new Map();
+let sizeObserver = null;
+let viewObserver = null;
+
+function tileSize(tile) {
+  if (tile.dataset.offscreen === "1" || !tile.isConnected) return [0, 0];
+  const r = tile.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  return [Math.round(r.width * dpr), Math.round(r.height * dpr)];
+}
+
+function reportTileSize(tile) {
+  const pub = tile.dataset.video;
+  if (!pub || tile.classList.contains("self")) return;
+  clearTimeout(sizeTimers.get(pub));
+  sizeTimers.set(pub, setTimeout(() => {
+    const [width, height] = tileSize(tile);
+    const key = `${width}x${height}`;
+    if (sentSizes.get(pub) === key) return;
+    sentSizes.set(pub, key);
+    send({ type: "video_size", publication_id: pub, width, height });
+  }, 250));
+}
+
+function watchTileSize(tile) {
+  if (tile.dataset.sizeWatched) { reportTileSize(tile); return; }
+  tile.dataset.sizeWatched = "1";
+  sizeObserver ??= new ResizeObserver((entries) => entries.forEach((e) => reportTileSize(e.target)));
+  viewObserver ??= new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const video = e.target.querySelector("video");
+      e.target.dataset.offscreen = e.isIntersecting ? "0" : "1";
+      if (video) (e.isIntersecting ? video.play?.().catch(() => {}) : video.pause());
+      reportTileSize(e.target);
+    }
+  });
+  sizeObserver.observe(tile);
+  viewObserver.observe(tile);
+  reportTileSize(tile);
+}
+
+// ---------------------------------------------------------------- screen sharing
+
+// A screen share is a second video publication (source "screen") on the publisher
+// connection. Publications are never removed: stopping mutes it (and the track is
+// taken off the sender); sharing again puts a new track on the same transceiver.
+function screenSources() {
+  const mid = state.screenTransceiver?.mid;
+  return mid != null && state.screenTrack ? { sources: { [mid]: "screen" } } : {};
+}
+
+async function startScreenShare() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (e) {
+    toast("Screen sharing was cancelled or is not allowed.");
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!track || !state.publisher) return;
+  track.contentHint = "detail";
+  track.addEventListener("ended", () => stopScreenShare(true));
+  state.screenTrack = track;
+  $("share-screen").textContent = "Stop sharing";
+  const mine = state.myPublications.find((p) => p.source === "screen");
+  if (state.screenTransceiver && mine) {
+    await state.screenTransceiver.sender.replaceTrack(track);
+    request({ type: "mute", publication_id: mine.id, muted: false }).catch((e) => {
+      toast(e.code === "locked_by_host" ? "A host has turned off video for now." : "Screen sharing failed.");
+      stopScreenShare(false);
+    });
+    return;
+  }
+  const pc = state.publisher;
+  state.screenTransceiver = pc.addTransceiver(track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const reply = await request({ type: "publish", sdp: pc.localDescription.sdp, ...screenSources() });
+  await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  state.myPublications = reply.publications;
+}
+
+function stopScreenShare(tellServer) {
+  const track = state.screenTrack;
+  if (!track) return;
+  state.screenTrack = null;
+  track.stop();
+  state.screenTransceiver?.sender.replaceTrack(null).catch(() => {});
+  $("share-screen").textContent = "Share screen";
+  const mine = state.myPublications.find((p) => p.source === "screen");
+  if (tellServer && mine) send({ type: "mute", publication_id: mine.id, muted: true });
+}
+
+function ensureScreenTile(info) {
+  let tile = document.querySelector(`.tile.screen[data-owner="${info.participant_id}"]`);
+  if (tile) return tile;
+  tile = document.createElement("figure");
+  tile.className = "tile screen";
+  tile.dataset.owner = info.participant_id;
+  const video = document.createElement("video");
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true;
+  video.setAttribute("aria-label", `${nameOf(info.participant_id)} screen`);
+  const audio = document.createElement("audio"); // unused: keeps the tile's shape
+  const caption = document.createElement("figcaption");
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = `${nameOf(info.participant_id)} (screen)`;
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.hidden = true;
+  caption.append(name, badge);
+  tile.hidden = state.mutedPublications.has(info.publication_id);
+  if (state.me?.role === "host") {
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.className = "remove";
+    stop.textContent = "Stop share";
+    stop.setAttribute("aria-label", `Stop ${nameOf(info.participant_id)}'s screen share`);
+    stop.addEventListener("click", () => send({ type: "stop_screen_share", participant_id: info.participant_id }));
+    caption.append(stop);
+  }
+  const conn = document.createElement("p");
+  conn.className = "conn";
+  conn.setAttribute("role", "status");
+  conn.hidden = true;
+  tile.append(video, conn, audio, caption);
+  $("grid").prepend(tile);
+  layoutStage();
+  return tile;
+}
+
+function showScreenTile(publicationId, visible) {
+  const tile = [...document.querySelectorAll(".tile.screen")].find((t) => t.dataset.video === publicationId);
+  if (!tile) return;
+  tile.hidden = !visible;
+  layoutStage();
+}
+
+// With a visible screen share the grid becomes a stage: the share spans the width,
+// camera tiles form a strip of small tiles under it.
+function layoutStage() {
+  const staged = [...document.querySelectorAll(".tile.screen")].some((t) => !t.hidden);
+  $("grid").classList.toggle("has-stage", staged);
+  layoutGrid();
 }

@@ -48,3 +48,6 @@ def test_bench_quick_runs_both_systems(tmp_path: Path) -> None:
     assert abuse["baseline_longest_gap_ms"] > 0 and abuse["longest_gap_ms"] > 0
     assert abuse["rss_before_mb"] > 0 and abuse["attack_messages_sent"] > 0
     assert ("abuse-3", "janus") not in rows
+    grid = rows[("grid-4", "mediaserver")]  # simulcast: smaller downlink than single-stream
+    assert 0 < grid["simulcast_downlink_kbps_p50"] < grid["single_downlink_kbps_p50"], grid
+    assert ("grid-4", "janus") not in rows

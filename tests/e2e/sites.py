@@ -58,6 +58,16 @@ async def running_site(config: Config) -> AsyncIterator[Site]:
         await srv.runner.cleanup()
 
 
+def find_publication(site: Site, predicate):
+    """The first publication on the site's server for which ``predicate`` holds."""
+    for room in site.srv.rooms.rooms.values():
+        for p in room.participants.values():
+            for pub in p.publications.values():
+                if predicate(pub):
+                    return pub
+    return None
+
+
 async def join_as_guest(page, url: str, name: str) -> None:
     await page.goto(url)
     await page.get_by_label("Your name").fill(name)

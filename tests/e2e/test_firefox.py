@@ -70,6 +70,35 @@ async def test_firefox_guest_and_chromium_host_see_and_hear_each_other(netns, tm
             await rising(host, "framesDecoded", timeout=30)
             room = next(iter(site.srv.rooms.rooms.values()))
             assert room.participants[joined["id"]].name == "Fritz Firefox"
+            # Firefox publishes the join page's three simulcast layers, and the host's
+            # small tile gets the smallest one
+            video = next(
+                p for p in room.participants[joined["id"]].publications.values() if p.video
+            )
+            sim = video.simulcast
+            assert sim is not None
+            for _ in range(60):  # polled: the layers are plain attributes
+                if sim.bound == 3 and all(la.width for la in sim.layers):
+                    break
+                await asyncio.sleep(0.3)
+            assert sim.bound == 3, [(la.rid, la.ssrc) for la in sim.layers]
+            widths = [la.width for la in sim.ordered()]
+            assert widths == sorted(set(widths)), widths
+            print("firefox layer widths", widths)
+            await host.evaluate(
+                """() => { const t = [...document.querySelectorAll('.tile')]
+                  .find((t) => !t.classList.contains('self'));
+                  t.style.cssText = 'position:fixed;left:0;top:0;width:200px;height:112px'; }"""
+            )
+            await host.wait_for_function(
+                """(w) => window.meeting.subscriber.getStats().then((r) => {
+                  let ok = false;
+                  r.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video'
+                    && s.frameWidth === w) ok = true; });
+                  return ok; })""",
+                arg=widths[0],
+                timeout=30_000,
+            )
         finally:
             assert proc.stdin is not None
             proc.stdin.close()

@@ -29,8 +29,10 @@ from mediaserver.signalling.messages import (
     RestartSubscriber,
     SetGuestPolicy,
     SetRecording,
+    StopScreenShare,
     SubscribeAnswer,
     UnlockMedia,
+    VideoSize,
     decode,
     error,
     parse,
@@ -64,6 +66,8 @@ VALID: dict[str, dict[str, Any]] = {
     "lock_room": {"type": "lock_room", "locked": True},
     "end_meeting": {"type": "end_meeting"},
     "set_recording": {"type": "set_recording", "active": True},
+    "video_size": {"type": "video_size", "publication_id": "PU1", "width": 320, "height": 180},
+    "stop_screen_share": {"type": "stop_screen_share", "participant_id": "PA_1"},
 }
 CLASSES = {
     "hello": Hello,
@@ -85,6 +89,8 @@ CLASSES = {
     "lock_room": LockRoom,
     "end_meeting": EndMeeting,
     "set_recording": SetRecording,
+    "video_size": VideoSize,
+    "stop_screen_share": StopScreenShare,
 }
 REQUIRED = {
     "hello": ["version"],
@@ -106,6 +112,8 @@ REQUIRED = {
     "lock_room": ["locked"],
     "end_meeting": [],
     "set_recording": ["active"],
+    "video_size": ["publication_id", "width", "height"],
+    "stop_screen_share": ["participant_id"],
 }
 
 
@@ -547,3 +555,17 @@ def test_join_needs_exactly_one_of_room_or_link() -> None:
 )
 def test_host_message_fields(obj: dict[str, Any], field: str) -> None:
     fails(obj, ErrorCode.INVALID_FIELD, field)
+
+
+def test_publish_sources_name_what_each_mid_carries() -> None:
+    msg = parse({"type": "publish", "sdp": SDP, "sources": {"0": "microphone", "2": "screen"}})
+    assert isinstance(msg, Publish) and msg.sources == {"0": "microphone", "2": "screen"}
+    fails({"type": "publish", "sdp": SDP, "sources": {"1": "window"}}, "invalid_field", "sources")
+    fails({"type": "publish", "sdp": SDP, "sources": ["screen"]}, "invalid_field", "sources")
+
+
+def test_video_size_bounds() -> None:
+    base = {"type": "video_size", "publication_id": "PU1"}
+    assert isinstance(parse({**base, "width": 0, "height": 0}), VideoSize)
+    for w, h in ((-1, 10), (10, 16385), (1.5, 2), (True, 2), ("1", 2)):
+        fails({**base, "width": w, "height": h}, "invalid_field")

@@ -21,7 +21,6 @@
 #define MAX_PACKET_BYTES 1356
 #define CACHE_SIZE 512
 #define CACHE_MASK (CACHE_SIZE - 1)
-#define TS_REBASE_STEP 3000u
 /* Clear packet plus the largest SRTP trailer libsrtp may append (tag + MKI). */
 #define SLOT_BYTES (MAX_PACKET_BYTES + 16 + 128)
 #define MAX_EXT_PREFIX 17 /* one header byte + a mid of at most 16 bytes */
@@ -77,7 +76,7 @@ typedef struct {
     unsigned int next_seq;
     unsigned int started_at_seq;
     char resync;
-    char rebase_ts;
+    unsigned int rebase_ts; /* timestamp step to the next source; 0: no rebase */
     /* control flags */
     char active;
     char waiting_keyframe;

@@ -124,7 +124,7 @@ static PyMemberDef Output_members[] = {
     M("_next_seq", T_UINT, next_seq),
     M("_started_at_seq", T_UINT, started_at_seq),
     M("_resync", T_BOOL, resync),
-    M("_rebase_ts", T_BOOL, rebase_ts),
+    M("_rebase_ts", T_UINT, rebase_ts),
     M("active", T_BOOL, active),
     M("waiting_keyframe", T_BOOL, waiting_keyframe),
     M("_python_send", T_BOOL, python_send),
@@ -246,7 +246,7 @@ fp_build(OutputObject *o, const Inbound *in)
     if (o->resync) {
         o->seq_offset = (o->next_seq - seq) & 0xFFFFu;
         if (o->rebase_ts && o->packets) {
-            o->ts_offset = o->last_rtp_ts + TS_REBASE_STEP - ts;
+            o->ts_offset = o->last_rtp_ts + o->rebase_ts - ts;
         }
         o->rebase_ts = 0;
         o->started_at_seq = seq;
