@@ -150,15 +150,16 @@ class RoomRecording:
             "kind": pub.kind,
             "publication_id": pub.id,
         }
-        pub.recorder = track
+        pub.recording_source().recorder = track  # simulcast: its top layer
         if track.video:
             request_keyframe()
 
     def detach(self, pub: Publication) -> None:
         """The publication ended: its file ends here."""
         track = self.tracks.get(pub.id)
-        if pub.recorder is track:
-            pub.recorder = None
+        source = pub.recording_source()
+        if source.recorder is track:
+            source.recorder = None
         if track is not None:
             track.close()
 

@@ -28,7 +28,7 @@ class Output:
     _next_seq: int
     _started_at_seq: int
     _resync: bool
-    _rebase_ts: bool
+    _rebase_ts: int
     _python_send: bool
     _ext_prefix: bytes
     active: bool

@@ -108,7 +108,12 @@ class SimulcastLayers:
     @classmethod
     def of(cls, pub: Publication, offer: SimulcastOffer, uplink_bitrate: int) -> SimulcastLayers:
         """The layers of ``pub`` (each an inner publication of the same track)."""
-        return cls(pub, offer, lambda: type(pub)(pub.participant, pub.track, native=False), uplink_bitrate)
+
+        # the Python twin: outputs move between layers and get the VP8 rewrite
+        def make_layer() -> Publication:
+            return type(pub)(pub.participant, pub.track, native=False)
+
+        return cls(pub, offer, make_layer, uplink_bitrate)
 
     # --- binding ------------------------------------------------------------------
 

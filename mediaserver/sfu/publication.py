@@ -253,11 +253,20 @@ class Publication:
             for layer in self.simulcast.layers:
                 layer.pub.flush_metrics(metrics)
 
+    def recording_source(self) -> Publication:
+        """Where a recorder of this publication taps packets: itself, or for a simulcast
+        publication its top layer (the last rid of the offer; one layer, so the file is
+        one stream: a recording never follows layer switches)."""
+        if self.simulcast is not None and self.simulcast.layers:
+            return self.simulcast.layers[-1].pub
+        return self
+
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        recorder, self.recorder = self.recorder, None
+        source = self.recording_source()
+        recorder, source.recorder = source.recorder, None
         if recorder is not None:
             recorder.close()  # its file ends here
         for sub in list(self.subscriptions.values()):
