@@ -8,15 +8,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from . import openapi_parts as base
+
 __all__ = ["extend"]
 
 
 def extend(doc: dict[str, Any]) -> None:
     """Add the management paths and schemas to ``doc`` (openapi.OPENAPI)."""
-    # openapi.py is still being imported when it calls this: every name used here is
-    # defined above its call
-    from . import openapi as base
-
     schemas = doc["components"]["schemas"]
     paths = doc["paths"]
     scoped_errors = {**base._ERRORS, "403": base._PROBLEM}
