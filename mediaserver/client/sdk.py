@@ -378,6 +378,15 @@ class MeetingClient:
             }
         )
 
+    async def pin(self, participant_id: str, pinned: bool = True) -> list[str]:
+        """Pin (or unpin) a participant: with ``rooms.last_n`` its camera video reaches
+        us even outside the last N. Returns our pins; :class:`ClientError` ``not_found``
+        or ``too_many_pins``. Pins last for this membership (not across a reconnect)."""
+        reply = await self.request(
+            {"type": "pin", "participant_id": participant_id, "pinned": pinned}
+        )
+        return [str(p) for p in reply["participant_ids"]]
+
     async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
         async with self._sub_lock:
             old: RTCPeerConnection | None = None

@@ -21,7 +21,8 @@ class RoomsConfig(_Validated):
     adhoc: bool = False
     lobby_max_waiting: int = 50
     lobby_max_per_address: int = 10
-    #: Last-N: camera video only from the N most recent speakers (0: from everyone)
+    #: Last-N: camera video only from the N most recent speakers, plus pins and screen
+    #: sharers (0: from everyone)
     last_n: int = 0
 
     def _validate(self) -> None:

@@ -71,6 +71,8 @@ async def _mute(room: Room, by: Participant, owner: Participant, pub: Publicatio
             "by": by.id,
         }
     )
+    if pub.source == "screen":
+        await room.apply_last_n()  # no longer sharing: its camera is under last-N again
 
 
 async def unlock_media(room: Room, by: Participant, kind: str) -> None:

@@ -26,7 +26,7 @@ from ..recording import control as recording_control
 from ..recording.session import RoomRecording
 from ..telemetry import Metrics, get_logger
 from .base import JoinRefused, Refused, SendMessage
-from .lastn import SpeakerOrder
+from .lastn import Pins, SpeakerOrder, video_from
 from .participant import Participant
 from .publication import Publication
 from .sdp_limits import SdpLimits
@@ -67,6 +67,7 @@ class Room:
         self.attendance: dict[str, dict[str, Any]] = {}
         self.active_speaker: str | None = None
         self.speaker_order = SpeakerOrder()  # last-N (rooms.last_n)
+        self.pins = Pins()  # per subscriber: cameras exempt from its last-N
         self._last_speaker = 0.0
         self._last_stats = 0.0
         self._stats_sent: dict[str, float] = {}
@@ -201,6 +202,8 @@ class Room:
         if not pubs:
             return
         recording_control.on_published(self, pubs)
+        if any(p.source == "screen" for p in pubs):
+            await self.apply_last_n()  # a sharer's camera is exempt from last-N
         await self.broadcast(
             {
                 "type": "publications_added",
@@ -217,6 +220,7 @@ class Room:
         if self.participants.pop(participant.id, None) is None:
             return
         self.speaker_order.left(participant.id)
+        self.pins.left(participant.id)
         await self.apply_last_n()
         self.manager.metrics.participants.dec()
         await self.broadcast(
@@ -294,14 +298,32 @@ class Room:
                 self._stats_sent = stats
                 await self.broadcast({"type": "speaking_stats", "speaking_seconds": stats})
 
+    async def pin(self, subscriber: Participant, participant_id: str, pinned: bool) -> list[str]:
+        """``pin``: exempt ``participant_id``'s camera from ``subscriber``'s last-N (or
+        stop); returns its pins. Refused: yourself, not here, over the limit."""
+        if self.pins.set(subscriber.id, participant_id, pinned, self.speaker_order):
+            await self.apply_last_n()
+        return list(self.pins.of(subscriber.id))
+
     async def apply_last_n(self) -> None:
-        """Recompute whose camera video each participant gets (``rooms.last_n``)."""
+        """Recompute whose camera video each participant gets (``rooms.last_n``): the
+        last N speakers, its pins, and whoever shares a screen (an unmuted one)."""
         n = self.manager.config.rooms.last_n
         if not n:
             return
         now = asyncio.get_running_loop().time()
+        sharing = [
+            p.id
+            for p in self.participants.values()
+            if any(pub.source == "screen" and not pub.muted for pub in p.publications.values())
+        ]
         for p in list(self.participants.values()):
-            p.video_from = self.speaker_order.visible_to(p.id, n)
+            visible = video_from(
+                self.speaker_order, p.id, n, pinned=self.pins.of(p.id), sharing=sharing
+            )
+            if visible == p.video_from:
+                continue
+            p.video_from = visible
             for sub in list(p.subscriptions.values()):
                 await sub.size_changed(p.rendered_size(sub.publication), now)
 

@@ -241,6 +241,11 @@ class SignallingSession:
                         "muted": msg.muted,
                     }
                 )
+                if pub.source == "screen":
+                    await participant.room.apply_last_n()  # a sharer's camera: exempt
+        elif isinstance(msg, m.Pin):
+            pins = await participant.room.pin(participant, msg.participant_id, msg.pinned)
+            await self.send({"type": "pins", "participant_ids": pins, "ref": msg.id})
         elif isinstance(msg, m.VideoSize):
             room = participant.room
             if not any(msg.publication_id in p.publications for p in room.participants.values()):

@@ -29,6 +29,7 @@ __all__ = [
     "LockRoom",
     "Mute",
     "MuteAll",
+    "Pin",
     "Ping",
     "ProtocolError",
     "Publish",
@@ -76,6 +77,7 @@ class ErrorCode:
     NOT_FOUND = "not_found"
     ROOM_FULL = "room_full"
     TOO_MANY_PUBLICATIONS = "too_many_publications"
+    TOO_MANY_PINS = "too_many_pins"
     JOIN_TIMEOUT = "join_timeout"
     NOT_ADMITTED = "not_admitted"
     FORBIDDEN = "forbidden"
@@ -310,6 +312,21 @@ class VideoSize(ClientMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class Pin(ClientMessage):
+    """Pin (``pinned`` true) or unpin a participant: its camera video reaches you even
+    outside your last-N (``rooms.last_n``). Answered with ``pins``."""
+
+    TYPE: ClassVar[str] = "pin"
+    participant_id: str = ""
+    pinned: bool = True
+
+    def validate(self) -> None:
+        _check_str("participant_id", self.participant_id, max_len=64)
+        if not isinstance(self.pinned, bool):
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "pinned: expected boolean")
+
+
+@dataclass(frozen=True, slots=True)
 class Admit(ClientMessage):
     """Host: let one waiting guest in."""
 
@@ -460,6 +477,7 @@ CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {
         Ping,
         RestartSubscriber,
         VideoSize,
+        Pin,
         *HOST_MESSAGES,
     )
 }
@@ -484,6 +502,7 @@ _REQUIRED: dict[str, frozenset[str]] = {
     "end_meeting": frozenset(),
     "set_recording": frozenset({"active"}),
     "video_size": frozenset({"publication_id", "width", "height"}),
+    "pin": frozenset({"participant_id", "pinned"}),
     "stop_screen_share": frozenset({"participant_id"}),
 }
 

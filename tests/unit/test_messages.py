@@ -21,6 +21,7 @@ from mediaserver.signalling.messages import (
     LockRoom,
     Mute,
     MuteAll,
+    Pin,
     Ping,
     ProtocolError,
     Publish,
@@ -68,6 +69,7 @@ VALID: dict[str, dict[str, Any]] = {
     "set_recording": {"type": "set_recording", "active": True},
     "video_size": {"type": "video_size", "publication_id": "PU1", "width": 320, "height": 180},
     "stop_screen_share": {"type": "stop_screen_share", "participant_id": "PA_1"},
+    "pin": {"type": "pin", "participant_id": "PA_1", "pinned": True},
 }
 CLASSES = {
     "hello": Hello,
@@ -91,6 +93,7 @@ CLASSES = {
     "set_recording": SetRecording,
     "video_size": VideoSize,
     "stop_screen_share": StopScreenShare,
+    "pin": Pin,
 }
 REQUIRED = {
     "hello": ["version"],
@@ -114,6 +117,7 @@ REQUIRED = {
     "set_recording": ["active"],
     "video_size": ["publication_id", "width", "height"],
     "stop_screen_share": ["participant_id"],
+    "pin": ["participant_id", "pinned"],
 }
 
 
@@ -569,3 +573,21 @@ def test_video_size_bounds() -> None:
     assert isinstance(parse({**base, "width": 0, "height": 0}), VideoSize)
     for w, h in ((-1, 10), (10, 16385), (1.5, 2), (True, 2), ("1", 2)):
         fails({**base, "width": w, "height": h}, "invalid_field")
+
+
+def test_pin_fields() -> None:
+    msg = parse({"type": "pin", "participant_id": "PA_1", "pinned": False, "id": 3})
+    assert isinstance(msg, Pin) and msg.pinned is False and msg.participant_id == "PA_1"
+    fails({"type": "pin", "participant_id": "PA_1"}, "missing_field", "pinned")
+    fails({"type": "pin", "pinned": True}, "missing_field", "participant_id")
+    for bad in (1, 0, "true", None):
+        fails({"type": "pin", "participant_id": "PA_1", "pinned": bad}, "invalid_field", "pinned")
+    for bad_id in ("", "  ", "x" * 65, 7, None):
+        fails({"type": "pin", "participant_id": bad_id, "pinned": True}, "invalid_field")
+    exc = fails(
+        {"type": "pin", "participant_id": "PA_1", "pinned": True, "publication_id": "PU1"},
+        "unknown_field",
+        "publication_id",
+    )
+    assert exc.message.startswith("pin: ")
+    assert ErrorCode.TOO_MANY_PINS == "too_many_pins"
