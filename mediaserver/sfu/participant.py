@@ -412,8 +412,7 @@ class Participant:
             raise Refused(
                 "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
             )
-        local = self.subscriber.pc.localDescription
-        offered = local.sdp.count("\nm=") if local is not None else None
+        offered = self.subscriber.offered_mlines or None  # the outstanding offer's
         check_sdp_bounds(sdp, self.room.manager.sdp_limits, expected_mlines=offered)
         negotiated = await self.subscriber.apply_answer(sdp)
         neg.outstanding = False

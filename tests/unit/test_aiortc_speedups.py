@@ -1,0 +1,99 @@
+"""The join-path speed-ups patched into aiortc (mediaserver/sfu/aiortc_speedups.py) give
+the same results as aiortc's own code, and only the server's peers skip the estimator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcdtlstransport import RTCCertificate, certificate_digest
+
+from mediaserver.sfu import peer
+from mediaserver.sfu.aiortc_speedups import captured_parse, preparsed
+
+
+def test_fingerprints_are_cached_and_unchanged(monkeypatch):
+    cert = RTCCertificate.generateCertificate()
+    first = cert.getFingerprints()
+    assert [(f.algorithm, f.value) for f in first] == [
+        (f.algorithm, certificate_digest(cert._cert, f.algorithm)) for f in first
+    ]
+    calls = []
+    monkeypatch.setattr(
+        "aiortc.rtcdtlstransport.certificate_digest", lambda *a: calls.append(a) or "x"
+    )
+    again = cert.getFingerprints()
+    assert calls == []
+    assert [(f.algorithm, f.value) for f in again] == [(f.algorithm, f.value) for f in first]
+    again[0].value = "changed"  # callers get their own objects
+    assert cert.getFingerprints()[0].value == first[0].value
+
+
+async def _offer_text() -> str:
+    pc = RTCPeerConnection(peer.make_configuration([]))
+    pc.addTransceiver("audio", direction="sendonly")
+    pc.addTransceiver("video", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    text = pc.localDescription.sdp
+    await pc.close()
+    return text
+
+
+async def test_preparsed_description_is_handed_to_aiortc():
+    text = await _offer_text()
+    parsed = aiortc_sdp.SessionDescription.parse(text)
+    with preparsed(text, parsed):
+        assert aiortc_sdp.SessionDescription.parse(text) is parsed
+        assert aiortc_sdp.SessionDescription.parse(text + "\r\n") is not parsed
+    assert aiortc_sdp.SessionDescription.parse(text) is not parsed
+    answerer = RTCPeerConnection(peer.make_configuration([]))
+    with preparsed(text, parsed):
+        await answerer.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
+    assert [t.kind for t in answerer.getTransceivers()] == ["audio", "video"]
+    with captured_parse() as got:
+        await answerer.setLocalDescription(await answerer.createAnswer())
+    assert len(got) == 1
+    assert str(got[0]) == answerer.localDescription.sdp
+    await answerer.close()
+
+
+def _estimator(receiver: Any) -> object:
+    return receiver._RTCRtpReceiver__remote_bitrate_estimator
+
+
+async def test_only_server_side_receivers_skip_the_estimator():
+    client = RTCPeerConnection(peer.make_configuration([]))
+    video = client.addTransceiver("video", direction="recvonly")
+    assert _estimator(video.receiver) is not None
+    await client.close()
+    sub = peer.SubscriberPeer([], "", on_rtcp=_no_rtcp)
+    assert sub.pc.getTransceivers() == []
+    sub.add_transceiver("video", _vp8(), "stream", lambda sender: None)
+    assert _estimator(sub.pc.getTransceivers()[0].receiver) is None
+    await sub.close()
+
+
+async def _no_rtcp(data: bytes) -> None:
+    return None
+
+
+def _vp8() -> peer.NegotiatedTrack:
+    return peer.NegotiatedTrack(
+        mid="0",
+        kind="video",
+        direction="sendonly",
+        codec="VP8",
+        mime_type="video/VP8",
+        clock_rate=90000,
+        channels=None,
+        payload_type=96,
+        codec_parameters=(),
+        rtx_payload_type=97,
+        ssrc=1,
+        rtx_ssrc=2,
+        mid_ext_id=1,
+        audio_level_ext_id=0,
+        abs_send_time_ext_id=0,
+        msid="",
+    )
