@@ -30,7 +30,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from . import aiortc_speedups, fastpath
-from .aiortc_speedups import captured_parse, preparsed
+from .aiortc_speedups import captured_parse, own_descriptions, preparsed
 from .negotiation import NegotiatedTrack, SdpError, checked_tracks, parse_sdp, same_codec
 from .udpmux import UdpMux, bind_in_range
 
@@ -445,7 +445,7 @@ class PublisherPeer(_PeerBase):
         await self._set_remote(offer_sdp, "offer", offer)
         await asyncio.sleep(0)  # let media flow between the heavy steps
         try:
-            with captured_parse() as parsed:  # aiortc's parse of our answer, candidates added
+            with captured_parse() as parsed, own_descriptions():  # answer + candidates
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:  # e.g. no codec in common
             raise SdpError(f"offer cannot be answered: {type(exc).__name__}: {exc}") from None
@@ -542,7 +542,7 @@ class SubscriberPeer(_PeerBase):
                 self._dtls = dtls
 
     async def create_offer(self) -> str:
-        with captured_parse() as parsed:
+        with captured_parse() as parsed, own_descriptions():
             await self.pc.setLocalDescription(await self.pc.createOffer())
         offer_sdp = self._local_sdp()
         self._offer = parsed[0] if parsed else parse_sdp(offer_sdp, "offer")

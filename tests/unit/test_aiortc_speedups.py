@@ -97,3 +97,56 @@ def _vp8() -> peer.NegotiatedTrack:
         abs_send_time_ext_id=0,
         msid="",
     )
+
+
+async def test_own_offer_is_not_parsed_back_and_round_trips():
+    """setLocalDescription takes createOffer's own description: that is only the same
+    as aiortc's behaviour if parsing its text back gives the same description."""
+    sub = peer.SubscriberPeer([], "", on_rtcp=_no_rtcp)
+    for kind in ("audio", "video", "audio", "video"):
+        sub.add_transceiver(kind, _vp8() if kind == "video" else _opus(), "s", lambda s: None)
+    calls: list[str] = []
+    original = aiortc_sdp.SessionDescription.parse.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: Any, sdp: str) -> Any:
+        calls.append(sdp)
+        return original(cls, sdp)
+
+    aiortc_sdp.SessionDescription.parse = classmethod(counting)  # type: ignore[method-assign]
+    try:
+        offer = await sub.create_offer()
+    finally:
+        aiortc_sdp.SessionDescription.parse = classmethod(original)  # type: ignore[method-assign]
+    assert len(calls) == 1  # aiortc's parse was called, and handed the created object:
+    codecs = sub.pc.getTransceivers()[0]._codecs  # createOffer shares these, a parse not
+    assert sub._offer.media[0].rtp.codecs[0] is codecs[0]
+    local = sub.pc.localDescription.sdp
+    assert offer == local
+    assert str(aiortc_sdp.SessionDescription.parse(local)) == local
+    assert sub.offered_mlines == 4
+    reparsed = aiortc_sdp.SessionDescription.parse(local)
+    assert [(m.kind, m.rtp.muxId, [s.ssrc for s in m.ssrc], m.msid) for m in reparsed.media] == [
+        (m.kind, m.rtp.muxId, [s.ssrc for s in m.ssrc], m.msid) for m in sub._offer.media
+    ]
+    await sub.close()
+
+
+def _opus() -> peer.NegotiatedTrack:
+    return peer.NegotiatedTrack(
+        mid="1",
+        kind="audio",
+        direction="sendonly",
+        codec="opus",
+        mime_type="audio/opus",
+        clock_rate=48000,
+        channels=2,
+        payload_type=111,
+        codec_parameters=(),
+        rtx_payload_type=0,
+        ssrc=3,
+        rtx_ssrc=0,
+        mid_ext_id=1,
+        audio_level_ext_id=0,
+        abs_send_time_ext_id=0,
+        msid="",
+    )
