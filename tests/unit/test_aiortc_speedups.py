@@ -79,19 +79,23 @@ async def _no_rtcp(data: bytes) -> None:
 
 
 def _vp8() -> peer.NegotiatedTrack:
+    return _track("video", "VP8", 90000, 96)
+
+
+def _track(kind: str, codec: str, clock_rate: int, pt: int) -> peer.NegotiatedTrack:
     return peer.NegotiatedTrack(
         mid="0",
-        kind="video",
+        kind=kind,
         direction="sendonly",
-        codec="VP8",
-        mime_type="video/VP8",
-        clock_rate=90000,
-        channels=None,
-        payload_type=96,
+        codec=codec,
+        mime_type=f"{kind}/{codec}",
+        clock_rate=clock_rate,
+        channels=2 if kind == "audio" else None,
+        payload_type=pt,
         codec_parameters=(),
-        rtx_payload_type=97,
+        rtx_payload_type=0 if kind == "audio" else pt + 1,
         ssrc=1,
-        rtx_ssrc=2,
+        rtx_ssrc=0 if kind == "audio" else 2,
         mid_ext_id=1,
         audio_level_ext_id=0,
         abs_send_time_ext_id=0,
@@ -132,21 +136,4 @@ async def test_own_offer_is_not_parsed_back_and_round_trips():
 
 
 def _opus() -> peer.NegotiatedTrack:
-    return peer.NegotiatedTrack(
-        mid="1",
-        kind="audio",
-        direction="sendonly",
-        codec="opus",
-        mime_type="audio/opus",
-        clock_rate=48000,
-        channels=2,
-        payload_type=111,
-        codec_parameters=(),
-        rtx_payload_type=0,
-        ssrc=3,
-        rtx_ssrc=0,
-        mid_ext_id=1,
-        audio_level_ext_id=0,
-        abs_send_time_ext_id=0,
-        msid="",
-    )
+    return _track("audio", "opus", 48000, 111)
