@@ -25,6 +25,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
+from ..sfu.aiortc_speedups import own_descriptions, preparsed
 from ..sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 from . import liveness
 
@@ -407,13 +408,16 @@ class MeetingClient:
                 task.add_done_callback(self._tasks.discard)
             previous = self._track_map
             self._track_map = dict(data.get("tracks", {}))
-            await self.subscriber.setRemoteDescription(
-                RTCSessionDescription(sdp=data["sdp"], type="offer")
-            )
-            _route_rtx_ssrcs(self.subscriber, data["sdp"])
+            offer = aiortc_sdp.SessionDescription.parse(data["sdp"])  # parsed once (speedups)
+            with preparsed(data["sdp"], offer):
+                await self.subscriber.setRemoteDescription(
+                    RTCSessionDescription(sdp=data["sdp"], type="offer")
+                )
+            _route_rtx_ssrcs(self.subscriber, offer)
             if self.subscriber_hook is not None:
                 self.subscriber_hook(self.subscriber)
-            await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+            with own_descriptions():  # aiortc does not parse its own answer back
+                await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
             await self.send(
                 {
                     "type": "subscribe_answer",
@@ -511,10 +515,9 @@ class MeetingClient:
             await self._session.close()
 
 
-def _route_rtx_ssrcs(pc: RTCPeerConnection, offer_sdp: str) -> None:
+def _route_rtx_ssrcs(pc: RTCPeerConnection, desc: aiortc_sdp.SessionDescription) -> None:
     """Work around aiortc routing RTX only by payload type (breaks with >1 video track):
     register each m-line's RTX SSRC (from its FID group) with that m-line's receiver."""
-    desc = aiortc_sdp.SessionDescription.parse(offer_sdp)
     by_mid = {t.mid: t for t in pc.getTransceivers()}
     for media in desc.media:
         t = by_mid.get(media.rtp.muxId)

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import sdp as aiortc_sdp
 
@@ -21,8 +22,10 @@ __all__ = [
     "NegotiatedTrack",
     "SdpError",
     "apply_announced_address",
+    "checked_tracks",
     "negotiated_tracks",
     "parse_sdp",
+    "same_codec",
 ]
 
 #: Codecs the SFU forwards, by kind (what aiortc 1.16 can negotiate).
@@ -157,6 +160,31 @@ def negotiated_tracks(
             )
         )
     return tracks
+
+
+def checked_tracks(
+    answer: aiortc_sdp.SessionDescription, ssrc_source: aiortc_sdp.SessionDescription
+) -> list[NegotiatedTrack]:
+    """negotiated_tracks; a malformed value in the client's SDP is an SdpError."""
+    try:
+        return negotiated_tracks(answer, ssrc_source)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise SdpError(f"unusable sdp: {type(exc).__name__}: {exc}") from None
+
+
+def same_codec(cap: Any, track: NegotiatedTrack) -> bool:
+    """Whether codec capability ``cap`` is ``track``'s codec (H264: same packetization
+    mode and profile)."""
+    if cap.mimeType.lower() != track.mime_type.lower():
+        return False
+    if track.codec.upper() != "H264":
+        return True
+    want = dict(track.codec_parameters)
+    have = {str(k): str(v) for k, v in cap.parameters.items()}
+    return (
+        have.get("packetization-mode", "0") == want.get("packetization-mode", "0")
+        and have.get("profile-level-id", "")[:2] == want.get("profile-level-id", "")[:2]
+    )
 
 
 _CANDIDATE_RE = re.compile(

@@ -27,6 +27,7 @@ from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
 from .simulcast import munge_answer, parse_simulcast_offer
+from .turns import in_turn
 
 if TYPE_CHECKING:
     from .room import Room
@@ -314,7 +315,7 @@ class Participant:
             neg.dirty = True
             return
         neg.dirty = False
-        neg.task = asyncio.ensure_future(self._renegotiate())
+        neg.task = asyncio.ensure_future(in_turn(self.room.negotiation_turn, self._renegotiate))
         self._tasks.add(neg.task)
         neg.task.add_done_callback(self._task_done)
 
@@ -412,10 +413,9 @@ class Participant:
             raise Refused(
                 "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
             )
-        local = self.subscriber.pc.localDescription
-        offered = local.sdp.count("\nm=") if local is not None else None
+        offered = self.subscriber.offered_mlines or None  # the outstanding offer's
         check_sdp_bounds(sdp, self.room.manager.sdp_limits, expected_mlines=offered)
-        negotiated = await self.subscriber.apply_answer(sdp)
+        negotiated = await in_turn(self.room.negotiation_turn, self.subscriber.apply_answer, sdp)
         neg.outstanding = False
         by_mid = {t.mid: t for t in negotiated}
         now = asyncio.get_running_loop().time()

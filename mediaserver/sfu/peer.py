@@ -29,8 +29,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from . import fastpath
-from .negotiation import NegotiatedTrack, SdpError, negotiated_tracks, parse_sdp
+from . import aiortc_speedups, fastpath
+from .aiortc_speedups import captured_parse, own_descriptions, preparsed
+from .negotiation import NegotiatedTrack, SdpError, checked_tracks, parse_sdp, same_codec
 from .udpmux import UdpMux, bind_in_range
 
 __all__ = [
@@ -137,6 +138,9 @@ def _server_side() -> Iterator[None]:
         yield
     finally:
         _SERVER_SIDE.reset(token)
+
+
+aiortc_speedups.install(_SERVER_SIDE.get)
 
 
 class _MuxProtocol(aioice.ice.StunProtocol):
@@ -346,10 +350,11 @@ class _PeerBase:
     def _hook(self) -> None:
         raise NotImplementedError
 
-    async def _set_remote(self, sdp: str, sdp_type: str) -> None:
-        """setRemoteDescription; aiortc's errors become :class:`SdpError`."""
+    async def _set_remote(self, sdp: str, sdp_type: str, parsed: Any) -> None:
+        """setRemoteDescription of ``sdp`` (``parsed`` already: aiortc does not parse it
+        again); aiortc's errors become :class:`SdpError`."""
         try:
-            with _server_side():
+            with _server_side(), preparsed(sdp, parsed):
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
         except Exception as exc:
             raise SdpError(f"{sdp_type} rejected: {type(exc).__name__}: {exc}") from None
@@ -437,15 +442,17 @@ class PublisherPeer(_PeerBase):
         in that case when it was the first offer.
         """
         offer = parse_sdp(offer_sdp, "offer")
-        await self._set_remote(offer_sdp, "offer")
+        await self._set_remote(offer_sdp, "offer", offer)
         await asyncio.sleep(0)  # let media flow between the heavy steps
         try:
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            with captured_parse() as parsed, own_descriptions():  # answer + candidates
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:  # e.g. no codec in common
             raise SdpError(f"offer cannot be answered: {type(exc).__name__}: {exc}") from None
         answer_sdp = self._local_sdp()
-        answer = parse_sdp(answer_sdp, "answer")
-        return answer_sdp, _tracks(answer, offer)
+        return answer_sdp, checked_tracks(
+            parsed[0] if parsed else parse_sdp(answer_sdp, "answer"), offer
+        )
 
     def _hook(self) -> None:
         for t in self.pc.getTransceivers():
@@ -482,6 +489,8 @@ class SubscriberPeer(_PeerBase):
     ) -> None:
         super().__init__(ice_servers, announced_address)
         self._on_rtcp = on_rtcp
+        self._offer: Any = None  # the last offer, as aiortc parsed it (for its SSRCs)
+        self.offered_mlines = 0
 
     def add_transceiver(
         self,
@@ -494,7 +503,7 @@ class SubscriberPeer(_PeerBase):
         with _server_side():
             transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
         caps = RTCRtpSender.getCapabilities(kind).codecs
-        preferred = [c for c in caps if _same_codec(c, codec)][:1]
+        preferred = [c for c in caps if same_codec(c, codec)][:1]
         if preferred:
             rtx = [
                 c for c in caps if c.mimeType.lower() == f"{kind}/rtx"
@@ -533,33 +542,15 @@ class SubscriberPeer(_PeerBase):
                 self._dtls = dtls
 
     async def create_offer(self) -> str:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self._local_sdp()
+        with captured_parse() as parsed, own_descriptions():
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer_sdp = self._local_sdp()
+        self._offer = parsed[0] if parsed else parse_sdp(offer_sdp, "offer")
+        self.offered_mlines = len(self._offer.media)
+        return offer_sdp
 
     async def apply_answer(self, answer_sdp: str) -> list[NegotiatedTrack]:
         answer = parse_sdp(answer_sdp, "answer")
-        local = self.pc.localDescription
-        assert local is not None
-        await self._set_remote(answer_sdp, "answer")
-        return _tracks(answer, parse_sdp(local.sdp, "offer"))
-
-
-def _tracks(answer: Any, ssrc_source: Any) -> list[NegotiatedTrack]:
-    """negotiated_tracks; a malformed value in the client's SDP is an SdpError."""
-    try:
-        return negotiated_tracks(answer, ssrc_source)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise SdpError(f"unusable sdp: {type(exc).__name__}: {exc}") from None
-
-
-def _same_codec(cap: Any, track: NegotiatedTrack) -> bool:
-    if cap.mimeType.lower() != track.mime_type.lower():
-        return False
-    if track.codec.upper() != "H264":
-        return True
-    want = dict(track.codec_parameters)
-    have = {str(k): str(v) for k, v in cap.parameters.items()}
-    return (
-        have.get("packetization-mode", "0") == want.get("packetization-mode", "0")
-        and have.get("profile-level-id", "")[:2] == want.get("profile-level-id", "")[:2]
-    )
+        assert self._offer is not None
+        await self._set_remote(answer_sdp, "answer", answer)
+        return checked_tracks(answer, self._offer)

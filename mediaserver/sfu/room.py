@@ -83,6 +83,8 @@ class Room:
         #: the recording running now (mediaserver/recording).
         self.recording_policy = manager.config.recording.default_policy
         self.recording: RoomRecording | None = None
+        #: Subscribers' offers and answers are taken one at a time (sfu/turns.py).
+        self.negotiation_turn = asyncio.Lock()
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
