@@ -10,8 +10,6 @@ import re
 import secrets
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -19,7 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
-from server_helpers import ROOT, clean_env, free_port, spawn_server, stop_process
+from server_helpers import (
+    ROOT,
+    clean_env,
+    free_port,
+    spawn_server,
+    stop_process,
+    wait_healthy_sync,
+)
 
 MEDIASERVER = [sys.executable, "-m", "mediaserver"]
 PASSWORD = "correct horse battery staple"
@@ -63,17 +68,7 @@ allow_private_webhook_urls = true
         self.env = clean_env()
         self.log = root / "server.log"
         self.proc = spawn_server(self.config, self.log, self.env)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /healthz"
-            time.sleep(0.1)
+        wait_healthy_sync(self.url, self.proc, self.log, 60)
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(

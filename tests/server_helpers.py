@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,6 +90,23 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float =
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError("server did not answer /healthz")
+
+
+def wait_healthy_sync(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0
+) -> None:
+    """:func:`wait_healthy` for synchronous fixtures; a server that exits shows its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "server did not answer /healthz"
+        time.sleep(0.1)
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from api_client import ApiClient
-from server_helpers import clean_env, event, free_port, spawn_server
+from server_helpers import clean_env, event, free_port, spawn_server, wait_healthy_sync
 
 from mediaserver.state import create_store
 from mediaserver.state.models import WebhookEndpoint
@@ -63,17 +62,7 @@ allow_private_webhook_urls = {"true" if allow_private else "false"}
         self.env = clean_env()
         self.log = root / "server.log"
         self.proc = spawn_server(self.config, self.log, self.env)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /healthz"
-            time.sleep(0.1)
+        wait_healthy_sync(self.url, self.proc, self.log, 30)
 
     def create_key(self, name: str = "Attacks") -> str:
         out = subprocess.run(

@@ -591,3 +591,18 @@ def test_pin_fields() -> None:
     )
     assert exc.message.startswith("pin: ")
     assert ErrorCode.TOO_MANY_PINS == "too_many_pins"
+
+
+def test_protocol_doc_lists_every_client_type():
+    """docs/protocol.md §2 names exactly the client message types the server parses."""
+    import re
+    from pathlib import Path
+
+    from mediaserver.signalling.messages import CLIENT_MESSAGES
+
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    line = next(x for x in doc.splitlines() if "client types:" in x)
+    count = int(re.search(r"One of the (\d+) client types", line).group(1))
+    names = set(re.findall(r"`([a-z_]+)`", line.split("client types:", 1)[1]))
+    assert names == set(CLIENT_MESSAGES)
+    assert count == len(CLIENT_MESSAGES)
