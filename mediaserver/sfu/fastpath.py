@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import ENV_PURE_PYTHON
 from .forwarder import (
-    TS_REBASE_STEP,
     ForwardingTrack,
     InboundExtIds,
     OutputParams,
@@ -154,13 +153,9 @@ class NativeOutputStream(_OutputBase):
         self._drop = fn
         self._python_send = fn is not None
 
-    def pause(self, *, video: bool, rebase_ts: bool = False, ts_step: int = TS_REBASE_STEP) -> None:
-        self._resync = True
-        self._rebase_ts = ((max(1, ts_step) & 0xFFFFFFFF) or 1) if rebase_ts else 0
-        self.waiting_keyframe = video
-
-    def output_ts(self, publisher_ts: int) -> int:
-        return (publisher_ts + self._ts_offset) & 0xFFFFFFFF
+    if not TYPE_CHECKING:  # the twin's own rules, one copy (they touch only C fields)
+        pause = OutputStream.pause
+        output_ts = OutputStream.output_ts
 
     def build(
         self, b0: int, b1: int, seq: int, ts: int, audio_level: bytes, ast: bytes, payload: bytes
