@@ -49,8 +49,8 @@ async def test_the_pin_button_brings_a_camera_outside_last_n(site, clients):
         (room,) = site.srv.rooms.rooms.values()
         me = next(p for p in room.participants.values() if p.name == "Pia Page")
 
-        await page.get_by_role("button", name="Pin Bob Bot").click()
-        await page.get_by_role("button", name="Unpin Bob Bot").wait_for()
+        await page.get_by_role("button", name="Pin Bob Bot", exact=True).click()
+        await page.get_by_role("button", name="Unpin Bob Bot", exact=True).wait_for()
         assert room.pins.of(me.id) == (bob.participant_id,)
         assert (
             await page.evaluate(
@@ -60,7 +60,9 @@ async def test_the_pin_button_brings_a_camera_outside_last_n(site, clients):
         )
         await page.wait_for_function(f"() => ({TILE_FRAMES})('Bob Bot') > 10", timeout=30_000)
 
-        await page.get_by_role("button", name="Unpin Bob Bot").click()
-        await page.get_by_role("button", name="Pin Bob Bot").wait_for()
+        await page.get_by_role("button", name="Unpin Bob Bot", exact=True).click()
+        # exact: Playwright matches role names by substring, and "Pin Bob Bot" is inside
+        # "Unpin Bob Bot" (without it this wait returned before the page had the reply)
+        await page.get_by_role("button", name="Pin Bob Bot", exact=True).wait_for()
         assert room.pins.of(me.id) == ()
         assert await page.evaluate("() => document.querySelectorAll('.tile.pinned').length") == 0
