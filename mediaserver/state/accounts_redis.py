@@ -2,7 +2,7 @@
 
 Inserts go through the store's insert script (a record, its unique fields and its
 indexes in one step); changes to a stored record are optimistic ``WATCH``/``MULTI``
-transactions, as in redis_store.py.
+transactions, as in the store (redis_base.py).
 
 Key layout (``{p}`` is the store's prefix)::
 

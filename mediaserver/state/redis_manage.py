@@ -3,8 +3,9 @@
 update-time index for links stored before it existed, changing a record in one
 optimistic transaction, and revoking an API key unless it is the tenant's last admin.
 
-The Lua sources here run after ``redis_store``'s prelude (``P``, the ``KEY_*``
-functions, ``val``); ``redis_store.py`` registers them and wraps them as methods.
+The Lua sources here run after ``redis_scripts``' prelude (``P``, the ``KEY_*``
+functions, ``val``); ``redis_scripts.py`` names them, ``redis_base.py`` registers them
+and ``redis_store.py`` wraps them as methods.
 """
 
 from __future__ import annotations
