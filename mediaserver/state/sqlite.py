@@ -9,303 +9,34 @@ Records are stored as a JSON column (``models.to_dict``) next to real columns fo
 everything that is looked up, filtered, ordered on or constrained. Slugs and host slugs
 share one namespace (the ``slugs`` table, keyed by slug), so a slug used anywhere as a
 ``slug`` or ``host_slug`` can't be reused as either.
+
+The parts: ``sqlite_schema`` (migrations, opening the connection), ``sqlite_base``
+(the worker thread, transactions, record reads), ``sqlite_outbox`` (webhook endpoints
+and the outbox), ``sqlite_manage`` (the management calls' SQL); this module puts them
+together as ``SqliteStore``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from . import sqlite_manage
-from .models import (
-    ApiKey,
-    DeliveryAttempt,
-    GuestInvite,
-    Link,
-    OutboxEvent,
-    Tenant,
-    WebhookEndpoint,
-    from_dict,
-    to_dict,
-)
+from .models import ApiKey, GuestInvite, Link, OutboxEvent, Tenant
+from .sqlite_base import dumps, load
+from .sqlite_outbox import SqliteWebhookOutbox, enqueue
+from .sqlite_schema import SCHEMA_VERSION
 from .store import ConflictError
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-T = TypeVar("T")
-R = TypeVar("R")
 
-# Each migration takes the schema from version ``i`` to ``i + 1`` (index ``i``); a
-# migration is a list of statements run in one transaction with the version bump.
-# Append new migrations; never edit an applied one.
-_MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE secrets (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        """CREATE TABLE tenants (
-            id TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        """CREATE TABLE api_keys (
-            id TEXT PRIMARY KEY,
-            tenant_id TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at)",
-        """CREATE TABLE links (
-            id TEXT PRIMARY KEY,
-            tenant_id TEXT NOT NULL,
-            slug TEXT NOT NULL,
-            host_slug TEXT NOT NULL,
-            natural_key TEXT,
-            idempotency_key TEXT,
-            event_id TEXT,
-            calendar_id TEXT,
-            user_id TEXT,
-            created_at REAL NOT NULL,
-            version INTEGER NOT NULL,
-            data TEXT NOT NULL,
-            UNIQUE (tenant_id, natural_key),
-            UNIQUE (tenant_id, idempotency_key)
-        )""",
-        "CREATE INDEX links_by_tenant ON links (tenant_id, created_at)",
-        "CREATE INDEX links_by_event ON links (tenant_id, event_id)",
-        "CREATE INDEX links_by_calendar ON links (tenant_id, calendar_id)",
-        "CREATE INDEX links_by_user ON links (tenant_id, user_id)",
-        # One namespace for slugs and host slugs: the primary key is the uniqueness rule.
-        """CREATE TABLE slugs (
-            slug TEXT PRIMARY KEY,
-            link_id TEXT NOT NULL REFERENCES links (id) ON DELETE CASCADE
-        )""",
-        "CREATE INDEX slugs_by_link ON slugs (link_id)",
-        """CREATE TABLE guest_invites (
-            id TEXT PRIMARY KEY,
-            link_id TEXT NOT NULL,
-            tenant_id TEXT NOT NULL,
-            token TEXT NOT NULL UNIQUE,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX guest_invites_by_link ON guest_invites (link_id, created_at)",
-        """CREATE TABLE webhook_endpoints (
-            id TEXT PRIMARY KEY,
-            tenant_id TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX webhook_endpoints_by_tenant ON webhook_endpoints (tenant_id, created_at)",
-        # seq is the rowid: AUTOINCREMENT makes it strictly increasing, never reused.
-        """CREATE TABLE outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            tenant_id TEXT NOT NULL,
-            endpoint_id TEXT NOT NULL,
-            ordering_key TEXT NOT NULL,
-            delivered INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL,
-            created_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        # The undelivered queue of each (endpoint, ordering key), in seq order.
-        """CREATE INDEX outbox_queue ON outbox (endpoint_id, ordering_key, seq)
-            WHERE delivered = 0""",
-        "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE delivered = 0",
-        "CREATE INDEX outbox_by_tenant ON outbox (tenant_id, delivered, seq)",
-        """CREATE TABLE delivery_attempts (
-            n INTEGER PRIMARY KEY AUTOINCREMENT,
-            outbox_id TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id, n)",
-    ],
-    # 1 -> 2: meeting reports (``data`` is the report dict's JSON, as given).
-    [
-        """CREATE TABLE meeting_reports (
-            id TEXT PRIMARY KEY,
-            link_id TEXT NOT NULL,
-            tenant_id TEXT NOT NULL,
-            finished_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX meeting_reports_by_link ON meeting_reports (link_id, finished_at)",
-    ],
-    # 2 -> 3: links.updated_at, indexed (the listing's updated_since)
-    sqlite_manage.MIGRATION_LINKS_UPDATED_AT,
-    # 3 -> 4: recordings (``data`` is the manifest's JSON, replaced as it changes).
-    [
-        """CREATE TABLE recordings (
-            id TEXT PRIMARY KEY,
-            link_id TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            data TEXT NOT NULL
-        )""",
-        "CREATE INDEX recordings_by_link ON recordings (link_id, started_at)",
-    ],
-]
-
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(to_dict(obj), separators=(",", ":"), sort_keys=True)
-
-
-def _load(cls: type[T], data: str) -> T:
-    return from_dict(cls, json.loads(data))
-
-
-def _loads(cls: type[T], rows: list[Any]) -> list[T]:
-    return [_load(cls, row[0]) for row in rows]
-
-
-def _enqueue(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> list[OutboxEvent]:
-    """Append ``events`` to the outbox inside the caller's transaction, assigning
-    increasing ``seq``; a duplicate id raises ``sqlite3.IntegrityError``."""
-    out = []
-    for event in events:
-        cursor = conn.execute(
-            "INSERT INTO outbox (id, tenant_id, endpoint_id, ordering_key, delivered,"
-            " next_attempt_at, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, '')",
-            (
-                event.id,
-                event.tenant_id,
-                event.endpoint_id,
-                event.ordering_key,
-                int(event.delivered_at is not None),
-                event.next_attempt_at,
-                event.created_at,
-            ),
-        )
-        seq = cursor.lastrowid
-        assert seq is not None
-        stored = dataclasses.replace(event, seq=seq)
-        conn.execute("UPDATE outbox SET data = ? WHERE seq = ?", (_dumps(stored), seq))
-        out.append(stored)
-    return out
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    if path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, uri=path.startswith("file:"))
-    try:
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-            current = 0
-        else:
-            current = int(row[0])
-        if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {current} is newer than this code's "
-                f"({SCHEMA_VERSION}); upgrade the server"
-            )
-        for version in range(current, SCHEMA_VERSION):
-            for statement in _MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-class SqliteStore:
+class SqliteStore(SqliteWebhookOutbox):
     """The ``Store`` on SQLite. ``path`` is a file (its directory is created if
     missing) or ``":memory:"`` (a private database that lives as long as the store)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-
-    # --- plumbing -----------------------------------------------------------------
-    async def open(self) -> None:
-        if self._executor is not None:
-            return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(
-                executor, _connect, self.path
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        self._executor = executor
-
-    async def close(self) -> None:
-        executor, conn = self._executor, self._conn
-        self._executor = self._conn = None
-        if executor is None:
-            return
-        try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            executor.shutdown(wait=True)
-
-    async def _call(self, fn: Callable[[sqlite3.Connection], R]) -> R:
-        """Run ``fn(conn)`` on the worker thread, outside a transaction (single reads)."""
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
-            raise RuntimeError("SqliteStore is not open (call open() first)")
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, conn)
-
-    async def _tx(self, fn: Callable[[sqlite3.Connection], R]) -> R:
-        """Run ``fn(conn)`` on the worker thread as one write transaction; a uniqueness
-        violation rolls it back and raises ConflictError."""
-
-        def run(conn: sqlite3.Connection) -> R:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK")
-                raise ConflictError(str(exc)) from exc
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._call(run)
-
-    async def _one(self, cls: type[T], sql: str, *params: Any) -> T | None:
-        def run(conn: sqlite3.Connection) -> T | None:
-            row = conn.execute(sql, params).fetchone()
-            return None if row is None else _load(cls, row[0])
-
-        return await self._call(run)
-
-    async def _many(self, cls: type[T], sql: str, *params: Any) -> list[T]:
-        return await self._call(lambda conn: _loads(cls, conn.execute(sql, params).fetchall()))
 
     # --- secrets ------------------------------------------------------------------
     async def get_or_create_secret(self, name: str, candidate: str) -> str:
@@ -324,7 +55,7 @@ class SqliteStore:
         await self._tx(
             lambda conn: conn.execute(
                 "INSERT INTO tenants (id, created_at, data) VALUES (?, ?, ?)",
-                (tenant.id, tenant.created_at, _dumps(tenant)),
+                (tenant.id, tenant.created_at, dumps(tenant)),
             )
         )
 
@@ -338,7 +69,7 @@ class SqliteStore:
         await self._tx(
             lambda conn: conn.execute(
                 "INSERT INTO api_keys (id, tenant_id, created_at, data) VALUES (?, ?, ?, ?)",
-                (key.id, key.tenant_id, key.created_at, _dumps(key)),
+                (key.id, key.tenant_id, key.created_at, dumps(key)),
             )
         )
 
@@ -357,10 +88,10 @@ class SqliteStore:
             row = conn.execute("SELECT data FROM api_keys WHERE id = ?", (key_id,)).fetchone()
             if row is None:
                 return False
-            key = _load(ApiKey, row[0])
+            key = load(ApiKey, row[0])
             if key.revoked_at is None:
                 revoked = dataclasses.replace(key, revoked_at=at)
-                conn.execute("UPDATE api_keys SET data = ? WHERE id = ?", (_dumps(revoked), key_id))
+                conn.execute("UPDATE api_keys SET data = ? WHERE id = ?", (dumps(revoked), key_id))
             return True
 
         return await self._tx(run)
@@ -389,7 +120,7 @@ class SqliteStore:
                     (link.tenant_id, value),
                 ).fetchone()
                 if row is not None:
-                    return _load(Link, row[0]), False
+                    return load(Link, row[0]), False
             if link.slug == link.host_slug:
                 raise ConflictError("slug and host_slug must differ")
             conn.execute(
@@ -408,7 +139,7 @@ class SqliteStore:
                     link.user_id,
                     link.created_at,
                     link.version,
-                    _dumps(link),
+                    dumps(link),
                     link.updated_at,
                 ),
             )
@@ -416,7 +147,7 @@ class SqliteStore:
                 "INSERT INTO slugs (slug, link_id) VALUES (?, ?)",
                 [(link.slug, link.id), (link.host_slug, link.id)],
             )
-            _enqueue(conn, events)
+            enqueue(conn, events)
             return link, True
 
         return await self._tx(run)
@@ -492,12 +223,12 @@ class SqliteStore:
                     stored.user_id,
                     stored.created_at,
                     stored.version,
-                    _dumps(stored),
+                    dumps(stored),
                     stored.updated_at,
                     stored.id,
                 ),
             )
-            _enqueue(conn, events)
+            enqueue(conn, events)
             return stored
 
         return await self._tx(run)
@@ -514,7 +245,7 @@ class SqliteStore:
                     invite.tenant_id,
                     invite.token,
                     invite.created_at,
-                    _dumps(invite),
+                    dumps(invite),
                 ),
             )
         )
@@ -527,122 +258,6 @@ class SqliteStore:
             GuestInvite,
             "SELECT data FROM guest_invites WHERE link_id = ? ORDER BY created_at, id",
             link_id,
-        )
-
-    # --- webhooks -----------------------------------------------------------------
-    async def add_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
-        await self._tx(
-            lambda conn: conn.execute(
-                "INSERT INTO webhook_endpoints (id, tenant_id, created_at, data)"
-                " VALUES (?, ?, ?, ?)",
-                (endpoint.id, endpoint.tenant_id, endpoint.created_at, _dumps(endpoint)),
-            )
-        )
-
-    async def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
-        return await self._one(
-            WebhookEndpoint, "SELECT data FROM webhook_endpoints WHERE id = ?", endpoint_id
-        )
-
-    async def list_webhook_endpoints(self, tenant_id: str) -> list[WebhookEndpoint]:
-        return await self._many(
-            WebhookEndpoint,
-            "SELECT data FROM webhook_endpoints WHERE tenant_id = ? ORDER BY created_at, id",
-            tenant_id,
-        )
-
-    async def disable_webhook_endpoint(self, endpoint_id: str, at: float) -> bool:
-        """False if there is no such endpoint (disabling twice keeps the first time)."""
-
-        def run(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT data FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            endpoint = _load(WebhookEndpoint, row[0])
-            if endpoint.disabled_at is None:
-                disabled = dataclasses.replace(endpoint, disabled_at=at)
-                conn.execute(
-                    "UPDATE webhook_endpoints SET data = ? WHERE id = ?",
-                    (_dumps(disabled), endpoint_id),
-                )
-            return True
-
-        return await self._tx(run)
-
-    # --- outbox -------------------------------------------------------------------
-    async def enqueue_events(self, events: list[OutboxEvent]) -> list[OutboxEvent]:
-        """Append to the outbox in order, assigning increasing ``seq``; returns them.
-        A duplicate event id raises ConflictError and nothing is enqueued."""
-
-        return await self._tx(lambda conn: _enqueue(conn, events))
-
-    async def due_events(self, now: float, limit: int = 100) -> list[OutboxEvent]:
-        return await self._many(
-            OutboxEvent,
-            "SELECT o.data FROM outbox AS o"
-            " WHERE o.delivered = 0 AND o.next_attempt_at <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM outbox AS h"
-            "  WHERE h.delivered = 0 AND h.endpoint_id = o.endpoint_id"
-            "  AND h.ordering_key = o.ordering_key AND h.seq < o.seq)"
-            " ORDER BY o.next_attempt_at, o.seq LIMIT ?",
-            now,
-            max(0, limit),
-        )
-
-    async def record_attempt(
-        self, attempt: DeliveryAttempt, delivered: bool, next_attempt_at: float, error: str | None
-    ) -> None:
-        """Log an attempt; mark delivered, or reschedule at ``next_attempt_at``. The
-        event's ``attempts`` grows by one; an already delivered event stays delivered.
-        Raises ConflictError if there is no such outbox event."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            row = conn.execute(
-                "SELECT data FROM outbox WHERE id = ?", (attempt.outbox_id,)
-            ).fetchone()
-            if row is None:
-                raise ConflictError(f"no outbox event {attempt.outbox_id}")
-            event = _load(OutboxEvent, row[0])
-            event = dataclasses.replace(event, attempts=event.attempts + 1)
-            if event.delivered_at is None:
-                if delivered:
-                    event = dataclasses.replace(event, delivered_at=attempt.at, last_error=error)
-                else:
-                    event = dataclasses.replace(
-                        event, next_attempt_at=next_attempt_at, last_error=error
-                    )
-            conn.execute(
-                "INSERT INTO delivery_attempts (outbox_id, attempt, at, data) VALUES (?, ?, ?, ?)",
-                (attempt.outbox_id, attempt.attempt, attempt.at, _dumps(attempt)),
-            )
-            conn.execute(
-                "UPDATE outbox SET delivered = ?, next_attempt_at = ?, data = ? WHERE id = ?",
-                (
-                    int(event.delivered_at is not None),
-                    event.next_attempt_at,
-                    _dumps(event),
-                    event.id,
-                ),
-            )
-
-        await self._tx(run)
-
-    async def list_outbox(
-        self, tenant_id: str, *, limit: int = 100, undelivered_only: bool = False
-    ) -> list[OutboxEvent]:
-        sql = "SELECT data FROM outbox WHERE tenant_id = ?"
-        if undelivered_only:
-            sql += " AND delivered = 0"
-        sql += " ORDER BY seq DESC LIMIT ?"
-        return await self._many(OutboxEvent, sql, tenant_id, max(0, limit))
-
-    async def list_attempts(self, outbox_id: str) -> list[DeliveryAttempt]:
-        return await self._many(
-            DeliveryAttempt,
-            "SELECT data FROM delivery_attempts WHERE outbox_id = ? ORDER BY n",
-            outbox_id,
         )
 
     # --- meeting reports ----------------------------------------------------------
@@ -701,13 +316,6 @@ class SqliteStore:
 
     async def revoke_guest_invite(self, invite_id: str, at: float) -> bool:
         return await self._tx(lambda conn: sqlite_manage.revoke_guest_invite(conn, invite_id, at))
-
-    async def update_webhook_endpoint(
-        self, endpoint_id: str, changes: Mapping[str, Any]
-    ) -> WebhookEndpoint | None:
-        return await self._tx(
-            lambda conn: sqlite_manage.update_webhook_endpoint(conn, endpoint_id, changes)
-        )
 
     async def revoke_api_key_keeping_admin(self, key_id: str, at: float) -> str:
         return await self._tx(

@@ -3,7 +3,8 @@
 endpoints and revoking API keys except a tenant's last admin key.
 
 Each function runs on the store's worker thread inside the caller's transaction (or
-as one read); ``sqlite.py`` wraps them as store methods.
+as one read); ``sqlite.py`` (``sqlite_outbox.py`` for the webhook endpoints) wraps
+them as store methods.
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ from mediaserver.state import (
     Tenant,
     WebhookEndpoint,
     create_store,
+    sqlite_base,
+    sqlite_schema,
 )
-from mediaserver.state import sqlite as sqlite_module
 
 StoreFactory = Callable[[], Store]
 
@@ -943,8 +944,8 @@ async def test_sqlite_migrates_a_version_1_database(
     path = str(tmp_path / "old.sqlite3")
     # The previous code: only the first migration, schema version 1.
     with monkeypatch.context() as m:
-        m.setattr(sqlite_module, "_MIGRATIONS", sqlite_module._MIGRATIONS[:1])
-        m.setattr(sqlite_module, "SCHEMA_VERSION", 1)
+        m.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:1])
+        m.setattr(sqlite_schema, "SCHEMA_VERSION", 1)
         old = SqliteStore(path)
         await old.open()
         link = make_link()
@@ -966,7 +967,7 @@ async def test_sqlite_migrates_a_version_1_database(
                 "nk-old",
                 link.created_at,
                 link.version,
-                sqlite_module._dumps(link),
+                sqlite_base.dumps(link),
             ),
         )
         conn.executemany(
@@ -980,7 +981,7 @@ async def test_sqlite_migrates_a_version_1_database(
         assert "meeting_reports" not in tables
     conn.close()
 
-    assert sqlite_module.SCHEMA_VERSION == 4
+    assert sqlite_schema.SCHEMA_VERSION == 4
     store = SqliteStore(path)
     await store.open()
     try:
@@ -1025,7 +1026,7 @@ async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (sqlite_module.SCHEMA_VERSION + 1,))
+        conn.execute("UPDATE schema_version SET version = ?", (sqlite_schema.SCHEMA_VERSION + 1,))
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         await SqliteStore(path).open()
