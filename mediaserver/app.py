@@ -358,9 +358,23 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
                         owner, {"t": "close_room", "room": link.id, "reason": "link_revoked"}
                     )
 
+    async def on_invite_revoked(link: Any, invite_id: str) -> None:
+        """Guests waiting through a revoked invite are sent away, on whichever node
+        runs the meeting (people it already admitted stay)."""
+        await manager.revoke_invite(link.id, invite_id)
+        relay = app.get(RELAY)
+        if relay is not None:
+            owner = await relay.cluster.owner_of(link.id)
+            if owner and owner != relay.node:
+                with contextlib.suppress(Exception):
+                    await relay.cluster.send(
+                        owner, {"t": "revoke_invite", "room": link.id, "invite": invite_id}
+                    )
+
     manager.on_event = on_room_event
     manager.key_secret = service.token_secret  # participant keys valid on every node
     service.on_revoked = on_revoked
+    service.on_invite_revoked = on_invite_revoked
     yield
     await manager.shutdown()  # rooms still open now still report (room.finished, ...)
     manager.on_event = None
