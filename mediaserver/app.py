@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import __version__
+from . import __version__, client_address
 from .app_keys import (
     ADDRESSES,
     CONFIG,
@@ -27,6 +27,7 @@ from .app_keys import (
     SESSIONS,
     STORE,
 )
+from .client_address import TrustedProxies
 from .config import Config, announced_map
 from .limits import AddressLimit
 from .sfu import fastpath
@@ -412,6 +413,10 @@ def create_app(
 ) -> web.Application:
     """``reuse_port``: the metrics listener is shared by ``serve --workers`` processes."""
     app = web.Application(client_max_size=1 << 20)
+    if config.server.trusted_proxies:  # request.remote is the client behind them
+        app.middlewares.append(
+            client_address.middleware(TrustedProxies(config.server.trusted_proxies))
+        )
     app[CONFIG] = config
     app[METRICS] = metrics or Metrics()
     app[SESSIONS] = set()
