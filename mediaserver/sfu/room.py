@@ -31,6 +31,7 @@ from .participant import Participant
 from .publication import Publication
 from .sdp_limits import SdpLimits
 from .turn import turn_ice_server
+from .turns import JoinGate
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room", "RoomManager"]
 
@@ -85,6 +86,8 @@ class Room:
         self.recording: RoomRecording | None = None
         #: Subscribers' offers and answers are taken one at a time (sfu/turns.py).
         self.negotiation_turn = asyncio.Lock()
+        #: Joins first: others' subscriber offers wait while someone joins (turns.py).
+        self.join_gate = JoinGate()
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -188,6 +191,7 @@ class Room:
             {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant.id,
         )
+        self.join_gate.started(participant.id)  # until its publisher is connected
         participant.request_renegotiation()
         participant.log.info("participant joined", name_length=len(name), role=role)
         if first:
@@ -223,6 +227,7 @@ class Room:
     async def leave(self, participant: Participant, reason: str = "left") -> None:
         if self.participants.pop(participant.id, None) is None:
             return
+        self.join_gate.finished(participant.id)
         self.speaker_order.left(participant.id)
         self.pins.left(participant.id)
         await self.apply_last_n()
@@ -362,6 +367,7 @@ class Room:
             await self.leave(p, reason)
         if self._ticker is not asyncio.current_task():
             self._ticker.cancel()
+        self.join_gate.close()
         self.log.info("room closed", reason=reason)
         if self.started:
             report = self.report(reason)
