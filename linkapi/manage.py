@@ -12,6 +12,7 @@ updates (links created while paging come before the first page: the next sync's
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -132,6 +133,10 @@ async def revoke_guest_invite(
     if not any(inv.id == invite_id for inv in await service.store.list_guest_invites(link.id)):
         raise ApiProblem(404, "not-found", "Not found", "no such guest invite")
     await service.store.revoke_guest_invite(invite_id, service.now())
+    if service.on_invite_revoked is not None:  # the guests waiting through it go
+        result = service.on_invite_revoked(link, invite_id)
+        if asyncio.iscoroutine(result):
+            await result
     for inv in await service.store.list_guest_invites(link.id):
         if inv.id == invite_id:
             return inv, link

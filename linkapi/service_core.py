@@ -42,6 +42,8 @@ class ServiceCore(JsonViews):
         self.public_url = config.server.effective_public_url
         self._token_secret = b""
         self.on_revoked: Callable[[Link], Any] | None = None
+        #: Called with (link, invite id) after a guest invite's revocation is stored.
+        self.on_invite_revoked: Callable[[Link, str], Any] | None = None
         self.wake_dispatcher: Callable[[], None] = lambda: None
 
     def now(self) -> float:

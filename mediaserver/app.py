@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import __version__
+from . import __version__, client_address
 from .app_keys import (
     ADDRESSES,
     CONFIG,
@@ -27,6 +27,7 @@ from .app_keys import (
     SESSIONS,
     STORE,
 )
+from .client_address import TrustedProxies
 from .config import Config, announced_map
 from .limits import AddressLimit
 from .sfu import fastpath
@@ -358,9 +359,23 @@ async def _linkapi_ctx(app: web.Application) -> AsyncIterator[None]:
                         owner, {"t": "close_room", "room": link.id, "reason": "link_revoked"}
                     )
 
+    async def on_invite_revoked(link: Any, invite_id: str) -> None:
+        """Guests waiting through a revoked invite are sent away, on whichever node
+        runs the meeting (people it already admitted stay)."""
+        await manager.revoke_invite(link.id, invite_id)
+        relay = app.get(RELAY)
+        if relay is not None:
+            owner = await relay.cluster.owner_of(link.id)
+            if owner and owner != relay.node:
+                with contextlib.suppress(Exception):
+                    await relay.cluster.send(
+                        owner, {"t": "revoke_invite", "room": link.id, "invite": invite_id}
+                    )
+
     manager.on_event = on_room_event
     manager.key_secret = service.token_secret  # participant keys valid on every node
     service.on_revoked = on_revoked
+    service.on_invite_revoked = on_invite_revoked
     yield
     await manager.shutdown()  # rooms still open now still report (room.finished, ...)
     manager.on_event = None
@@ -398,6 +413,10 @@ def create_app(
 ) -> web.Application:
     """``reuse_port``: the metrics listener is shared by ``serve --workers`` processes."""
     app = web.Application(client_max_size=1 << 20)
+    if config.server.trusted_proxies:  # request.remote is the client behind them
+        app.middlewares.append(
+            client_address.middleware(TrustedProxies(config.server.trusted_proxies))
+        )
     app[CONFIG] = config
     app[METRICS] = metrics or Metrics()
     app[SESSIONS] = set()

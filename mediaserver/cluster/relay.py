@@ -203,6 +203,8 @@ class Relay:
             room = self.manager.rooms.get(room_id)
             if room is not None:
                 await self.manager.close_room(room, str(msg.get("reason", "closed")))
+        elif kind == "revoke_invite":  # a guest invite revoked through another node
+            await self.manager.revoke_invite(str(msg.get("room")), str(msg.get("invite")))
         elif kind == "frame":
             key = (str(msg["edge"]), conn)
             rs = self.remote.get(key)

@@ -2,6 +2,7 @@
 Prometheus endpoint ([metrics])."""
 
 import dataclasses
+import ipaddress
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -21,10 +22,19 @@ class ServerConfig(_Validated):
     port: int = 8080
     public_url: str = ""
     shutdown_grace_seconds: float = 10.0
+    #: Reverse proxies whose X-Forwarded-For is believed (mediaserver/client_address.py).
+    trusted_proxies: tuple[str, ...] = ()
 
     def _validate(self) -> None:
         if not self.host.strip():
             raise _error(self._key("host"), "must not be empty")
+        for item in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise _error(
+                    self._key("trusted_proxies"), f"not an IP address or network: {item!r}"
+                ) from None
         self._range("port", self.port, 1, 65535, "between 1 and 65535")
         if self.public_url:
             if not self.public_url.startswith(("http://", "https://")):

@@ -93,6 +93,8 @@ class Lobby:
             raise JoinRefused("bad_state", "room is closing")
         if self.room.bar.bars(knock.identity):
             raise JoinRefused("removed", "you were removed from this meeting")
+        if self.room.manager.is_invite_revoked(knock.identity.invite_id):
+            raise JoinRefused("invalid_invite", "this guest invite was revoked")
         self.knocks[knock.id] = knock
         self.metrics.knocks.inc()
         knock.timer = asyncio.ensure_future(self._expire(knock))
@@ -233,6 +235,13 @@ class Lobby:
         for knock in list(self.knocks.values()):
             if self.room.bar.bars(knock.identity):
                 await self.refuse(knock.id, "you were removed from this meeting", "removed")
+
+    async def refuse_invite(self, invite_id: str) -> int:
+        """The guest invite was revoked: send away everyone waiting through it."""
+        gone = [k for k in self.knocks.values() if k.identity.invite_id == invite_id]
+        for knock in gone:
+            await self.refuse(knock.id, "this guest invite was revoked", "invalid_invite")
+        return len(gone)
 
     async def withdraw(self, knock: Knock) -> None:
         """The knocker left (or its connection dropped)."""

@@ -156,6 +156,8 @@ class Participant:
                 on_rtcp=self._on_publisher_rtcp,
                 on_unknown_rtp=self._route_unknown_ssrc,
             )
+            if self.room.join_gate.joining(self.id):
+                self._spawn(self._joined_when_connected(self.publisher))
         simulcast = parse_simulcast_offer(offer_sdp)
         try:
             answer, tracks = await self.publisher.answer(offer_sdp)
@@ -194,6 +196,11 @@ class Participant:
             self.metrics.publications.labels(pub.kind).inc()
             added.append(pub)
         return answer, added
+
+    async def _joined_when_connected(self, publisher: PublisherPeer) -> None:
+        """The join is over for the room's join gate once media can flow."""
+        await publisher.connected.wait()
+        self.room.join_gate.finished(self.id)
 
     def _route(self, pub: Publication, track: NegotiatedTrack) -> None:
         assert self.publisher is not None
@@ -315,9 +322,15 @@ class Participant:
             neg.dirty = True
             return
         neg.dirty = False
-        neg.task = asyncio.ensure_future(in_turn(self.room.negotiation_turn, self._renegotiate))
+        neg.task = asyncio.ensure_future(self._renegotiate_in_turn())
         self._tasks.add(neg.task)
         neg.task.add_done_callback(self._task_done)
+
+    async def _renegotiate_in_turn(self) -> None:
+        gate = self.room.join_gate
+        if not gate.joining(self.id):  # a newcomer's own offers go first (turns.py)
+            await gate.quiet()
+        await in_turn(self.room.negotiation_turn, self._renegotiate)
 
     async def _renegotiate(self) -> None:
         cfg = self.room.manager.config

@@ -31,6 +31,7 @@ from .participant import Participant
 from .publication import Publication
 from .sdp_limits import SdpLimits
 from .turn import turn_ice_server
+from .turns import JoinGate
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room", "RoomManager"]
 
@@ -85,6 +86,8 @@ class Room:
         self.recording: RoomRecording | None = None
         #: Subscribers' offers and answers are taken one at a time (sfu/turns.py).
         self.negotiation_turn = asyncio.Lock()
+        #: Joins first: others' subscriber offers wait while someone joins (turns.py).
+        self.join_gate = JoinGate()
         self._ticker = asyncio.ensure_future(self._run())
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
@@ -123,6 +126,8 @@ class Room:
                 raise JoinRefused(
                     "guests_full", f"this meeting admits at most {self.max_guests} guests"
                 )
+        if self.manager.is_invite_revoked(invite_id):
+            raise JoinRefused("invalid_invite", "this guest invite was revoked")
         if invite_id is not None:
             via = sum(1 for p in self.participants.values() if p.invite_id == invite_id)
             if via >= invite_limit:
@@ -186,6 +191,7 @@ class Room:
             {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant.id,
         )
+        self.join_gate.started(participant.id)  # until its publisher is connected
         participant.request_renegotiation()
         participant.log.info("participant joined", name_length=len(name), role=role)
         if first:
@@ -221,6 +227,7 @@ class Room:
     async def leave(self, participant: Participant, reason: str = "left") -> None:
         if self.participants.pop(participant.id, None) is None:
             return
+        self.join_gate.finished(participant.id)
         self.speaker_order.left(participant.id)
         self.pins.left(participant.id)
         await self.apply_last_n()
@@ -360,6 +367,7 @@ class Room:
             await self.leave(p, reason)
         if self._ticker is not asyncio.current_task():
             self._ticker.cancel()
+        self.join_gate.close()
         self.log.info("room closed", reason=reason)
         if self.started:
             report = self.report(reason)
@@ -409,6 +417,8 @@ class RoomManager:
         self.key_secret = secrets.token_bytes(32)
         #: Link ids revoked (→ when): no room opens or stays open for them.
         self.revoked: dict[str, float] = {}
+        #: Guest invite ids revoked (→ when): nobody waits or joins through them here.
+        self.revoked_invites: dict[str, float] = {}
 
     def participant_key(self, room_id: str, client_id: str) -> str:
         return issue_key(self.key_secret, room_id, client_id)
@@ -424,6 +434,25 @@ class RoomManager:
                 k: t for k, t in self.revoked.items() if now - t < REVOKED_MEMORY_SECONDS
             }
         self.revoked[link_id] = now
+
+    def is_invite_revoked(self, invite_id: str | None) -> bool:
+        return invite_id is not None and invite_id in self.revoked_invites
+
+    async def revoke_invite(self, link_id: str, invite_id: str) -> int:
+        """A guest invite of ``link_id`` was revoked: remember it (joins in flight that
+        checked it before), and send away whoever waits in the lobby through it. People
+        already admitted through it stay (a host removes them if need be). Returns how
+        many waiting guests were sent away."""
+        now = time.monotonic()
+        if len(self.revoked_invites) > 1000:
+            self.revoked_invites = {
+                k: t for k, t in self.revoked_invites.items() if now - t < REVOKED_MEMORY_SECONDS
+            }
+        self.revoked_invites[invite_id] = now
+        room = self.rooms.get(link_id)
+        if room is None:
+            return 0
+        return await room.lobby.refuse_invite(invite_id)
 
     async def revoke_link(self, link_id: str, reason: str = "link_revoked") -> None:
         """The link was revoked: mark it first, then close its room if it is open here."""

@@ -134,6 +134,15 @@ async def test_guest_invites_listed_and_revoked_invite_admits_no_one(api_server,
         {"type": "join", "link": slug, "invite": second["url"].split("invite=", 1)[1]}
     )
     assert waiting["type"] == "lobby"
+    # revoking the invite sends away the guest already waiting through it
+    status, _, _ = await api.delete(f"/v1/links/{link['id']}/guest-invites/{second['id']}")
+    assert status == 200
+    await admitted.wait_for(lambda: any(e["type"] == "refused" for e in admitted.events))
+    sent_away = next(e for e in admitted.events if e["type"] == "refused")
+    assert sent_away["code"] == "invalid_invite"
+    assert sent_away["message"] == "this guest invite was revoked"
+    (room,) = [r for r in srv.rooms.rooms.values() if r.id == link["id"]]
+    assert room.lobby.knocks == {}
 
 
 # --- 7. webhooks: change, disable/enable, ping ----------------------------------------------

@@ -539,6 +539,7 @@ def test_config_to_dict_masks_secrets_and_is_json(tmp_path: Path) -> None:
         "port": 8080,
         "public_url": "",
         "shutdown_grace_seconds": 10.0,
+        "trusted_proxies": [],
     }
     # The original object is untouched.
     assert config.rtc.ice_servers[0].credential == "hunter2"
