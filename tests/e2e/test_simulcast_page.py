@@ -15,7 +15,8 @@ from mediaserver.sfu.layerswitch import START_LOW_SECONDS
 pytestmark = [pytest.mark.e2e]
 
 VIDEO_STATS = """async () => {
-  const out = {frameWidth: 0, frameHeight: 0, framesDecoded: 0, freezeCount: 0, packets: 0};
+  const out = {frameWidth: 0, frameHeight: 0, framesDecoded: 0, freezeCount: 0, packets: 0,
+               keyFramesDecoded: 0, pliCount: 0};
   const pc = window.meeting.subscriber;
   if (!pc) return out;
   (await pc.getStats()).forEach((s) => {
@@ -25,6 +26,8 @@ VIDEO_STATS = """async () => {
       out.framesDecoded += s.framesDecoded || 0;
       out.freezeCount += s.freezeCount || 0;
       out.packets += s.packetsReceived || 0;
+      out.keyFramesDecoded += s.keyFramesDecoded || 0;
+      out.pliCount += s.pliCount || 0;
     }
   });
   return out;
@@ -97,7 +100,8 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
         async def video():
             return await viewer.evaluate(VIDEO_STATS)
 
-        freezes_before = (await video())["freezeCount"]
+        previous = await video()
+        freezes_before = previous["freezeCount"]
         widths = []
         for i, (w, h) in enumerate(((300, 169), (600, 338), (1150, 647))):
             await viewer.evaluate(SET_TILE, [w, h])
@@ -113,7 +117,14 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
                 lambda before=before: _more_frames(video, before), 10, "frames still decoded"
             )
             widths.append(before["frameWidth"])
-            assert after["freezeCount"] == freezes_before, after  # no freeze at a switch
+            # A switch is clean when the new layer starts at one of its keyframes and the
+            # viewer never had to ask for one (an undecodable frame makes Chrome send a
+            # PLI). Freezes are reported, not asserted: Chromium counts a freeze whenever
+            # rendering stalls, which a busy 2-core machine causes without any switch.
+            if before["frameWidth"] != previous["frameWidth"]:
+                assert before["keyFramesDecoded"] > previous["keyFramesDecoded"], before
+            assert after["pliCount"] == previous["pliCount"], after
+            previous = after
         print(
             "decoded widths",
             widths,
@@ -121,6 +132,8 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
             [(la.rid, la.width, la.bitrate) for la in sim.layers],
             "freezes before the switches",
             freezes_before,
+            "after",
+            previous["freezeCount"],
         )
         # each decoded width was the server's chosen layer's at that moment (decoded_at);
         # they are 320/640/1280 unless Chrome scaled a layer down meanwhile
