@@ -85,6 +85,14 @@ PAGE_HEADERS = {
 }
 
 
+async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``/static/``: revalidated on every load (ETag / Last-Modified make it cheap), so
+    that after an upgrade a browser never mixes a new ``app.js`` with an old module."""
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 async def join_page(request: web.Request) -> web.Response:
     """The browser join page; the slug, token and invite are read by the page itself."""
     return web.Response(
@@ -458,4 +466,5 @@ def create_app(
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/j/{slug}", join_page)
     app.router.add_static("/static/", WEB_DIR, append_version=False)
+    app.on_response_prepare.append(_static_headers)
     return app

@@ -76,6 +76,9 @@ async def test_modules_are_served_as_javascript() -> None:
             async with http.get(url) as r:
                 assert r.status == 200, url
                 assert r.content_type in ("text/javascript", "application/javascript"), url
+                # revalidated on each load: no mix of old and new modules after an upgrade
+                assert r.headers["Cache-Control"] == "no-cache", url
+                assert r.headers["X-Content-Type-Options"] == "nosniff", url
                 assert await r.read() == path.read_bytes()
 
 
