@@ -37,6 +37,7 @@ async def test_page_reconnects_when_its_socket_stops_answering(netns):
             # a ping every 10 s, 5 s to answer: then the page drops it and reconnects
             await page.get_by_text("Reconnected").wait_for(timeout=40000)
             await page.get_by_role("heading", name="Host controls").wait_for()
+            assert await page.evaluate("window.meeting.reconnects") == 1
     finally:
         await api.close()
         await srv.runner.cleanup()

@@ -44,6 +44,7 @@ export async function reconnect() {
     try {
       await connect();
       await join();
+      state.reconnects += 1; // window.meeting.reconnects: signalling came back this often
       status(wasWaiting ? "In the waiting room" : "Reconnected");
       return;
     } catch (e) {
