@@ -228,6 +228,30 @@ end
 return out
 """
 
+# ARGV: id, manifest JSON, link id, started_at. One step: the manifest and the link's
+# index (moved out of another link's index if the manifest names another link).
+LUA_PUT_RECORDING = """
+local id = ARGV[2]
+local old = redis.call('GET', KEY_RECORDING(id))
+if old then
+  local was = val(cjson.decode(old).link_id) or ''
+  if was ~= ARGV[4] then redis.call('ZREM', KEY_LINK_RECORDINGS(was), id) end
+end
+redis.call('SET', KEY_RECORDING(id), ARGV[3])
+redis.call('ZADD', KEY_LINK_RECORDINGS(ARGV[4]), ARGV[5], id)
+return 1
+"""
+
+# ARGV: id. 1 if this call deleted it (of two deletes at once, exactly one gets 1).
+LUA_DELETE_RECORDING = """
+local id = ARGV[2]
+local old = redis.call('GET', KEY_RECORDING(id))
+if not old then return 0 end
+redis.call('DEL', KEY_RECORDING(id))
+redis.call('ZREM', KEY_LINK_RECORDINGS(val(cjson.decode(old).link_id) or ''), id)
+return 1
+"""
+
 #: The scripts by the name ``RedisStoreBase._script`` calls them with (each runs
 #: after ``LUA_PRELUDE``).
 SCRIPTS = {
@@ -241,7 +265,19 @@ SCRIPTS = {
     "due": LUA_DUE,
     "list_links_page": redis_manage.LUA_LIST_LINKS_PAGE,
     "revoke_key": redis_manage.LUA_REVOKE_KEY,
+    "put_recording": LUA_PUT_RECORDING,
+    "delete_recording": LUA_DELETE_RECORDING,
 }
 
 #: Scripts that write records: with a replica, acknowledged only once it has them.
-WRITE_SCRIPTS = frozenset({"insert", "create_link", "update_link", "enqueue", "revoke_key"})
+WRITE_SCRIPTS = frozenset(
+    {
+        "insert",
+        "create_link",
+        "update_link",
+        "enqueue",
+        "revoke_key",
+        "put_recording",
+        "delete_recording",
+    }
+)

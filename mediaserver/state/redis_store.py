@@ -299,12 +299,15 @@ class RedisStore(RedisWebhookOutbox):
 
     # --- recordings -----------------------------------------------------------------
     async def put_recording(self, manifest: dict[str, Any]) -> None:
-        rec_id = str(manifest["id"])
-        zset = self._key(KEY_LINK_RECORDINGS, link_id=str(manifest.get("link_id") or ""))
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(KEY_RECORDING, id=rec_id), json.dumps(manifest))
-            pipe.zadd(zset, {rec_id: float(manifest.get("started_at") or 0.0)})
-            await pipe.execute()
+        """The manifest and its link's index in one script (acknowledged by a replica
+        when there is one, like every other record)."""
+        await self._script(
+            "put_recording",
+            str(manifest["id"]),
+            json.dumps(manifest),
+            str(manifest.get("link_id") or ""),
+            repr(float(manifest.get("started_at") or 0.0)),
+        )
 
     async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
         raw = await self._r.get(self._key(KEY_RECORDING, id=recording_id))
@@ -322,13 +325,4 @@ class RedisStore(RedisWebhookOutbox):
         return [json.loads(row) for row in rows]
 
     async def delete_recording(self, recording_id: str) -> bool:
-        key = self._key(KEY_RECORDING, id=recording_id)
-        raw = await self._r.get(key)
-        if raw is None:
-            return False
-        link_id = str(json.loads(str(raw)).get("link_id") or "")
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.zrem(self._key(KEY_LINK_RECORDINGS, link_id=link_id), recording_id)
-            await pipe.execute()
-        return True
+        return int(await self._script("delete_recording", recording_id)) == 1

@@ -334,7 +334,8 @@ class SqliteStore(SqliteWebhookOutbox):
         await self._tx(
             lambda conn: conn.execute(
                 "INSERT INTO recordings (id, link_id, started_at, data) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                " ON CONFLICT (id) DO UPDATE SET link_id = excluded.link_id,"
+                " started_at = excluded.started_at, data = excluded.data",
                 row,
             )
         )

@@ -1183,6 +1183,17 @@ async def test_recording_put_replace_get_list_delete(store: Store) -> None:
     assert await store.list_recordings("lnk_r") == []
 
 
+async def test_recording_deleted_once_and_moved_between_links(store: Store) -> None:
+    await store.put_recording(make_recording("RE02"))
+    results = await asyncio.gather(*(store.delete_recording("RE02") for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]  # exactly one delete happened
+    moved = make_recording("RE03", link_id="lnk_b")
+    await store.put_recording(make_recording("RE03", link_id="lnk_a"))
+    await store.put_recording(moved)
+    assert await store.list_recordings("lnk_a") == []
+    assert await store.list_recordings("lnk_b") == [moved]
+
+
 async def test_recordings_newest_first_and_limit(store: Store) -> None:
     for i, started in enumerate([30.0, 10.0, 50.0, 20.0]):
         await store.put_recording(make_recording(f"RE{i}", started_at=started))
