@@ -165,7 +165,7 @@ class PyRxSession:
 def new_rx_session(session: pylibsrtp.Session, *, native: bool = True) -> RxSession:
     """Unprotect with ``session`` (aiortc's ``RTCDtlsTransport._rx_srtp``): natively
     when :data:`UNPROTECT` is ``native`` (and ``native``), else through pylibsrtp."""
-    if _UNPROTECT is not None and native:
+    if _UNPROTECT is not None and native and PATH == "native":
         from pylibsrtp._binding import ffi
 
         address = int(ffi.cast("uintptr_t", session._srtp[0]))
