@@ -1,8 +1,10 @@
 """Microbenchmark of the receive side (issue 13): CPU per inbound SRTP packet from the
 ICE agent to the forwarding call, aiortc's queue path against the direct path.
 
-Both paths run real code on a real (uvloop) event loop: an SRTP packet enters
-``ServerConnection.data_received`` (where the UDP protocols hand datagrams over):
+Both paths run real code on a real (uvloop) event loop: an SRTP packet enters where a
+datagram enters the server (``--entry``): ``socket``, the per-connection socket's
+protocol (``_DirectProtocol.datagram_received``: on the queue path aioice's, which first
+tries to parse it as STUN), or ``mux``, the UDP mux's ``_MuxProtocol.deliver``:
 
 - ``queue``: no receive function bound, so aioice's queue → aiortc's own
   ``RTCDtlsTransport.__run``/``_recv_next`` task (pylibsrtp unprotect) → an async
@@ -37,6 +39,7 @@ from pylibsrtp import Policy, Session
 
 from mediaserver.sfu import fastpath, rxpath
 from mediaserver.sfu.forwarder import InboundExtIds, OutputParams
+from mediaserver.sfu.ice_sockets import _DirectProtocol, _MuxProtocol
 
 EXT_IDS = InboundExtIds(audio_level=1, abs_send_time=3)
 SSRC = 0x1234
@@ -64,14 +67,12 @@ def _sessions() -> tuple[Session, Session]:
 def _packets(tx: Session, count: int, size: int) -> list[bytes]:
     head = struct.pack("!HH", 0xBEDE, 1) + bytes((0x10, 0x20, 0, 0))
     return [
-        tx.protect(
-            struct.pack("!BBHII", 0x90, 111, k & 0xFFFF, k * 960, SSRC) + head + bytes(size)
-        )
+        tx.protect(struct.pack("!BBHII", 0x90, 111, k & 0xFFFF, k * 960, SSRC) + head + bytes(size))
         for k in range(count)
     ]
 
 
-async def _measure(path: str, fanout: int, batch: int, count: int, size: int) -> float:
+async def _measure(path: str, fanout: int, batch: int, count: int, size: int, entry: str) -> float:
     send = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     send.bind(("127.0.0.1", 0))
@@ -79,7 +80,9 @@ async def _measure(path: str, fanout: int, batch: int, count: int, size: int) ->
     track = fastpath.new_forwarding_track("opus", video=False, ext_ids=EXT_IDS)
     keep = []
     for i in range(fanout):
-        output = fastpath.new_output_stream(OutputParams(0x1000 + i, 111, str(i), 4, 1, 3), "s")
+        output = fastpath.new_output_stream(
+            OutputParams(0x1000 + i, 111, str(i), 4, 1, 3), "s", video=False
+        )
         output.active = True
         session = _sessions()[0]
         keep.append(session)
@@ -126,13 +129,26 @@ async def _measure(path: str, fanout: int, batch: int, count: int, size: int) ->
         connection.direct_rx = rxpath.publisher_receive(
             session, routes, lambda data: None, lambda data: None, loop.time
         )
-    receive = connection.data_received
+    candidate = type("Candidate", (), {"component": 1})()
+    if entry == "mux":
+        mux = _MuxProtocol(connection, type("MuxSocket", (), {"transport": None})())
+        mux.local_candidate = candidate
+        deliver = mux.deliver
+
+        def receive(data: bytes, addr: Any) -> None:
+            deliver(data)
+
+    else:
+        protocol = _DirectProtocol(connection)
+        protocol.local_candidate = candidate
+        receive = protocol.datagram_received
+    addr = ("127.0.0.1", 5000)
     position = [0]
 
     def feed() -> None:
         start = position[0]
         for data in packets[start : start + batch]:
-            receive(data, 1)
+            receive(data, addr)
         position[0] = start + batch
         if position[0] < count:
             loop.call_soon(feed)
@@ -155,23 +171,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fanout", type=int, action="append", help="default 0 and 20")
     parser.add_argument("--batch", type=int, action="append", help="default 1 and 8")
+    parser.add_argument("--entry", choices=("socket", "mux"), action="append")
     args = parser.parse_args()
     paths = ["queue", "direct-python"] + (["direct-native"] if fastpath.PATH == "native" else [])
     results: dict[str, dict[str, float]] = {}
 
     async def run() -> None:
-        for batch in args.batch or (1, 8):
-            for fanout in args.fanout or (0, 20):
-                key = f"batch {batch}, fan-out {fanout}"
-                results[key] = {}
-                for path in paths:
-                    runs = sorted(
-                        [
-                            await _measure(path, fanout, batch, args.packets, args.size)
-                            for _ in range(args.repeats)
-                        ]
-                    )
-                    results[key][path] = round(runs[len(runs) // 2], 2)
+        for entry in args.entry or ("socket", "mux"):
+            for batch in args.batch or (1, 8):
+                for fanout in args.fanout or (0, 20):
+                    key = f"{entry}, batch {batch}, fan-out {fanout}"
+                    results[key] = {}
+                    for path in paths:
+                        runs = sorted(
+                            [
+                                await _measure(path, fanout, batch, args.packets, args.size, entry)
+                                for _ in range(args.repeats)
+                            ]
+                        )
+                        results[key][path] = round(runs[len(runs) // 2], 2)
 
     uvloop.run(run())
     print(json.dumps(results, indent=1))
