@@ -14,11 +14,13 @@ tries to parse it as STUN), or ``mux``, the UDP mux's ``_MuxProtocol.deliver``:
   :func:`mediaserver.sfu.rxpath.publisher_receive` (pylibsrtp or native unprotect, SSRC
   route, synchronous handler).
 
-The handler forwards with the native ``route`` to ``--fanout`` outputs (SRTP protect +
-``sendmmsg`` over loopback; 0: receive cost alone). ``--batch`` packets are delivered per
-event-loop turn (1: every packet wakes the DTLS task, as with one packet per publisher
-per turn). No DTLS handshake, no ICE: the DTLS transport is put in the connected state
-by hand. Run: ``python -m loadtests.receive_micro [--packets 20000]``.
+The handler is a real ``Publication.on_rtp`` (an Opus publication with a stub participant:
+receive statistics, audio level and speech, then the native ``route`` to ``--fanout``
+outputs with SRTP protect + ``sendmmsg`` over loopback; 0: receive cost alone).
+``--batch`` packets are delivered per event-loop turn (1: every packet wakes the DTLS
+task, as with one packet per publisher per turn). No DTLS handshake, no ICE: the DTLS
+transport is put in the connected state by hand.
+Run: ``python -m loadtests.receive_micro [--packets 20000]``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import socket
 import struct
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import uvloop
@@ -40,6 +43,8 @@ from pylibsrtp import Policy, Session
 from mediaserver.sfu import fastpath, rxpath
 from mediaserver.sfu.forwarder import InboundExtIds, OutputParams
 from mediaserver.sfu.ice_sockets import _DirectProtocol, _MuxProtocol
+from mediaserver.sfu.negotiation import NegotiatedTrack
+from mediaserver.sfu.publication import Publication
 
 EXT_IDS = InboundExtIds(audio_level=1, abs_send_time=3)
 SSRC = 0x1234
@@ -77,7 +82,35 @@ async def _measure(path: str, fanout: int, batch: int, count: int, size: int, en
     recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     send.bind(("127.0.0.1", 0))
     recv.bind(("127.0.0.1", 0))  # never read: the kernel drops what overflows
-    track = fastpath.new_forwarding_track("opus", video=False, ext_ids=EXT_IDS)
+    participant = SimpleNamespace(
+        room=SimpleNamespace(media_until=float("inf")),
+        rtcp_ssrc=1,
+        speaking_seconds=0.0,
+        recent_speech=0.0,
+        send_to_publisher=lambda data: None,
+    )
+    publication = Publication(
+        participant,  # type: ignore[arg-type]
+        NegotiatedTrack(
+            "0",
+            "audio",
+            "sendrecv",
+            "opus",
+            "audio/opus",
+            48000,
+            2,
+            111,
+            (),
+            0,
+            SSRC,
+            0,
+            0,
+            1,
+            3,
+            "",
+        ),
+    )
+    track = publication.forwarding
     keep = []
     for i in range(fanout):
         output = fastpath.new_output_stream(
@@ -93,8 +126,10 @@ async def _measure(path: str, fanout: int, batch: int, count: int, size: int, en
     done = asyncio.get_running_loop().create_future()
     seen = [0]
 
+    handle = publication.on_rtp
+
     def on_rtp(data: bytes, now: float) -> None:  # the synchronous handler
-        track.route(data, now)
+        handle(data, now)
         seen[0] += 1
         if seen[0] == count and not done.done():
             done.set_result(None)
