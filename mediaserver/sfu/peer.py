@@ -1,7 +1,10 @@
-"""The only module that touches aiortc's peer connections (and its private names).
+"""The only module that touches aiortc's peer connections (and its private names), with
+its two helpers: :mod:`.ice_sockets` (the server's ICE sockets) and :mod:`.rxpath` (the
+direct receive path).
 
-Every private aiortc attribute used here is listed in :data:`AIORTC_PRIVATE_NAMES` and
-checked by the canary test, so an aiortc upgrade that renames one fails loudly.
+Every private aiortc/aioice attribute used here or there is listed in
+:data:`AIORTC_PRIVATE_NAMES` and checked by the canary test, so an aiortc upgrade that
+renames one fails loudly.
 """
 
 from __future__ import annotations
