@@ -495,8 +495,10 @@ class Participant:
             raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
 
     async def tick(self, now: float, report_due: bool) -> None:
-        if report_due and self.subscriber is not None:
-            self.subscriber.refresh_fast_path()
+        if report_due:  # the selected ICE pairs may have changed
+            for peer in (self.subscriber, self.publisher):
+                if peer is not None:
+                    peer.refresh_fast_path()
         if self.publisher is None or not self.publications:
             return
         out = b""

@@ -306,6 +306,7 @@ class PublisherPeer(_PeerBase):
         on_unknown_rtp: Callable[[bytes], RtpHandler | None],
     ) -> None:
         super().__init__(ice_servers, announced_address)
+        self.native_target = None  # nothing is forwarded on it: RTCP only, from Python
         self.routes: dict[int, RtpHandler] = {}
         self._on_rtcp = on_rtcp
         self._on_unknown_rtp = on_unknown_rtp
