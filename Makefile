@@ -64,7 +64,8 @@ asan: $(STAMP)
 		LD_PRELOAD=$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so) \
 		PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider --capture=sys -p fastpath_so tests/unit/test_fastpath.py
+		$(BIN)/python -m pytest -q -p no:cacheprovider --capture=sys -p fastpath_so \
+		tests/unit/test_fastpath.py tests/unit/test_fastpath_unprotect.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

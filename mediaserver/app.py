@@ -30,7 +30,7 @@ from .app_keys import (
 from .client_address import TrustedProxies
 from .config import Config, announced_map
 from .limits import AddressLimit
-from .sfu import fastpath
+from .sfu import fastpath, rxpath
 from .sfu.peer import (
     configure_announced_addresses,
     configure_ice_addresses,
@@ -58,7 +58,7 @@ async def healthz(request: web.Request) -> web.Response:
             "rooms": len(manager.rooms),
             "participants": sum(len(r.participants) for r in manager.rooms.values()),
             "state_backend": request.app[CONFIG].state.backend,
-            "forwarding": fastpath.status(),
+            "forwarding": {**fastpath.status(), **rxpath.status()},
             **(
                 {"cluster": {"node": relay.node, "redis": relay.cluster.healthy}}
                 if (relay := request.app.get(RELAY)) is not None

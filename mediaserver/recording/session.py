@@ -97,7 +97,6 @@ class RoomRecording:
         self._on_stopped = on_stopped
         self._stopping: asyncio.Task[None] | None = None
         self.stopped_at: float | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
         self.log = get_logger(room=room_id, recording=self.id)
         self.writer = WriterThread(self.id, queue_frames, self._writer_failed, "mediaserver")
 
@@ -129,9 +128,7 @@ class RoomRecording:
             now = self.loop.time()
             if now - last_request[0] >= KEYFRAME_REQUEST_SECONDS and not pub.closed:
                 last_request[0] = now
-                task = asyncio.ensure_future(pub.request_keyframe(now))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                pub.request_keyframe(now)  # sent at once
 
         track = TrackRecorder(
             key=key,

@@ -16,6 +16,16 @@ class Target:
     ) -> None: ...
     def clear(self) -> None: ...
 
+class RxSession:
+    """One connection's inbound SRTP session (srtp_unprotect / srtp_unprotect_rtcp)."""
+
+    refused: int
+    def __init__(
+        self, session: int, unprotect: int, unprotect_rtcp: int, keep: object, /
+    ) -> None: ...
+    def rtp(self, packet: bytes, /) -> bytes | None: ...
+    def rtcp(self, packet: bytes, /) -> bytes | None: ...
+
 class Output:
     """Rewrite state and NACK cache of one output (see forwarder.OutputStream)."""
 

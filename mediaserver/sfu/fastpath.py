@@ -13,6 +13,10 @@ libsrtp, ``"python"`` otherwise or when ``MEDIASERVER_PURE_PYTHON=1`` forces it.
   the others (outputs with a test hook, or whose connection is not resolved yet).
 - :func:`new_target` / :func:`bind_target`: one per subscriber connection, the libsrtp
   session and UDP destination the native path sends with (``None`` in the Python path).
+- :func:`new_rx_session`: a connection's inbound SRTP (the direct receive path,
+  :mod:`.rxpath`): ``rtp(packet)`` / ``rtcp(packet)`` give the packet unprotected or
+  None; natively ``srtp_unprotect`` on aiortc's own rx session, in the Python path
+  pylibsrtp's ``Session.unprotect`` (:data:`UNPROTECT` says which).
 
 The control plane stays in Python: the native state is the set of attributes the twin
 has (``_seq_offset``, ``_ts_offset``, ``_next_seq``, ``_resync``, ``waiting_keyframe``,
@@ -22,7 +26,9 @@ SRTP: the native path calls the ``srtp_protect`` of the libsrtp copy inside pyli
 (its cffi ``lib``) on the very ``srtp_t`` aiortc created from the DTLS keys
 (``RTCDtlsTransport._tx_srtp._srtp``): one session per connection shared with aiortc's
 own sends (RTCP, RTX answers), so the replay and rollover state stay consistent and no
-keying material is copied. Those private names are listed in :data:`PRIVATE_NAMES`.
+keying material is copied. Receiving, ``srtp_unprotect``/``srtp_unprotect_rtcp`` on
+``RTCDtlsTransport._rx_srtp._srtp`` the same way. Those private names are listed in
+:data:`PRIVATE_NAMES`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import os
 import random
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import pylibsrtp
 
 from ..config import ENV_PURE_PYTHON
 from .forwarder import (
@@ -48,10 +56,15 @@ __all__ = [
     "PATH",
     "PRIVATE_NAMES",
     "REASON",
+    "SRTP_PROTECT_TYPE",
+    "UNPROTECT",
+    "PyRxSession",
+    "RxSession",
     "Target",
     "bind_target",
     "new_forwarding_track",
     "new_output_stream",
+    "new_rx_session",
     "new_target",
     "route_function",
     "status",
@@ -65,8 +78,26 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 _CODECS = {"VP8": 1, "H264": 2}
-#: The libsrtp 2.x ``srtp_protect`` the C code calls (pylibsrtp 1.0 ships libsrtp 2.x).
+#: The libsrtp 2.x ``srtp_protect`` the C code calls (pylibsrtp 1.0 ships libsrtp 2.x);
+#: ``srtp_unprotect`` and ``srtp_unprotect_rtcp`` have the same type.
 SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+
+
+def _unprotect_functions() -> tuple[int, int] | None:
+    """Addresses of pylibsrtp's srtp_unprotect and srtp_unprotect_rtcp, or None when
+    they do not have the libsrtp 2.x signature (then pylibsrtp unprotects)."""
+    try:
+        from pylibsrtp._binding import ffi, lib
+
+        found = []
+        for name in ("srtp_unprotect", "srtp_unprotect_rtcp"):
+            fn = ffi.addressof(lib, name)
+            if ffi.typeof(fn).cname != SRTP_PROTECT_TYPE:
+                return None
+            found.append(int(ffi.cast("uintptr_t", fn)))
+    except Exception:  # pragma: no cover - pylibsrtp changed shape
+        return None
+    return found[0], found[1]
 
 
 def _load() -> tuple[Any, int, str]:
@@ -92,6 +123,56 @@ def _load() -> tuple[Any, int, str]:
 
 _native, _PROTECT, REASON = _load()
 PATH: Literal["native", "python"] = "native" if _native is not None else "python"
+_UNPROTECT = _unprotect_functions() if _native is not None else None
+#: Who unprotects inbound SRTP on the direct receive path: libsrtp called from C
+#: (``native``) or pylibsrtp's ``Session.unprotect`` (``python``).
+UNPROTECT: Literal["native", "python"] = "native" if _UNPROTECT is not None else "python"
+
+
+class RxSession(Protocol):
+    """A connection's inbound SRTP: the packet unprotected, or None when refused."""
+
+    def rtp(self, packet: bytes, /) -> bytes | None: ...
+
+    def rtcp(self, packet: bytes, /) -> bytes | None: ...
+
+
+class PyRxSession:
+    """The pure-Python twin of the native ``RxSession``: pylibsrtp's ``Session``."""
+
+    __slots__ = ("_rtcp", "_rtp", "refused")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self._rtp = session.unprotect
+        self._rtcp = session.unprotect_rtcp
+        self.refused = 0
+
+    def rtp(self, packet: bytes) -> bytes | None:
+        try:
+            return self._rtp(packet)
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than its buffer
+            self.refused += 1
+            return None
+
+    def rtcp(self, packet: bytes) -> bytes | None:
+        try:
+            return self._rtcp(packet)
+        except (pylibsrtp.Error, ValueError):
+            self.refused += 1
+            return None
+
+
+def new_rx_session(session: pylibsrtp.Session, *, native: bool = True) -> RxSession:
+    """Unprotect with ``session`` (aiortc's ``RTCDtlsTransport._rx_srtp``): natively
+    when :data:`UNPROTECT` is ``native`` (and ``native``), else through pylibsrtp."""
+    if _UNPROTECT is not None and native and PATH == "native":
+        from pylibsrtp._binding import ffi
+
+        address = int(ffi.cast("uintptr_t", session._srtp[0]))
+        made: RxSession = _native.RxSession(address, _UNPROTECT[0], _UNPROTECT[1], session)
+        return made
+    return PyRxSession(session)
+
 
 if TYPE_CHECKING:
     from ._fastpath import Output, Target
@@ -206,6 +287,7 @@ def status() -> dict[str, object]:
         "reason": REASON,
         "native_packets": _totals[0],
         "native_sendmmsg_calls": calls,
+        "unprotect": UNPROTECT,
     }
 
 

@@ -18,7 +18,7 @@ path stays the forwarder's: this module only moves outputs between lists.
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -123,9 +123,7 @@ class SimulcastLayers:
                 return layer
         return None
 
-    def bind(
-        self, layer: Layer, ssrc: int, *, rtx: bool
-    ) -> Callable[[bytes, float], Awaitable[None]]:
+    def bind(self, layer: Layer, ssrc: int, *, rtx: bool) -> Callable[[bytes, float], None]:
         """An SSRC seen with this layer's rid (``rtx``: with its repaired-rid)."""
         if rtx:
             layer.rtx_ssrc = ssrc
@@ -138,13 +136,13 @@ class SimulcastLayers:
     def bound(self) -> int:
         return sum(1 for layer in self.layers if layer.ssrc)
 
-    def _receiver(self, layer: Layer) -> Callable[[bytes, float], Awaitable[None]]:
+    def _receiver(self, layer: Layer) -> Callable[[bytes, float], None]:
         pub = layer.pub
         payload_type = pub.track.payload_type
         vp8 = pub.track.codec.upper() == "VP8"
         codec = pub.track.codec
 
-        async def on_packet(data: bytes, now: float) -> None:
+        def on_packet(data: bytes, now: float) -> None:
             layer.octets += len(data)
             layer.last_packet = now
             complete = False
@@ -170,7 +168,7 @@ class SimulcastLayers:
                         layer.keyframe_ts = _ts_at.unpack_from(data, 4)[0]
                         layer.keyframe_since = now
                         complete = self._keyframe_packet(layer, data, now)
-            await pub.on_rtp(data, now)  # the outputs this layer already feeds
+            pub.on_rtp(data, now)  # the outputs this layer already feeds
             if complete:
                 self._complete(layer, now)
 
@@ -276,11 +274,11 @@ class SimulcastLayers:
         for layer in self.layers:
             layer.pub.set_muted(muted)
 
-    async def request_keyframe(self, now: float) -> None:
+    def request_keyframe(self, now: float) -> None:
         """A subscriber asked (PLI/FIR): ask the layers that feed someone."""
         feeding = {id(sw.current): sw.current for sw in self._switches.values() if sw.current}
         for layer in feeding.values():
-            await layer.pub.request_keyframe(now)
+            layer.pub.request_keyframe(now)
 
     def feeding(self, output: OutputStream) -> Publication | None:
         """The layer whose packets ``output`` carries now (None: hidden or not yet)."""
@@ -317,7 +315,7 @@ class SimulcastLayers:
         for layer in self.layers:
             if layer.incoming and layer.ssrc and now - layer.last_pli >= SWITCH_PLI_INTERVAL:
                 layer.last_pli = now
-                await layer.pub.request_keyframe(now)
+                layer.pub.request_keyframe(now)
         ssrcs = [layer.ssrc for layer in self.layers if layer.ssrc]
         if report_due and ssrcs:
             out += rtcp.build_remb(self.parent.participant.rtcp_ssrc, self.uplink_bitrate, ssrcs)
@@ -363,7 +361,7 @@ class SimulcastLayers:
 
 def bind_by_rid(
     publications: list[Publication], data: bytes, ssrc: int
-) -> tuple[str, bool, Callable[[bytes, float], Awaitable[None]]] | None:
+) -> tuple[str, bool, Callable[[bytes, float], None]] | None:
     """Bind an unknown SSRC to the simulcast layer its rid (RTX: repaired-rid) names;
     the mid extension picks the publication when several send simulcast. Returns the
     rid, whether it is the layer's RTX stream, and the packet handler."""

@@ -117,9 +117,12 @@ class Participant:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("participant task failed", exc_info=task.exception())
 
-    async def send_to_publisher(self, data: bytes) -> None:
-        if self.publisher is not None:
-            await self.publisher.send_rtp(data)
+    def send_to_publisher(self, data: bytes) -> None:
+        """Send RTCP to the publisher now (SRTCP + sendto), without awaiting; before
+        the send path resolves, through aiortc's coroutine in a task."""
+        publisher = self.publisher
+        if publisher is not None and not publisher.send_rtcp_now(data):
+            self._spawn(publisher.send_rtp(data))
 
     # --- publishing -----------------------------------------------------------------
 
@@ -254,7 +257,7 @@ class Participant:
             self.metrics.simulcast_layers_bound.inc()
         return handler
 
-    async def _on_publisher_rtcp(self, data: bytes) -> None:
+    def _on_publisher_rtcp(self, data: bytes) -> None:
         try:
             items = rtcp.parse_rtcp(data)
         except ValueError:
@@ -268,7 +271,7 @@ class Participant:
 
     # --- subscribing ----------------------------------------------------------------
 
-    async def _on_subscriber_rtcp(self, data: bytes) -> None:
+    def _on_subscriber_rtcp(self, data: bytes) -> None:
         try:
             items = rtcp.parse_rtcp(data)
         except ValueError:
@@ -295,7 +298,7 @@ class Participant:
                 for ssrc in ssrcs:
                     sub = self.outputs_by_ssrc.get(ssrc)
                     if sub is not None:
-                        await sub.publication.request_keyframe(now)
+                        sub.publication.request_keyframe(now)
             elif isinstance(item, rtcp.Remb):
                 m.rtcp_feedback.labels("remb").inc()
                 self.downlink_estimate = item.bitrate
@@ -438,7 +441,7 @@ class Participant:
                 continue
             output = sub.attach(track)
             if output.active and sub.publication.video:
-                await sub.publication.request_keyframe(now)
+                sub.publication.request_keyframe(now)
         if neg.dirty:
             self.request_renegotiation()
 
@@ -477,7 +480,7 @@ class Participant:
             if sub.output is not None and not sub.output.active:
                 sub.output.active = True
                 if sub.publication.video:
-                    await sub.publication.request_keyframe(now)
+                    sub.publication.request_keyframe(now)
 
     async def add_ice_candidate(self, target: str, candidate: dict[str, Any] | None) -> None:
         peer = self.publisher if target == "publisher" else self.subscriber
@@ -505,8 +508,10 @@ class Participant:
             raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
 
     async def tick(self, now: float, report_due: bool) -> None:
-        if report_due and self.subscriber is not None:
-            self.subscriber.refresh_fast_path()
+        if report_due:  # the selected ICE pairs may have changed
+            for peer in (self.subscriber, self.publisher):
+                if peer is not None:
+                    peer.refresh_fast_path()
         if self.publisher is None or not self.publications:
             return
         out = b""

@@ -1,22 +1,20 @@
-"""The only module that touches aiortc's peer connections (and its private names).
+"""The only module that touches aiortc's peer connections (and its private names), with
+its two helpers: :mod:`.ice_sockets` (the server's ICE sockets) and :mod:`.rxpath` (the
+direct receive path).
 
-Every private aiortc attribute used here is listed in :data:`AIORTC_PRIVATE_NAMES` and
-checked by the canary test, so an aiortc upgrade that renames one fails loudly.
+Every private aiortc/aioice attribute used here or there is listed in
+:data:`AIORTC_PRIVATE_NAMES` and checked by the canary test, so an aiortc upgrade that
+renames one fails loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import ipaddress
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import aioice.ice
-import aiortc.rtcicetransport
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -29,15 +27,24 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from . import aiortc_speedups, fastpath
+from . import aiortc_speedups, fastpath, rxpath
 from .aiortc_speedups import captured_parse, own_descriptions, preparsed
+from .ice_sockets import (
+    configure_ice_addresses,
+    configure_port_range,
+    configure_udp_mux,
+    is_server_side,
+    server_side,
+)
 from .negotiation import NegotiatedTrack, SdpError, checked_tracks, parse_sdp, same_codec
-from .udpmux import UdpMux, bind_in_range
+from .rxpath import RtcpHandler, RtpHandler
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
     "IdleTrack",
     "PublisherPeer",
+    "RtcpHandler",
+    "RtpHandler",
     "SubscriberPeer",
     "configure_announced_addresses",
     "configure_ice_addresses",
@@ -82,14 +89,14 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice.Connection", "local_username"),
     ("aioice.ice.Connection", "close"),
     ("aioice.ice.Connection source", "local_username: str | None = None"),
+    # direct receive path (rxpath.py, ice_sockets.py)
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport source", "self._rx_srtp"),
+    ("aiortc.rtcdtlstransport.RTCDtlsTransport source", 'self.emit("statechange")'),
+    ("aioice.ice.Connection source", "self._queue.put_nowait((data, component))"),
     ("aiortc.rtcicetransport.RTCIceGatherer source", "local_username=local_username"),
 )
 
 _ssrc_at = struct.Struct("!I")
-RtpHandler = Callable[[bytes, float], Awaitable[None]]
-RtcpHandler = Callable[[bytes], Awaitable[None]]
-
-_original_get_host_addresses = aioice.ice.get_host_addresses
 
 
 def _not_early_candidate(record: logging.LogRecord) -> bool:
@@ -110,166 +117,7 @@ def configure_announced_addresses(mapping: Mapping[str, str]) -> None:
     _announced_map.update(mapping)
 
 
-def configure_ice_addresses(addresses: Sequence[str]) -> None:
-    """Gather ICE host candidates on exactly ``addresses`` (process-wide).
-
-    aioice skips loopback when it enumerates interfaces, and enumerates every other
-    interface; an explicit list fixes both. An empty list restores aioice's default.
-    """
-    if not addresses:
-        aioice.ice.get_host_addresses = _original_get_host_addresses
-        return
-    fixed = list(addresses)
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-    aioice.ice.get_host_addresses = get_host_addresses
-
-
-_SERVER_SIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("server_side", default=False)
-
-
-@contextlib.contextmanager
-def _server_side() -> Iterator[None]:
-    """ICE agents created inside use the shared media port (in-process SDK peers don't)."""
-    token = _SERVER_SIDE.set(True)
-    try:
-        yield
-    finally:
-        _SERVER_SIDE.reset(token)
-
-
-aiortc_speedups.install(_SERVER_SIDE.get)
-
-
-class _MuxProtocol(aioice.ice.StunProtocol):
-    """An ICE agent's view of a shared socket (:mod:`.udpmux`): closing it only unregisters."""
-
-    def __init__(self, receiver: aioice.ice.Connection, mux_socket: Any) -> None:
-        super().__init__(receiver)
-        self._mux_socket = mux_socket
-        self.connection_made(mux_socket.transport)
-
-    def deliver(self, data: bytes) -> None:
-        self.receiver.data_received(data, self.local_candidate.component)
-
-    def password(self) -> bytes:
-        return str(self.receiver.local_password).encode("utf8")
-
-    async def request(
-        self,
-        request: Any,
-        addr: tuple[str, int],
-        integrity_key: bytes | None = None,
-        retransmissions: int | None = None,
-    ) -> Any:
-        by_tx = self._mux_socket.by_tx
-        by_tx[request.transaction_id] = self
-        try:
-            return await super().request(request, addr, integrity_key, retransmissions)
-        finally:
-            by_tx.pop(request.transaction_id, None)
-
-    async def close(self) -> None:
-        self._mux_socket.forget(self)
-
-
-class _ServerConnection(aioice.ice.Connection):
-    """aioice binds a socket per host candidate on an ephemeral port; this binds them in
-    a range (``rtc.port_min``/``port_max``), or shares the process's one media port
-    (``rtc.udp_port``) with a long random local username fragment."""
-
-    port_min = 0
-    port_max = 0
-    mux: UdpMux | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        mux = _ServerConnection.mux if _SERVER_SIDE.get() else None
-        if mux is not None:
-            # aiortc may pass the ufrag of another transport of the same peer connection:
-            # every agent gets its own, so that the mux can route by it.
-            kwargs["local_username"] = mux.new_ufrag()
-        super().__init__(*args, **kwargs)
-        self._mux = mux
-
-    async def get_component_candidates(
-        self, component: int, addresses: list[str], timeout: int = 5
-    ) -> list[Any]:
-        if self._mux is None and not self.port_min:
-            return await super().get_component_candidates(component, addresses, timeout)
-        candidates: list[Any] = []
-        protocols: list[Any] = []
-        for address in addresses:
-            protocol = await self._host_protocol(address)
-            if protocol is None:
-                continue
-            host, port = protocol.transport.get_extra_info("sockname")[:2]
-            protocol.local_candidate = aioice.Candidate(
-                foundation=getattr(aioice.ice, "candidate_foundation")("host", "udp", host),  # noqa: B009
-                component=component,
-                transport="udp",
-                priority=getattr(aioice.ice, "candidate_priority")(component, "host"),  # noqa: B009
-                host=host,
-                port=port,
-                type="host",
-            )
-            candidates.append(protocol.local_candidate)
-            protocols.append(protocol)
-        self._protocols += protocols
-        if self.stun_server:
-            for protocol in protocols:
-                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
-                    try:
-                        cand, _ = await asyncio.wait_for(
-                            aioice.ice.server_reflexive_candidate(protocol, self.stun_server),
-                            timeout,
-                        )
-                        candidates.append(cand)
-                    except Exception:
-                        pass
-        # TURN (relayed) candidates: aioice's own code, with no host addresses.
-        candidates += await super().get_component_candidates(component, [], timeout)
-        return candidates
-
-    async def _host_protocol(self, address: str) -> Any:
-        if self._mux is not None:
-            mux_socket = self._mux.sockets.get(address)
-            if mux_socket is None:
-                return None
-            protocol = _MuxProtocol(self, mux_socket)
-            mux_socket.by_ufrag[self.local_username] = protocol
-            return protocol
-        sock = bind_in_range(address, self.port_min, self.port_max)
-        if sock is None:
-            return None
-        made: tuple[Any, Any] = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: aioice.ice.StunProtocol(self), sock=sock
-        )
-        return made[1]
-
-    async def close(self) -> None:
-        await super().close()
-        if self._mux is not None:
-            self._mux.release_ufrag(self.local_username)
-
-
-def _install_connection_class() -> None:
-    wanted = _ServerConnection if (_ServerConnection.mux or _ServerConnection.port_min) else None
-    setattr(aiortc.rtcicetransport, "Connection", wanted or aioice.ice.Connection)  # noqa: B010
-
-
-def configure_port_range(port_min: int, port_max: int) -> None:
-    """Bind ICE host candidates within [port_min, port_max] (0, 0: ephemeral ports)."""
-    _ServerConnection.port_min = port_min
-    _ServerConnection.port_max = port_max
-    _install_connection_class()
-
-
-def configure_udp_mux(mux: UdpMux | None) -> None:
-    """Server peer connections share ``mux``'s sockets (None: one socket per connection)."""
-    _ServerConnection.mux = mux
-    _install_connection_class()
+aiortc_speedups.install(is_server_side)
 
 
 def make_configuration(
@@ -315,12 +163,22 @@ async def _noop_rtp(data: bytes, arrival_time_ms: int) -> None:
     return None
 
 
+def _queued_rtcp(handler: RtcpHandler) -> Callable[[bytes], Any]:
+    """aiortc awaits ``_handle_rtcp_data``: the synchronous handler, as a coroutine
+    (for the SRTCP that still arrives through aiortc's queue)."""
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        handler(data)
+
+    return handle_rtcp_data
+
+
 class _PeerBase:
     def __init__(self, ice_servers: Sequence[dict[str, Any]], announced_address: str) -> None:
         self.pc = RTCPeerConnection(configuration=make_configuration(ice_servers))
         self._announced = announced_address
         self._dtls: RTCDtlsTransport | None = None
-        self._fast: tuple[Callable[[bytes], bytes], Callable[..., None], Any] | None = None
+        self._fast: tuple[Any, Callable[..., None], Any] | None = None
         #: Where the native forwarding path sends this connection's packets (None in
         #: the pure-Python path); bound whenever the Python send path resolves.
         self.native_target = fastpath.new_target()
@@ -354,7 +212,7 @@ class _PeerBase:
         """setRemoteDescription of ``sdp`` (``parsed`` already: aiortc does not parse it
         again); aiortc's errors become :class:`SdpError`."""
         try:
-            with _server_side(), preparsed(sdp, parsed):
+            with server_side(), preparsed(sdp, parsed):
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
         except Exception as exc:
             raise SdpError(f"{sdp_type} rejected: {type(exc).__name__}: {exc}") from None
@@ -368,9 +226,9 @@ class _PeerBase:
             fast = self._fast = self._resolve_fast()
             if fast is None:
                 return False
-        protect, sendto, addr = fast
+        srtp, sendto, addr = fast
         try:
-            sendto(protect(data), addr)
+            sendto(srtp.protect(data), addr)
         except Exception:
             self._fast = None  # re-resolve next time (e.g. a new selected pair)
             if self.native_target is not None:
@@ -378,7 +236,23 @@ class _PeerBase:
             return False
         return True
 
-    def _resolve_fast(self) -> tuple[Callable[[bytes], bytes], Callable[..., None], Any] | None:
+    def send_rtcp_now(self, data: bytes) -> bool:
+        """Send clear RTCP synchronously (SRTCP protect + sendto on the selected pair),
+        e.g. a NACK from the receive path. False if not connected."""
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._resolve_fast()
+            if fast is None:
+                return False
+        srtp, sendto, addr = fast
+        try:
+            sendto(srtp.protect_rtcp(data), addr)
+        except Exception:
+            self._fast = None
+            return False
+        return True
+
+    def _resolve_fast(self) -> tuple[Any, Callable[..., None], Any] | None:
         dtls = self._dtls
         if dtls is None or dtls.state != "connected":
             return None
@@ -387,7 +261,7 @@ class _PeerBase:
         if pair is None or srtp is None or pair.protocol.transport is None:
             return None
         fastpath.bind_target(self.native_target, srtp, pair.protocol.transport, pair.remote_addr)
-        return srtp.protect, pair.protocol.transport.sendto, pair.remote_addr
+        return srtp, pair.protocol.transport.sendto, pair.remote_addr
 
     def refresh_fast_path(self) -> None:
         """Resolve the send path again (the selected ICE pair may have changed)."""
@@ -418,8 +292,10 @@ class _PeerBase:
 class PublisherPeer(_PeerBase):
     """The connection a participant publishes on: RTP in, RTCP feedback out.
 
-    Inbound RTP never reaches aiortc's jitter buffer or decoder: the DTLS transport's
-    ``_handle_rtp_data`` is replaced by a router keyed by SSRC.
+    Inbound RTP never reaches aiortc's jitter buffer or decoder: once DTLS is connected
+    it takes the direct receive path (:mod:`.rxpath`: unprotect, route by SSRC, the
+    synchronous handler); what still arrives through aiortc's queue goes to the
+    replaced ``_handle_rtp_data``, the same router.
     """
 
     def __init__(
@@ -430,6 +306,7 @@ class PublisherPeer(_PeerBase):
         on_unknown_rtp: Callable[[bytes], RtpHandler | None],
     ) -> None:
         super().__init__(ice_servers, announced_address)
+        self.native_target = None  # nothing is forwarded on it: RTCP only, from Python
         self.routes: dict[int, RtpHandler] = {}
         self._on_rtcp = on_rtcp
         self._on_unknown_rtp = on_unknown_rtp
@@ -459,11 +336,18 @@ class PublisherPeer(_PeerBase):
             dtls = t.receiver.transport
             if dtls is not None and not getattr(dtls, "_mediaserver_hooked", False):
                 setattr(dtls, "_handle_rtp_data", self._handle_rtp_data)  # noqa: B010
-                setattr(dtls, "_handle_rtcp_data", self._on_rtcp)  # noqa: B010
+                setattr(dtls, "_handle_rtcp_data", _queued_rtcp(self._on_rtcp))  # noqa: B010
                 setattr(dtls, "_mediaserver_hooked", True)  # noqa: B010
                 self._dtls = dtls
+                rxpath.attach(dtls, self._direct_receive)
+
+    def _direct_receive(self, rx: fastpath.RxSession) -> rxpath.DirectReceive:
+        return rxpath.publisher_receive(
+            rx, self.routes, self._on_unknown_rtp, self._on_rtcp, self._loop.time
+        )
 
     async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        """aiortc's queue path (packets before the direct path was bound)."""
         if len(data) < 12:
             return
         route = self.routes.get(_ssrc_at.unpack_from(data, 8)[0])
@@ -471,7 +355,7 @@ class PublisherPeer(_PeerBase):
             route = self._on_unknown_rtp(data)
             if route is None:
                 return
-        await route(data, self._loop.time())
+        route(data, self._loop.time())
 
 
 class SubscriberPeer(_PeerBase):
@@ -500,7 +384,7 @@ class SubscriberPeer(_PeerBase):
         sender_report: Callable[[RTCRtpSender], bytes | None],
     ) -> RTCRtpTransceiver:
         """Add a sendonly transceiver that will carry one forwarded track."""
-        with _server_side():
+        with server_side():
             transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
         caps = RTCRtpSender.getCapabilities(kind).codecs
         preferred = [c for c in caps if same_codec(c, codec)][:1]
@@ -537,9 +421,13 @@ class SubscriberPeer(_PeerBase):
             dtls = t.sender.transport
             if dtls is not None and not getattr(dtls, "_mediaserver_hooked", False):
                 setattr(dtls, "_handle_rtp_data", _noop_rtp)  # noqa: B010
-                setattr(dtls, "_handle_rtcp_data", self._on_rtcp)  # noqa: B010
+                setattr(dtls, "_handle_rtcp_data", _queued_rtcp(self._on_rtcp))  # noqa: B010
                 setattr(dtls, "_mediaserver_hooked", True)  # noqa: B010
                 self._dtls = dtls
+                rxpath.attach(dtls, self._direct_receive)
+
+    def _direct_receive(self, rx: fastpath.RxSession) -> rxpath.DirectReceive:
+        return rxpath.subscriber_receive(rx, self._on_rtcp)
 
     async def create_offer(self) -> str:
         with captured_parse() as parsed, own_descriptions():

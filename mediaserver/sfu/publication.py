@@ -109,8 +109,9 @@ class Publication:
         self.ssrc = ssrc
         self.stats = rtcp.InboundStreamStats(ssrc, self.track.clock_rate)
 
-    async def on_rtp(self, data: bytes, now: float) -> None:
-        """Hot path: one inbound packet from the publisher."""
+    def on_rtp(self, data: bytes, now: float) -> None:
+        """Hot path: one inbound packet from the publisher (synchronous: called from the
+        direct receive path, :mod:`.rxpath`, inside the socket's read callback)."""
         if now > self.participant.room.media_until:
             return  # fenced: this node's lease of the room may have expired
         if self.stats is None:
@@ -128,8 +129,8 @@ class Publication:
         nacks = self.nacks
         if nacks is not None:
             lost = nacks.on_packet(seq, now)
-            if lost:
-                await self.participant.send_to_publisher(
+            if lost:  # sent at once, not awaited (SRTCP + sendto on the selected pair)
+                self.participant.send_to_publisher(
                     rtcp.build_nack(self.participant.rtcp_ssrc, self.ssrc, lost)
                 )
                 self.participant.metrics.nacks_sent.inc(len(lost))
@@ -162,13 +163,13 @@ class Publication:
             self.participant.speaking_seconds += delta
             self.participant.recent_speech += delta
 
-    async def on_rtx(self, data: bytes, now: float) -> None:
+    def on_rtx(self, data: bytes, now: float) -> None:
         """A retransmission from the publisher (answer to our NACK): unwrap, forward."""
         if data[1] & 0x7F != self.track.rtx_payload_type:
             return
         original = unwrap_rtx(data, self.ssrc, self.track.payload_type)
         if original is not None:
-            await self.on_rtp(original, now)
+            self.on_rtp(original, now)
 
     def on_sender_report(self, ntp: int, rtp_ts: int, now: float) -> None:
         if self.stats is not None:
@@ -177,14 +178,15 @@ class Publication:
         if self.recorder is not None:
             self.recorder.on_sender_report(ntp, rtp_ts, now)
 
-    async def request_keyframe(self, now: float) -> None:
+    def request_keyframe(self, now: float) -> None:
+        """A PLI to the publisher (throttled), sent at once."""
         if self.simulcast is not None:
-            await self.simulcast.request_keyframe(now)
+            self.simulcast.request_keyframe(now)
             return
         if not self.video or not self.ssrc:
             return
         if self.keyframes.should_send(now):
-            await self.participant.send_to_publisher(
+            self.participant.send_to_publisher(
                 rtcp.build_pli(self.participant.rtcp_ssrc, self.ssrc)
             )
             self.participant.metrics.keyframe_requests.inc()
@@ -229,7 +231,7 @@ class Publication:
             and any(o.active and o.waiting_keyframe for o in self.forwarding.outputs)
         ):
             self.last_keyframe_retry = now
-            await self.request_keyframe(now)
+            self.request_keyframe(now)
         if report_due and self.ssrc:
             bitrate = self.remb.minimum(now)
             if bitrate is not None:
@@ -317,7 +319,7 @@ class Subscription:
         if output not in outputs:
             outputs.append(output)
         if output.active:
-            await self.publication.request_keyframe(now)
+            self.publication.request_keyframe(now)
 
     @property
     def mid(self) -> str | None:

@@ -1,7 +1,7 @@
 """One UDP port for every peer connection of the process (``rtc.udp_port``).
 
 One socket per ICE address, bound at start-up, shared by all ICE agents. A datagram is
-handed to the ICE agent (an aioice ``StunProtocol`` made in :mod:`.peer`) it belongs to:
+handed to the ICE agent (an aioice ``StunProtocol`` made in :mod:`.ice_sockets`) it belongs to:
 
 - a STUN request: by the local ICE username fragment (the part of USERNAME before the
   colon); when its MESSAGE-INTEGRITY verifies against that agent's password, the sender's
@@ -11,7 +11,7 @@ handed to the ICE agent (an aioice ``StunProtocol`` made in :mod:`.peer`) it bel
 
 Anything that matches no agent is dropped and counted. This module parses STUN with
 aioice's public ``stun`` module but uses no private aiortc/aioice name; the agents'
-side (``_MuxProtocol`` in :mod:`.peer`) does.
+side (``_MuxProtocol`` in :mod:`.ice_sockets`) does.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class UdpPortInUse(OSError):
 
 
 class MuxedAgent(Protocol):
-    """What the mux needs from an ICE agent's per-socket protocol (see peer.py)."""
+    """What the mux needs from an ICE agent's per-socket protocol (see ice_sockets.py)."""
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None: ...
 

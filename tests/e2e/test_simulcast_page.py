@@ -10,6 +10,7 @@ from browser import Browsers, rising
 from server_helpers import make_config, slug_of
 from sites import find_publication, running_site
 
+from mediaserver.sfu import rxpath
 from mediaserver.sfu.layerswitch import START_LOW_SECONDS
 
 pytestmark = [pytest.mark.e2e]
@@ -139,6 +140,8 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
         # they are 320/640/1280 unless Chrome scaled a layer down meanwhile
         assert widths == sorted(widths) and widths[0] < widths[2], widths
         assert sim.switches_done >= 3
+        # Chromium's layers came in on the direct receive path (sfu/rxpath.py)
+        assert int(str(rxpath.status()["direct_rtp_packets"])) > 1000
 
         # hidden tile: the server stops forwarding that video, the page receives nothing
         await viewer.evaluate(SET_TILE, [0, 0])

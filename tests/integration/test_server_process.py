@@ -102,6 +102,9 @@ format = "json"
         async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
             forwarding = (await r.json())["forwarding"]
         assert forwarding["native_packets"] > 0, forwarding
+        # ... and came in on the direct receive path, unprotected natively (issue 13)
+        assert forwarding["direct_rtp_packets"] > 0, forwarding
+        assert forwarding["unprotect"] == "native", forwarding
         # The SFU never decodes or encodes: the guard recorded no codec instance.
         assert codec_log.exists(), "the codec guard was not installed in the server"
         assert codec_log.read_text() == ""
@@ -192,6 +195,7 @@ async def test_pure_python_variable_selects_the_python_path(tmp_path: Path):
         health = await wait_healthy(f"http://127.0.0.1:{port}", proc)
         assert health["forwarding"]["path"] == "python"
         assert "MEDIASERVER_PURE_PYTHON" in health["forwarding"]["reason"]
+        assert health["forwarding"]["unprotect"] == "python"
     finally:
         stop_process(proc)
     events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]

@@ -74,7 +74,7 @@ async def test_only_server_side_receivers_skip_the_estimator():
     await sub.close()
 
 
-async def _no_rtcp(data: bytes) -> None:
+def _no_rtcp(data: bytes) -> None:
     return None
 
 

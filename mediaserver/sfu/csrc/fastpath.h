@@ -101,6 +101,7 @@ typedef struct {
 
 extern PyTypeObject fp_TargetType;
 extern PyTypeObject fp_OutputType;
+extern PyTypeObject fp_RxSessionType; /* unprotect.c */
 
 /* target.c */
 void fp_target_close_fd(TargetObject *self);

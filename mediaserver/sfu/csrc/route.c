@@ -442,7 +442,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
-    if (PyType_Ready(&fp_TargetType) < 0 || PyType_Ready(&fp_OutputType) < 0) {
+    if (PyType_Ready(&fp_TargetType) < 0 || PyType_Ready(&fp_OutputType) < 0 ||
+        PyType_Ready(&fp_RxSessionType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module_def);
@@ -451,6 +452,7 @@ PyInit__fastpath(void)
     }
     if (PyModule_AddObjectRef(m, "Target", (PyObject *)&fp_TargetType) < 0 ||
         PyModule_AddObjectRef(m, "Output", (PyObject *)&fp_OutputType) < 0 ||
+        PyModule_AddObjectRef(m, "RxSession", (PyObject *)&fp_RxSessionType) < 0 ||
         PyModule_AddIntConstant(m, "CACHE_SIZE", CACHE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "MAX_PACKET_BYTES", MAX_PACKET_BYTES) < 0) {
         Py_DECREF(m);
