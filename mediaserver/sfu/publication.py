@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpTransceiver
 
 from ..telemetry import Metrics
-from . import fastpath, rtcp
+from . import fastpath, rtcp, rtcp_state
 from .base import new_id
 from .forwarder import InboundExtIds, OutputParams, OutputStream, unwrap_rtx
 from .negotiation import NegotiatedTrack
@@ -57,11 +57,11 @@ class Publication:
             ),
         )
         self.ssrc = track.ssrc
-        self.stats: rtcp.InboundStreamStats | None = None
-        self.nacks = rtcp.NackTracker() if self.video else None
-        self.keyframes = rtcp.KeyframeRequestThrottle(min_interval=0.3)
-        self.remb = rtcp.RembAggregator()
-        self.clock = rtcp.SenderReportClock()
+        self.stats: rtcp_state.InboundStreamStats | None = None
+        self.nacks = rtcp_state.NackTracker() if self.video else None
+        self.keyframes = rtcp_state.KeyframeRequestThrottle(min_interval=0.3)
+        self.remb = rtcp_state.RembAggregator()
+        self.clock = rtcp_state.SenderReportClock()
         self.muted = False
         self.closed = False
         self.subscriptions: dict[str, Subscription] = {}
@@ -95,9 +95,9 @@ class Publication:
         self.track = track
         self.ssrc = track.ssrc
         self.stats = None
-        self.clock = rtcp.SenderReportClock()
+        self.clock = rtcp_state.SenderReportClock()
         if self.nacks is not None:
-            self.nacks = rtcp.NackTracker()
+            self.nacks = rtcp_state.NackTracker()
         self.forwarding.ext_ids = InboundExtIds(
             audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
         )
@@ -107,7 +107,7 @@ class Publication:
 
     def bind_ssrc(self, ssrc: int) -> None:
         self.ssrc = ssrc
-        self.stats = rtcp.InboundStreamStats(ssrc, self.track.clock_rate)
+        self.stats = rtcp_state.InboundStreamStats(ssrc, self.track.clock_rate)
 
     def on_rtp(self, data: bytes, now: float) -> None:
         """Hot path: one inbound packet from the publisher (synchronous: called from the

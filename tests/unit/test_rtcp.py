@@ -24,18 +24,13 @@ from aiortc.rtp import (
 from mediaserver.sfu.rtcp import (
     Bye,
     Fir,
-    InboundStreamStats,
-    KeyframeRequestThrottle,
     Nack,
-    NackTracker,
     Other,
     Pli,
     ReceiverReport,
     Remb,
-    RembAggregator,
     ReportBlock,
     SenderReport,
-    SenderReportClock,
     build_bye,
     build_fir,
     build_nack,
@@ -48,6 +43,13 @@ from mediaserver.sfu.rtcp import (
     ntp_now,
     ntp_to_unix,
     parse_rtcp,
+)
+from mediaserver.sfu.rtcp_state import (
+    InboundStreamStats,
+    KeyframeRequestThrottle,
+    NackTracker,
+    RembAggregator,
+    SenderReportClock,
 )
 
 BLOCK_A = ReportBlock(
