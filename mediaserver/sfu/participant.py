@@ -1,5 +1,5 @@
 """A participant: its publisher and subscriber peer connections, its publications and
-its subscriptions, and the subscriber's renegotiation."""
+its subscriptions. The subscriber side's renegotiation is in :mod:`.subscribing`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import secrets
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
 from ..limits import TokenBucket
@@ -27,32 +25,17 @@ from .peer import PublisherPeer, RtpHandler, SubscriberPeer
 from .publication import Publication, Subscription
 from .sdp_limits import check_sdp_bounds
 from .simulcast import munge_answer, parse_simulcast_offer
-from .turns import in_turn
+from .subscribing import Negotiation, SubscriberNegotiation
 
 if TYPE_CHECKING:
     from .room import Room
 
-__all__ = ["MAX_INACTIVE_MLINES", "Participant"]
+__all__ = ["Participant"]
 
-#: Ended tracks leave inactive m-lines in the subscriber's description; past this many
-#: the subscriber connection is renegotiated from scratch (`restart` in the offer).
-MAX_INACTIVE_MLINES = 16
-#: A replaced subscriber connection forwards until media flows on every track of its
-#: successor, or this long.
-RETIRE_SECONDS = 10.0
 _ssrc_at = struct.Struct("!I")
 
 
-@dataclass
-class _Negotiation:
-    revision: int = 0
-    outstanding: bool = False
-    dirty: bool = False
-    task: asyncio.Task[None] | None = None
-    track_map: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-class Participant:
+class Participant(SubscriberNegotiation):
     def __init__(self, room: Room, name: str, send: SendMessage) -> None:
         self.id = new_id("PA")
         self.name = name
@@ -82,7 +65,7 @@ class Participant:
         #: replaced subscriber connections still forwarding until the new one connects
         self._retiring: list[tuple[SubscriberPeer, list[Subscription]]] = []
         self._force_restart = False
-        self.negotiation = _Negotiation()
+        self.negotiation = Negotiation()
         sig = room.manager.config.signalling
         #: publish offers (publication changes): each re-offers every other subscriber
         self.publish_bucket = TokenBucket(sig.publishes_per_minute / 60.0, sig.publish_burst)
@@ -215,13 +198,6 @@ class Participant:
         if track.rtx_ssrc:
             self.publisher.routes[track.rtx_ssrc] = pub.on_rtx
 
-    def restart_subscriber(self) -> None:
-        """Media recovery: the client dropped its subscriber connection; offer a fresh
-        one with every live track (``restart`` in the offer)."""
-        self._force_restart = True
-        self.negotiation.outstanding = False  # the old offer will never be answered
-        self.request_renegotiation()
-
     def _route_unknown_ssrc(self, data: bytes) -> RtpHandler | None:
         """An SSRC the offer did not announce: match it by payload type, once."""
         if self.publisher is None:
@@ -307,180 +283,6 @@ class Participant:
                     sub = self.outputs_by_ssrc.get(ssrc)
                     if sub is not None:
                         sub.publication.remb.update(self.id, item.bitrate, now)
-
-    def _sender_report(self, sender: RTCRtpSender) -> bytes | None:
-        for sub in self.subscriptions.values():
-            if sub.transceiver.sender is sender and sub.output is not None:
-                return sub.publication.sender_report_for(
-                    sub.output, asyncio.get_event_loop().time()
-                )
-        return None
-
-    def request_renegotiation(self) -> None:
-        """Publications came or went: offer the subscriber a new description."""
-        if self.closed:
-            return
-        neg = self.negotiation
-        if neg.outstanding or (neg.task is not None and not neg.task.done()):
-            neg.dirty = True
-            return
-        neg.dirty = False
-        neg.task = asyncio.ensure_future(self._renegotiate_in_turn())
-        self._tasks.add(neg.task)
-        neg.task.add_done_callback(self._task_done)
-
-    async def _renegotiate_in_turn(self) -> None:
-        gate = self.room.join_gate
-        if not gate.joining(self.id):  # a newcomer's own offers go first (turns.py)
-            await gate.quiet()
-        await in_turn(self.room.negotiation_turn, self._renegotiate)
-
-    async def _renegotiate(self) -> None:
-        cfg = self.room.manager.config
-        wanted = {
-            pub.id: pub
-            for other in self.room.participants.values()
-            if other is not self and not other.closed
-            for pub in other.publications.values()
-            if not pub.closed
-        }
-        for pub_id, sub in list(self.subscriptions.items()):
-            if pub_id not in wanted:
-                await sub.close()
-        restart = False
-        adding = any(pub_id not in self.subscriptions for pub_id in wanted)
-        forced, self._force_restart = self._force_restart, False
-        if self.subscriber is not None and (
-            forced
-            or (
-                self.inactive_mlines >= MAX_INACTIVE_MLINES
-                and adding  # a fresh connection needs at least one track to offer
-            )
-        ):
-            # The offer keeps growing with every track that ended: start a fresh
-            # subscriber connection with only the live tracks (clients replace theirs).
-            # Make before break: the old connection keeps forwarding until the new one
-            # is connected (or RETIRE_SECONDS passed), so the restart costs no media.
-            restart = True
-            old, self.subscriber = self.subscriber, None
-            retiring = list(self.subscriptions.values())
-            for sub in retiring:
-                sub.closed = True  # its output stays in the publication's outputs
-                sub.publication.subscriptions.pop(self.id, None)
-            self.subscriptions.clear()
-            self.outputs_by_ssrc.clear()
-            self.ended_mids.clear()
-            self.inactive_mlines = 0
-            self._retiring.append((old, retiring))
-        if restart:
-            self._restart_pending = True  # the client must replace its connection too
-        new = [pub for pub_id, pub in wanted.items() if pub_id not in self.subscriptions]
-        if not new and not self.ended_mids:
-            return
-        if self.subscriber is None:
-            if not new:
-                return
-            self.subscriber = SubscriberPeer(
-                self.room.manager.ice_servers,
-                cfg.rtc.announced_address,
-                on_rtcp=self._on_subscriber_rtcp,
-            )
-            self._spawn(self._activate_when_connected())
-        for pub in new:
-            transceiver = self.subscriber.add_transceiver(
-                pub.kind, pub.track, stream_id=pub.participant.id, sender_report=self._sender_report
-            )
-            sub = Subscription(self, pub, transceiver)
-            self.subscriptions[pub.id] = sub
-            pub.subscriptions[self.id] = sub
-        if self.closed or self.subscriber.closed:
-            return
-        offer = await self.subscriber.create_offer()
-        neg = self.negotiation
-        neg.revision += 1
-        neg.outstanding = True
-        neg.track_map = {
-            sub.mid: {
-                "publication_id": sub.publication.id,
-                "participant_id": sub.publication.participant.id,
-                "kind": sub.publication.kind,
-                "source": sub.publication.source,
-            }
-            for sub in self.subscriptions.values()
-            if sub.mid is not None
-        }
-        self.ended_mids.clear()
-        await self.send(
-            {
-                "type": "subscribe_offer",
-                "sdp": offer,
-                "revision": neg.revision,
-                "tracks": neg.track_map,
-                **({"restart": True} if self._restart_pending else {}),
-            }
-        )
-        self._restart_pending = False
-
-    async def apply_subscribe_answer(self, sdp: str, revision: int) -> None:
-        neg = self.negotiation
-        if not neg.outstanding or self.subscriber is None:
-            raise Refused("bad_state", "no subscribe_offer is waiting for an answer")
-        if revision and revision != neg.revision:
-            raise Refused(
-                "bad_state", f"answer is for revision {revision}, current is {neg.revision}"
-            )
-        offered = self.subscriber.offered_mlines or None  # the outstanding offer's
-        check_sdp_bounds(sdp, self.room.manager.sdp_limits, expected_mlines=offered)
-        negotiated = await in_turn(self.room.negotiation_turn, self.subscriber.apply_answer, sdp)
-        neg.outstanding = False
-        by_mid = {t.mid: t for t in negotiated}
-        now = asyncio.get_running_loop().time()
-        for sub in list(self.subscriptions.values()):
-            track = by_mid.get(sub.mid or "")
-            if track is None:
-                continue
-            output = sub.attach(track)
-            if output.active and sub.publication.video:
-                sub.publication.request_keyframe(now)
-        if neg.dirty:
-            self.request_renegotiation()
-
-    async def _activate_when_connected(self) -> None:
-        peer = self.subscriber
-        assert peer is not None
-        retiring, self._retiring = self._retiring, []
-        try:
-            if retiring:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_media_flows(peer), RETIRE_SECONDS)
-        finally:
-            for old, subs in retiring:  # the replaced connection: now break it
-                for sub in subs:
-                    sub._detach()
-                with contextlib.suppress(Exception):
-                    await old.close()
-        await peer.connected.wait()
-        await self._activate(peer)
-
-    async def _new_media_flows(self, peer: SubscriberPeer) -> None:
-        """The new subscriber connection is connected and forwards on every track (video
-        from a keyframe on): only then is the one it replaces closed."""
-        await peer.connected.wait()
-        await self._activate(peer)
-        for _ in range(int(RETIRE_SECONDS / 0.05)):  # polled: packets are counted in ints
-            if self.closed or all(
-                sub.output is not None and sub.output.packets for sub in self.subscriptions.values()
-            ):
-                return
-            await asyncio.sleep(0.05)
-
-    async def _activate(self, peer: SubscriberPeer) -> None:
-        now = asyncio.get_running_loop().time()
-        for sub in list(self.subscriptions.values()):
-            if sub.output is not None and not sub.output.active:
-                sub.output.active = True
-                if sub.publication.video:
-                    sub.publication.request_keyframe(now)
 
     async def add_ice_candidate(self, target: str, candidate: dict[str, Any] | None) -> None:
         peer = self.publisher if target == "publisher" else self.subscriber

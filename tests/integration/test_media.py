@@ -323,9 +323,9 @@ async def test_rtcp_reports_and_remb(server, clients):
 
 
 async def test_subscriber_connection_is_renewed_after_much_churn(server, clients, monkeypatch):
-    from mediaserver.sfu import participant as participant_module
+    from mediaserver.sfu import subscribing as subscribing_module
 
-    monkeypatch.setattr(participant_module, "MAX_INACTIVE_MLINES", 2)
+    monkeypatch.setattr(subscribing_module, "MAX_INACTIVE_MLINES", 2)
     observer = server.client("observer")
     clients.append(observer)
     await observer.connect()
