@@ -245,11 +245,16 @@ def test_optional_fields_are_not_required() -> None:
     assert parse({"type": "subscribe_answer", "sdp": SDP}).revision == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("mtype", sorted(VALID))
-@pytest.mark.parametrize("extra", ["extra", "TYPE", "Version", "room_id", "validate", ""])
+@pytest.mark.parametrize(
+    ("mtype", "extra"),
+    [
+        (mtype, extra)
+        for mtype in sorted(VALID)
+        for extra in ["extra", "TYPE", "Version", "room_id", "validate", ""]
+        if extra not in VALID[mtype]  # not a real field of this type
+    ],
+)
 def test_unknown_field(mtype: str, extra: str) -> None:
-    if extra in VALID[mtype]:
-        pytest.skip("a real field of this type")
     exc = fails(with_(mtype, id=5, **{extra: 1}), ErrorCode.UNKNOWN_FIELD, repr(extra), mtype)
     assert exc.ref == 5
 
