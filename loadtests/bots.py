@@ -29,6 +29,7 @@ from mediaserver.config import load_config
 from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
 from .rtp import RtpCounter, RtpPump
+from .servermetrics import metrics_url, scrape_buckets, server_join_figures
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETUP_TIMEOUT = 60.0
@@ -215,6 +216,8 @@ async def measure(
             total += len(c.streams)
         return total
 
+    # decrypt about 32 streams' worth of packets for the latency, whatever the size
+    RtpCounter.sample_every = max(1, expected_streams // 32)
     complete = True
     try:
         await bounded(
@@ -230,9 +233,11 @@ async def measure(
     for _ in range(windows):
         for c in counters:
             c.start_window()
+        bots0 = cpu_seconds(os.getpid())
         cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
         await asyncio.sleep(window)
         cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
+        bots1 = cpu_seconds(os.getpid())
         for c in counters:
             c.stop_window()
         received = expected = 0
@@ -252,6 +257,9 @@ async def measure(
                 "latency_ms_p99": percentile(lat, 0.99) / 1000,
                 "loss_pct": 100.0 * max(0, expected - received) / expected if expected else 0.0,
                 "server_cpu_pct": 100.0 * (cpu1 - cpu0) / elapsed,
+                # the bots' own process: near 100 % means they cannot keep up
+                "bots_cpu_pct": 100.0 * (bots1 - bots0) / elapsed,
+                "latency_samples": len(lat),
                 "streams": sum(len(c.streams) for c in counters),
                 "expected_streams": expected_streams,
                 "setup_complete": complete,
@@ -268,6 +276,7 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
     n = args.size
     rss0 = rss_bytes(args.server_pid)
     people: list[Participant] = []
+    joins0 = await scrape_buckets(metrics_url(args.url)) if args.system == "mediaserver" else {}
     try:
         if args.system == "mediaserver":
             room = f"fanout-{n}-{os.getpid()}"
@@ -293,6 +302,8 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / (n + 1) / 1024
         result["join_ms_p50"] = statistics.median(p.join_seconds for p in people) * 1000
         result["join_ms_p99"] = percentile([int(p.join_seconds * 1e6) for p in people], 0.99) / 1000
+        if args.system == "mediaserver":
+            result.update(await server_join_figures(args.url, joins0))
         return result
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
@@ -303,6 +314,7 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
     n = args.size
     rss0 = rss_bytes(args.server_pid)
     people: list[Participant] = []
+    joins0 = await scrape_buckets(metrics_url(args.url)) if args.system == "mediaserver" else {}
     try:
         if args.system == "mediaserver":
             room = f"full-{n}-{os.getpid()}"
@@ -334,6 +346,8 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         joins = [int(p.join_seconds * 1e6) for p in people]
         result["join_ms_p50"] = percentile(joins, 0.5) / 1000
         result["join_ms_p99"] = percentile(joins, 0.99) / 1000
+        if args.system == "mediaserver":
+            result.update(await server_join_figures(args.url, joins0))
         return result
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
@@ -360,6 +374,8 @@ async def scenario_churn(args: argparse.Namespace) -> dict[str, Any]:
         room_id = 900000 + n + os.getpid() % 1000 * 1000
         for i in range(n):
             people.append(await make(i))
+        ours = args.system == "mediaserver"
+        joins0 = await scrape_buckets(metrics_url(args.url)) if ours else {}
         cpu0, t0 = cpu_seconds(args.server_pid), time.monotonic()
         counter = n
         end = time.monotonic() + args.window
@@ -383,6 +399,7 @@ async def scenario_churn(args: argparse.Namespace) -> dict[str, Any]:
             "join_ms_p99": percentile(joins, 0.99) / 1000,
             "churn_per_second": len(joins) / (t1 - t0),
             "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            **(await server_join_figures(args.url, joins0) if ours else {}),
         }
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)

@@ -65,6 +65,15 @@ METRICS = (
     "latency_ms_p99",
     "loss_pct",
 )
+#: Printed too when a scenario reports them.
+EXTRAS = (
+    "join_ms_p50",
+    "join_ms_p99",
+    "server_join_ms_p50",
+    "server_join_ms_p99",
+    "server_cpu_pct",
+    "bots_cpu_pct",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -102,6 +111,15 @@ def wait_port(ns: Any, ip: str, port: int, proc: subprocess.Popen[bytes], timeou
     raise RuntimeError(f"{ip}:{port} did not open")
 
 
+def free_udp_port(ns: Any) -> int:
+    """A UDP port nothing is bound to on the server's address inside the namespace."""
+    probe = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.bind(('{ns.server_ip}', 0)); print(s.getsockname()[1])"
+    )
+    return int(ns.run([sys.executable, "-c", probe]).strip())
+
+
 def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.terminate()
@@ -120,6 +138,9 @@ class OurServer:
         self.workdir = workdir
         self.config = workdir / "mediaserver.toml"
         self.token_secret = secrets.token_urlsafe(32)
+        #: rtc.udp_port, as we recommend deploying (docs/operations.md): one UDP socket
+        #: for every peer connection; a port free inside the namespace
+        self.udp_port = free_udp_port(ns)
         self.write_config(abuse=False)
         out = subprocess.run(
             [
@@ -153,6 +174,7 @@ host = "{ns.server_ip}"
 port = {PORT}
 [rtc]
 ice_addresses = ["{ns.server_ip}"]
+udp_port = {self.udp_port}
 [rooms]
 max_participants = 200
 max_publications_per_participant = 4
@@ -355,6 +377,8 @@ def main() -> int:
                             **median_of(runs),
                             "repeats": len(runs),
                         }
+                        if runs and "server_join_buckets" in runs[-1]:
+                            row["server_join_buckets"] = runs[-1]["server_join_buckets"]
                         if scenario == "abuse" and runs:
                             row["attack_replies"] = runs[-1].get("attack_replies")
                         if not runs:
@@ -366,7 +390,7 @@ def main() -> int:
                         results.append(row)
                         print(
                             f"{row['scenario']:>14} {server.name:<12} "
-                            + " ".join(f"{m}={row.get(m)}" for m in METRICS),
+                            + " ".join(f"{m}={row.get(m)}" for m in METRICS + EXTRAS if m in row),
                             flush=True,
                         )
             finally:
@@ -378,6 +402,7 @@ def main() -> int:
             "window_seconds": window,
             "quick": args.quick,
             "janus_event_loops": 1,
+            "mediaserver_udp_port": True,
             "server_cpu": SERVER_CPU,
             "bots_cpu": BOTS_CPU,
         },
