@@ -42,6 +42,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def run_delay_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (schedstat): on a
+    shared machine, how much of a window a process wanted to run and could not."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            total += int(f.read().split()[1])
+    return total / 1e9
+
+
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -197,6 +207,26 @@ def counters_of(people: list[Participant]) -> list[RtpCounter]:
 # ----------------------------------------------------------------- measuring
 
 
+class JoinPhase:
+    """CPU of the server and of the bots while the participants arrive."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.t0 = time.monotonic()
+        self.server0 = cpu_seconds(server_pid)
+        self.bots0 = cpu_seconds(os.getpid())
+
+    def end(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.t0
+        return {
+            "arrivals_seconds": elapsed,
+            "arrivals_server_cpu_pct": 100
+            * (cpu_seconds(self.server_pid) - self.server0)
+            / elapsed,
+            "arrivals_bots_cpu_pct": 100 * (cpu_seconds(os.getpid()) - self.bots0) / elapsed,
+        }
+
+
 async def measure(
     people: list[Participant],
     server_pid: int,
@@ -233,11 +263,13 @@ async def measure(
     for _ in range(windows):
         for c in counters:
             c.start_window()
-        bots0 = cpu_seconds(os.getpid())
+        bots0, bwait0 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
+        swait0 = run_delay_seconds(server_pid)
         cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
         await asyncio.sleep(window)
         cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
-        bots1 = cpu_seconds(os.getpid())
+        swait1 = run_delay_seconds(server_pid)
+        bots1, bwait1 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
         for c in counters:
             c.stop_window()
         received = expected = 0
@@ -259,8 +291,14 @@ async def measure(
                 "server_cpu_pct": 100.0 * (cpu1 - cpu0) / elapsed,
                 # the bots' own process: near 100 % means they cannot keep up
                 "bots_cpu_pct": 100.0 * (bots1 - bots0) / elapsed,
+                # runnable but not running (the machine's other work, or each other)
+                "server_wait_pct": 100.0 * (swait1 - swait0) / elapsed,
+                "bots_wait_pct": 100.0 * (bwait1 - bwait0) / elapsed,
                 "latency_samples": len(lat),
                 "streams": sum(len(c.streams) for c in counters),
+                "ssrcs_seen": sum(len(c.seen) for c in counters),
+                "ssrcs_ignored": sum(len(c._ignored) for c in counters),
+                "undecryptable": sum(c.undecryptable for c in counters),
                 "expected_streams": expected_streams,
                 "setup_complete": complete,
             }
@@ -319,15 +357,19 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         if args.system == "mediaserver":
             room = f"full-{n}-{os.getpid()}"
             ours = [OurParticipant(args.url, f"p{i}") for i in range(n)]
+            phase = JoinPhase(args.server_pid)
             for p in ours:  # one after another, like people arriving
                 await p.join(room, publish=True, subscribe=True)
             people += ours
+            arrivals = phase.end()
         else:
             room_id = 500000 + n + os.getpid() % 1000 * 1000
             js = [JanusParticipant(args.url, f"p{i}") for i in range(n)]
+            phase = JoinPhase(args.server_pid)
             for p in js:
                 await p.join(room_id, publish=True)
             people += js
+            arrivals = phase.end()
             feeds = [p.feed_id for p in js]
             await asyncio.gather(
                 *(
@@ -343,6 +385,23 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
             windows=args.windows,
         )
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
+        result.update(arrivals)
+        if args.system == "mediaserver":  # where streams are missing: offers or media
+            subs = [p.client.subscriber for p in people if isinstance(p, OurParticipant)]
+            result["tracks_offered"] = sum(
+                len(p.client._track_map) for p in people if isinstance(p, OurParticipant)
+            )
+            result["subscribers_connected"] = sum(
+                1 for pc in subs if pc is not None and pc.connectionState == "connected"
+            )
+            if result["subscribers_connected"] < len(subs):
+                result["subscriber_states"] = [
+                    f"{i}:{pc.connectionState}/{pc.iceConnectionState}/{pc.signalingState}/"
+                    f"{len(pc.getTransceivers())}"
+                    if pc is not None
+                    else f"{i}:none"
+                    for i, pc in enumerate(subs)
+                ]
         joins = [int(p.join_seconds * 1e6) for p in people]
         result["join_ms_p50"] = percentile(joins, 0.5) / 1000
         result["join_ms_p99"] = percentile(joins, 0.99) / 1000

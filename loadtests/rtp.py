@@ -192,6 +192,7 @@ class RtpCounter:
         self.decrypted = 0
         self.undecryptable = 0
         self._ignored: set[int] = set()  # SSRCs without the stamp (RTX, padding)
+        self.seen: set[int] = set()  # SSRCs seen while recording (diagnostics)
         self._hooked: set[int] = set()
 
     def hook(self) -> None:
@@ -226,6 +227,7 @@ class RtpCounter:
         seq, ssrc = _seq_ssrc.unpack_from(data)
         st = self.streams.get(ssrc)
         if st is None:
+            self.seen.add(ssrc)
             if ssrc in self._ignored:
                 return
             stamp = self._stamp_of(data, srtp)

@@ -73,6 +73,9 @@ EXTRAS = (
     "server_join_ms_p99",
     "server_cpu_pct",
     "bots_cpu_pct",
+    "server_wait_pct",
+    "bots_wait_pct",
+    "arrivals_bots_cpu_pct",
 )
 
 
@@ -183,6 +186,8 @@ adhoc = true
 backend = "sqlite"
 data_dir = "{workdir / "data"}"
 [signalling]
+# aiortc's answer to a 48-m-line subscribe offer (full room 25) is ~72 KB as JSON
+max_message_bytes = 262144
 # every bot (and, in `abuse`, every attacker) has the same source address here; the
 # per-address caps are covered by tests/attacks, the bench exercises the other limits
 max_connections_per_address = 0
@@ -214,6 +219,10 @@ default_policy = "{"always" if recording else "off"}"
 
     def stop(self) -> None:
         _terminate(self.proc)
+        keep = os.environ.get("MSBENCH_KEEP_LOG")  # a directory: keep the server's log
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.workdir / "mediaserver.log", Path(keep) / "mediaserver.log")
 
 
 class JanusServer:
@@ -377,6 +386,9 @@ def main() -> int:
                             **median_of(runs),
                             "repeats": len(runs),
                         }
+                        for key in ("subscriber_states",):  # diagnostics, as they came
+                            if runs and key in runs[-1]:
+                                row[key] = runs[-1][key]
                         if runs and "server_join_buckets" in runs[-1]:
                             row["server_join_buckets"] = runs[-1]["server_join_buckets"]
                         if scenario == "abuse" and runs:
