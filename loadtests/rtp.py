@@ -168,9 +168,11 @@ class RtpCounter:
     """Counts packets, loss and added latency on a subscriber peer connection, from
     the clear RTP header of the SRTP packets (no SRTP, no aiortc receive path).
 
-    :meth:`hook` replaces the aioice connection's ``data_received`` (where every
-    datagram that is not STUN arrives, before aiortc's queue): SRTP packets are
-    counted there, everything else (DTLS, SRTCP) goes on to aiortc as before. Loss
+    :meth:`hook` replaces the ``datagram_received`` of the aioice connection's UDP
+    protocols (and, for protocols made later, the connection's ``data_received``,
+    where every datagram that is not STUN arrives before aiortc's queue): SRTP
+    packets are counted there, everything else (STUN, DTLS, SRTCP) goes on to aioice
+    and aiortc as before. Loss
     is from the sequence numbers of each SSRC (gaps between the lowest and highest
     extended sequence number of the window). Latency has the same definition as the
     payload stamp always had (the publisher bot's send time → this bot's receipt,
@@ -193,7 +195,7 @@ class RtpCounter:
         self.undecryptable = 0
         self._ignored: set[int] = set()  # SSRCs without the stamp (RTX, padding)
         self.seen: set[int] = set()  # SSRCs seen while recording (diagnostics)
-        self._hooked: set[int] = set()
+        self._hooked: set[int] = set()  # ids of the hooked connections
 
     def hook(self) -> None:
         """Call after each setRemoteDescription (the transports exist then)."""
@@ -202,17 +204,22 @@ class RtpCounter:
             if dtls is None:
                 continue
             conn = dtls.transport._connection
-            if id(conn) in self._hooked:
+            if getattr(conn, "_bench_counted", None) is self:
                 continue
+            conn._bench_counted = self
             self._hooked.add(id(conn))
             original = conn.data_received
 
             def data_received(
-                data: bytes, component: int, dtls: Any = dtls, original: Any = original
+                data: bytes,
+                component: int,
+                dtls: Any = dtls,
+                conn: Any = conn,
+                original: Any = original,
             ) -> None:
-                b0 = data[0]
                 srtp = dtls._rx_srtp
-                if 127 < b0 < 192 and not 191 < data[1] < 209 and srtp is not None:
+                if 127 < data[0] < 192 and not 191 < data[1] < 209 and srtp is not None:
+                    self._hook_sockets(conn, dtls)  # from the next datagram on
                     self.total += 1
                     if self.recording:
                         self._on_srtp(data, srtp)
@@ -220,6 +227,30 @@ class RtpCounter:
                     original(data, component)
 
             conn.data_received = data_received
+            self._hook_sockets(conn, dtls)
+
+    def _hook_sockets(self, conn: Any, dtls: Any) -> None:
+        """One step lower: the connection's UDP protocols (uvloop looks their
+        ``datagram_received`` up for every datagram), so an SRTP packet skips aioice's
+        STUN parse attempt (an exception per packet) and the call into the connection."""
+        for proto in conn._protocols:
+            if getattr(proto, "_bench_counted", None) is self:
+                continue
+            proto._bench_counted = self
+            original = proto.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: Any, dtls: Any = dtls, original: Any = original
+            ) -> None:
+                srtp = dtls._rx_srtp
+                if 127 < data[0] < 192 and not 191 < data[1] < 209 and srtp is not None:
+                    self.total += 1
+                    if self.recording:
+                        self._on_srtp(data, srtp)
+                else:
+                    original(data, addr)
+
+            proto.datagram_received = datagram_received
 
     def _on_srtp(self, data: bytes, srtp: Any) -> None:
         if len(data) < 12:
