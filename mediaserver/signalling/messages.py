@@ -52,6 +52,10 @@ PROTOCOL_VERSION = 1
 MAX_NAME_CHARS = 64
 MAX_ROOM_CHARS = 128
 MAX_SDP_CHARS = 60_000
+#: A subscribe answer grows with the room (it answers our offer, which has two m-lines
+#: per audio + video publisher); its real bound is the offer's (sdp_limits) and
+#: signalling.max_message_bytes. This is the largest allowed max_message_bytes.
+MAX_ANSWER_SDP_CHARS = 1_048_576
 #: What a publication carries (``publish.sources``); kind decides the default.
 SOURCES = ("camera", "microphone", "screen")
 #: Bidirectional overrides/isolates: they can make a display name render misleadingly.
@@ -227,7 +231,7 @@ class SubscribeAnswer(ClientMessage):
     revision: int = 0
 
     def validate(self) -> None:
-        _check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
+        _check_str("sdp", self.sdp, max_len=MAX_ANSWER_SDP_CHARS)
         if not isinstance(self.revision, int) or isinstance(self.revision, bool):
             raise ProtocolError(ErrorCode.INVALID_FIELD, "revision: expected integer")
 
