@@ -76,6 +76,16 @@ def write_report(doc: dict[str, Any]) -> None:
         "",
         "## Method",
         "",
+        *(
+            []
+            if s.get("mediaserver_udp_port")
+            else [
+                "(This run predates the clear-header bots and `rtc.udp_port` in the bench: its",
+                "bots decrypted and parsed every packet through aiortc, and ours ran one UDP",
+                "socket per peer connection; the method below is the current one.)",
+                "",
+            ]
+        ),
         "- Both servers and all bots run inside a network namespace with a veth pair that the",
         "  script creates and deletes (Janus ignores loopback). One server runs at a time,",
         f"  pinned to CPU {s['server_cpu']}; the bots are pinned to CPU {s['bots_cpu']}.",
