@@ -28,7 +28,15 @@ from mediaserver.client.sdk import MeetingClient
 from mediaserver.config import load_config
 from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
-from .procstat import JoinPhase, cpu_seconds, percentile, rss_bytes, run_delay_seconds
+from .busy import publish_retrying
+from .procstat import (
+    JoinPhase,
+    cpu_seconds,
+    percentile,
+    rss_bytes,
+    run_delay_seconds,
+    udp_drops_by_address,
+)
 from .rtp import RtpCounter, RtpPump
 from .servermetrics import metrics_url, scrape_buckets, server_join_figures
 
@@ -52,11 +60,14 @@ class Participant:
     pump: RtpPump | None = None
     counter: RtpCounter | None = None
     join_seconds: float = 0.0
+    busy_retries = 0  # publish refused with busy and sent again
 
     async def close(self) -> None:
         raise NotImplementedError
 
 
+#: The bots' own address (--ice-address): their sockets' drops are the bots' loss.
+BOT_ADDRESS = "10.77.0.2"
 #: The key that signs room tokens: the server's linkapi.token_secret (--server-config).
 TOKEN_SECRET = b""
 
@@ -83,7 +94,7 @@ class OurParticipant(Participant):
         self.join_seconds = time.monotonic() - started
         if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
-            await self.client.publish(tracks)
+            self.busy_retries = await publish_retrying(self.client, tracks)
             pc = self.client.publisher
             assert pc is not None
             await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
@@ -193,6 +204,7 @@ async def measure(
             total += len(c.streams)
         return total
 
+    bot_address = BOT_ADDRESS
     # decrypt about 32 streams' worth of packets for the latency, whatever the size
     RtpCounter.sample_every = max(1, expected_streams // 32)
     complete = True
@@ -210,6 +222,7 @@ async def measure(
     for _ in range(windows):
         for c in counters:
             c.start_window()
+        drops0 = udp_drops_by_address()
         bots0, bwait0 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
         swait0 = run_delay_seconds(server_pid)
         cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
@@ -217,6 +230,8 @@ async def measure(
         cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
         swait1 = run_delay_seconds(server_pid)
         bots1, bwait1 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
+        drops = udp_drops_by_address()
+        drops.subtract(drops0)
         for c in counters:
             c.stop_window()
         received = expected = 0
@@ -240,6 +255,9 @@ async def measure(
                 "bots_cpu_pct": 100.0 * (bots1 - bots0) / elapsed,
                 # runnable but not running (the machine's other work, or each other)
                 "server_wait_pct": 100.0 * (swait1 - swait0) / elapsed,
+                # receive-buffer drops in the window, by side (whose loss it is)
+                "drops_at_bots": max(0, drops[bot_address]),
+                "drops_at_server": max(0, sum(v for k, v in drops.items() if k != bot_address)),
                 "bots_wait_pct": 100.0 * (bwait1 - bwait0) / elapsed,
                 "latency_samples": len(lat),
                 "streams": sum(len(c.streams) for c in counters),
@@ -333,6 +351,7 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         )
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
         result.update(arrivals)
+        result["publish_busy_retries"] = sum(p.busy_retries for p in people)
         if args.system == "mediaserver":  # where streams are missing: offers or media
             subs = [p.client.subscriber for p in people if isinstance(p, OurParticipant)]
             result["tracks_offered"] = sum(
@@ -508,6 +527,8 @@ def main() -> int:
         global TOKEN_SECRET
         TOKEN_SECRET = load_config(args.server_config, env={}).linkapi.token_secret.encode()
     configure_ice_addresses([args.ice_address])
+    global BOT_ADDRESS
+    BOT_ADDRESS = args.ice_address
     try:
         import uvloop
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
+from collections import Counter
 
-__all__ = ["JoinPhase", "cpu_seconds", "percentile", "rss_bytes", "run_delay_seconds"]
+__all__ = [
+    "JoinPhase",
+    "cpu_seconds",
+    "percentile",
+    "rss_bytes",
+    "run_delay_seconds",
+    "udp_drops_by_address",
+]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -62,3 +71,17 @@ class JoinPhase:
             / elapsed,
             "arrivals_bots_cpu_pct": 100 * (cpu_seconds(os.getpid()) - self.bots0) / elapsed,
         }
+
+
+def udp_drops_by_address() -> Counter[str]:
+    """Datagrams the kernel dropped per local IPv4 address (the ``drops`` column of
+    this network namespace's /proc/net/udp: a full receive buffer, i.e. a process that
+    did not read in time). Sockets closed meanwhile drop out of the sum."""
+    out: Counter[str] = Counter()
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            address = socket.inet_ntoa(bytes.fromhex(fields[1].split(":")[0])[::-1])
+            out[address] += int(fields[-1])
+    return out

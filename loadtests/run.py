@@ -76,6 +76,8 @@ EXTRAS = (
     "server_wait_pct",
     "bots_wait_pct",
     "arrivals_bots_cpu_pct",
+    "drops_at_bots",
+    "drops_at_server",
 )
 
 
