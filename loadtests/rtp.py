@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -160,6 +161,24 @@ class StreamStats:
     latencies_us: list[int] = field(default_factory=list)
 
 
+#: The bots' receive buffer per socket (root: SO_RCVBUFFORCE, past net.core.rmem_max):
+#: a bot process that stalls for a moment (the machine's other work) then delays
+#: packets instead of dropping them, so the loss figure is the server's.
+BOT_RCVBUF = 4 << 20
+
+
+def enlarge_receive_buffer(proto: Any) -> None:
+    transport = getattr(proto, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, BOT_RCVBUF)
+                return
+
+
 _seq_ssrc = struct.Struct("!2xH4xI")
 _NOT_OURS = -(1 << 62)
 
@@ -238,6 +257,7 @@ class RtpCounter:
                 continue
             proto._bench_counted = self
             original = proto.datagram_received
+            enlarge_receive_buffer(proto)
 
             def datagram_received(
                 data: bytes, addr: Any, dtls: Any = dtls, original: Any = original
