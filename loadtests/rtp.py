@@ -191,9 +191,8 @@ class RtpCounter:
     protocols (and, for protocols made later, the connection's ``data_received``,
     where every datagram that is not STUN arrives before aiortc's queue): SRTP
     packets are counted there, everything else (STUN, DTLS, SRTCP) goes on to aioice
-    and aiortc as before. Loss
-    is from the sequence numbers of each SSRC (gaps between the lowest and highest
-    extended sequence number of the window). Latency has the same definition as the
+    and aiortc as before. Loss is from the sequence numbers of each SSRC (gaps between
+    the lowest and highest extended sequence number of the window). Latency has the same definition as the
     payload stamp always had (the publisher bot's send time → this bot's receipt,
     now taken when the datagram arrives): a sample of the packets is decrypted with
     the connection's own SRTP session to read the stamp — the first packet of every
