@@ -192,12 +192,12 @@ class RtpCounter:
     where every datagram that is not STUN arrives before aiortc's queue): SRTP
     packets are counted there, everything else (STUN, DTLS, SRTCP) goes on to aioice
     and aiortc as before. Loss is from the sequence numbers of each SSRC (gaps between
-    the lowest and highest extended sequence number of the window). Latency has the same definition as the
-    payload stamp always had (the publisher bot's send time → this bot's receipt,
-    now taken when the datagram arrives): a sample of the packets is decrypted with
-    the connection's own SRTP session to read the stamp — the first packet of every
-    SSRC (a stream counts only if it carries the bots' stamp: RTX or padding would
-    not) and then every :attr:`sample_every`-th packet of each stream.
+    the lowest and highest extended sequence number of the window). Latency has the
+    same definition as the payload stamp always had (the publisher bot's send time →
+    this bot's receipt, now taken when the datagram arrives): a sample of the packets
+    is decrypted with the connection's own SRTP session to read the stamp — the first
+    packet of every SSRC (a stream counts only if it carries the bots' stamp: RTX or
+    padding would not) and then every :attr:`sample_every`-th packet of each stream.
     """
 
     #: Decrypt one packet in this many per stream for the latency figure (the bots
