@@ -59,15 +59,13 @@ class GapCounter(RtpCounter):
         self.pc = pc
         self.hook()
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+    def _on_packet(self, data: bytes) -> None:
         now = time.monotonic_ns()
-        if self.recording:
-            kind = "video" if len(data) > 600 else "audio"
-            last = self.last_arrival.get(kind)
-            if last is not None and now - last > self.longest_gap_ns:
-                self.longest_gap_ns = now - last
-            self.last_arrival[kind] = now
-        await super()._on_rtp(data, arrival_time_ms)
+        kind = "video" if len(data) > 600 else "audio"
+        last = self.last_arrival.get(kind)
+        if last is not None and now - last > self.longest_gap_ns:
+            self.longest_gap_ns = now - last
+        self.last_arrival[kind] = now
 
     def start_window(self) -> None:
         super().start_window()

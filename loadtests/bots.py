@@ -28,33 +28,19 @@ from mediaserver.client.sdk import MeetingClient
 from mediaserver.config import load_config
 from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
+from .busy import publish_retrying
+from .procstat import (
+    JoinPhase,
+    cpu_seconds,
+    percentile,
+    rss_bytes,
+    run_delay_seconds,
+    udp_drops_by_address,
+)
 from .rtp import RtpCounter, RtpPump
+from .servermetrics import metrics_url, scrape_buckets, server_join_figures
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETUP_TIMEOUT = 60.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def percentile(values: list[int], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return float(values[k])
 
 
 async def bounded(what: str, predicate: Callable[[], bool], timeout: float) -> None:
@@ -74,11 +60,14 @@ class Participant:
     pump: RtpPump | None = None
     counter: RtpCounter | None = None
     join_seconds: float = 0.0
+    busy_retries = 0  # publish refused with busy and sent again
 
     async def close(self) -> None:
         raise NotImplementedError
 
 
+#: The bots' own address (--ice-address): their sockets' drops are the bots' loss.
+BOT_ADDRESS = "10.77.0.2"
 #: The key that signs room tokens: the server's linkapi.token_secret (--server-config).
 TOKEN_SECRET = b""
 
@@ -105,7 +94,7 @@ class OurParticipant(Participant):
         self.join_seconds = time.monotonic() - started
         if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
-            await self.client.publish(tracks)
+            self.busy_retries = await publish_retrying(self.client, tracks)
             pc = self.client.publisher
             assert pc is not None
             await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
@@ -215,6 +204,9 @@ async def measure(
             total += len(c.streams)
         return total
 
+    bot_address = BOT_ADDRESS
+    # decrypt about 32 streams' worth of packets for the latency, whatever the size
+    RtpCounter.sample_every = max(1, expected_streams // 32)
     complete = True
     try:
         await bounded(
@@ -230,9 +222,16 @@ async def measure(
     for _ in range(windows):
         for c in counters:
             c.start_window()
+        drops0 = udp_drops_by_address()
+        bots0, bwait0 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
+        swait0 = run_delay_seconds(server_pid)
         cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
         await asyncio.sleep(window)
         cpu1, t1 = cpu_seconds(server_pid), time.monotonic()
+        swait1 = run_delay_seconds(server_pid)
+        bots1, bwait1 = cpu_seconds(os.getpid()), run_delay_seconds(os.getpid())
+        drops = udp_drops_by_address()
+        drops.subtract(drops0)
         for c in counters:
             c.stop_window()
         received = expected = 0
@@ -252,7 +251,19 @@ async def measure(
                 "latency_ms_p99": percentile(lat, 0.99) / 1000,
                 "loss_pct": 100.0 * max(0, expected - received) / expected if expected else 0.0,
                 "server_cpu_pct": 100.0 * (cpu1 - cpu0) / elapsed,
+                # the bots' own process: near 100 % means they cannot keep up
+                "bots_cpu_pct": 100.0 * (bots1 - bots0) / elapsed,
+                # runnable but not running (the machine's other work, or each other)
+                "server_wait_pct": 100.0 * (swait1 - swait0) / elapsed,
+                # receive-buffer drops in the window, by side (whose loss it is)
+                "drops_at_bots": max(0, drops[bot_address]),
+                "drops_at_server": max(0, sum(v for k, v in drops.items() if k != bot_address)),
+                "bots_wait_pct": 100.0 * (bwait1 - bwait0) / elapsed,
+                "latency_samples": len(lat),
                 "streams": sum(len(c.streams) for c in counters),
+                "ssrcs_seen": sum(len(c.seen) for c in counters),
+                "ssrcs_ignored": sum(len(c._ignored) for c in counters),
+                "undecryptable": sum(c.undecryptable for c in counters),
                 "expected_streams": expected_streams,
                 "setup_complete": complete,
             }
@@ -268,6 +279,7 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
     n = args.size
     rss0 = rss_bytes(args.server_pid)
     people: list[Participant] = []
+    joins0 = await scrape_buckets(metrics_url(args.url)) if args.system == "mediaserver" else {}
     try:
         if args.system == "mediaserver":
             room = f"fanout-{n}-{os.getpid()}"
@@ -293,6 +305,8 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / (n + 1) / 1024
         result["join_ms_p50"] = statistics.median(p.join_seconds for p in people) * 1000
         result["join_ms_p99"] = percentile([int(p.join_seconds * 1e6) for p in people], 0.99) / 1000
+        if args.system == "mediaserver":
+            result.update(await server_join_figures(args.url, joins0))
         return result
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
@@ -303,19 +317,24 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
     n = args.size
     rss0 = rss_bytes(args.server_pid)
     people: list[Participant] = []
+    joins0 = await scrape_buckets(metrics_url(args.url)) if args.system == "mediaserver" else {}
     try:
         if args.system == "mediaserver":
             room = f"full-{n}-{os.getpid()}"
             ours = [OurParticipant(args.url, f"p{i}") for i in range(n)]
+            phase = JoinPhase(args.server_pid)
             for p in ours:  # one after another, like people arriving
                 await p.join(room, publish=True, subscribe=True)
             people += ours
+            arrivals = phase.end()
         else:
             room_id = 500000 + n + os.getpid() % 1000 * 1000
             js = [JanusParticipant(args.url, f"p{i}") for i in range(n)]
+            phase = JoinPhase(args.server_pid)
             for p in js:
                 await p.join(room_id, publish=True)
             people += js
+            arrivals = phase.end()
             feeds = [p.feed_id for p in js]
             await asyncio.gather(
                 *(
@@ -331,9 +350,29 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
             windows=args.windows,
         )
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
+        result.update(arrivals)
+        result["publish_busy_retries"] = sum(p.busy_retries for p in people)
+        if args.system == "mediaserver":  # where streams are missing: offers or media
+            subs = [p.client.subscriber for p in people if isinstance(p, OurParticipant)]
+            result["tracks_offered"] = sum(
+                len(p.client._track_map) for p in people if isinstance(p, OurParticipant)
+            )
+            result["subscribers_connected"] = sum(
+                1 for pc in subs if pc is not None and pc.connectionState == "connected"
+            )
+            if result["subscribers_connected"] < len(subs):
+                result["subscriber_states"] = [
+                    f"{i}:{pc.connectionState}/{pc.iceConnectionState}/{pc.signalingState}/"
+                    f"{len(pc.getTransceivers())}"
+                    if pc is not None
+                    else f"{i}:none"
+                    for i, pc in enumerate(subs)
+                ]
         joins = [int(p.join_seconds * 1e6) for p in people]
         result["join_ms_p50"] = percentile(joins, 0.5) / 1000
         result["join_ms_p99"] = percentile(joins, 0.99) / 1000
+        if args.system == "mediaserver":
+            result.update(await server_join_figures(args.url, joins0))
         return result
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
@@ -360,6 +399,8 @@ async def scenario_churn(args: argparse.Namespace) -> dict[str, Any]:
         room_id = 900000 + n + os.getpid() % 1000 * 1000
         for i in range(n):
             people.append(await make(i))
+        ours = args.system == "mediaserver"
+        joins0 = await scrape_buckets(metrics_url(args.url)) if ours else {}
         cpu0, t0 = cpu_seconds(args.server_pid), time.monotonic()
         counter = n
         end = time.monotonic() + args.window
@@ -383,6 +424,7 @@ async def scenario_churn(args: argparse.Namespace) -> dict[str, Any]:
             "join_ms_p99": percentile(joins, 0.99) / 1000,
             "churn_per_second": len(joins) / (t1 - t0),
             "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            **(await server_join_figures(args.url, joins0) if ours else {}),
         }
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
@@ -485,6 +527,8 @@ def main() -> int:
         global TOKEN_SECRET
         TOKEN_SECRET = load_config(args.server_config, env={}).linkapi.token_secret.encode()
     configure_ice_addresses([args.ice_address])
+    global BOT_ADDRESS
+    BOT_ADDRESS = args.ice_address
     try:
         import uvloop
 

@@ -165,10 +165,9 @@ class ByteCounter(RtpCounter):
         self.pc = pc
         self.hook()
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        if self.recording:
-            self.bytes += len(data)
-            self.packets += 1
+    def _on_packet(self, data: bytes) -> None:
+        self.bytes += len(data)  # SRTP bytes (with the auth tag): what the link carries
+        self.packets += 1
 
 
 class GridBot(bots.OurParticipant):

@@ -21,6 +21,12 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
+def _server_join(r: dict[str, Any]) -> str:
+    if r.get("server_join_ms_p50") is None:
+        return "-"
+    return f"{_fmt(r.get('server_join_ms_p50'), 0)} / {_fmt(r.get('server_join_ms_p99'), 0)}"
+
+
 def plot(doc: dict[str, Any]) -> bool:
     try:
         import matplotlib
@@ -70,25 +76,47 @@ def write_report(doc: dict[str, Any]) -> None:
         "",
         "## Method",
         "",
+        *(
+            []
+            if s.get("mediaserver_udp_port")
+            else [
+                "(This run predates the clear-header bots and `rtc.udp_port` in the bench: its",
+                "bots decrypted and parsed every packet through aiortc, and ours ran one UDP",
+                "socket per peer connection; the method below is the current one.)",
+                "",
+            ]
+        ),
         "- Both servers and all bots run inside a network namespace with a veth pair that the",
         "  script creates and deletes (Janus ignores loopback). One server runs at a time,",
         f"  pinned to CPU {s['server_cpu']}; the bots are pinned to CPU {s['bots_cpu']}.",
         "- Bots never encode or decode: publishers write RTP straight to their DTLS transport",
         "  (Opus-sized audio at 50 packets/s; VP8-shaped video ~1 Mbit/s at ~100 packets/s with",
         "  a 16-packet keyframe every 2 s or on PLI); every payload carries its send time and a",
-        "  sequence number. Subscribers count packets on their DTLS transport.",
+        "  sequence number. Subscribers count SRTP packets from their clear RTP header where",
+        "  they arrive (the ICE connection's UDP protocol: no SRTP, no aiortc receive path);",
+        "  a sample (the first packet of each stream, then 1 in `max(1, streams ÷ 32)` per",
+        "  stream) is decrypted to read the send time. Same for both servers.",
         "- `us_per_forwarded_packet` = server utime+stime (from /proc) during the window ÷",
         "  packets received by all subscribers in the window. `latency` = receive time - send",
         "  time (same clock), i.e. the added latency through the server plus the bots' own",
-        "  scheduling. `loss` = sequence gaps per stream in the window.",
+        "  scheduling. `loss` = sequence gaps per stream (RTP sequence numbers) in the window.",
+        "- How each server runs: ours with `rtc.udp_port` (one UDP socket for every peer",
+        "  connection, as docs/operations.md recommends; a free port in the namespace) and",
+        "  `signalling.max_message_bytes` 256 KiB (the bots' answers in a room of 25 are",
+        "  ~72 KB); Janus with its VideoRoom plugin and the settings above.",
+        "- Join latency: the bots' (below) and, for ours, the server's own",
+        "  (`mediaserver_join_connected_seconds`: `join` message received → publisher",
+        "  connection connected, scraped from /metrics before and after; quantiles from the",
+        "  histogram's buckets).",
         "- Our server talks to the bots through its client SDK; Janus through its VideoRoom",
         "  WebSocket API (multistream subscriptions).",
         "",
         "## Results",
         "",
         "| scenario | system | µs/packet | packets/s | latency p50 ms | latency p99 ms | loss % "
-        "| join p50 ms | join p99 ms | server CPU % | memory/participant KB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| join p50 ms | join p99 ms | server-side join p50 / p99 ms | server CPU % "
+        "| bots CPU % | memory/participant KB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
         lines.append(
@@ -96,7 +124,8 @@ def write_report(doc: dict[str, Any]) -> None:
             f"| {_fmt(r.get('forwarded_pps'), 0)} | {_fmt(r.get('latency_ms_p50'), 2)} "
             f"| {_fmt(r.get('latency_ms_p99'), 2)} | {_fmt(r.get('loss_pct'), 2)} "
             f"| {_fmt(r.get('join_ms_p50'), 0)} | {_fmt(r.get('join_ms_p99'), 0)} "
-            f"| {_fmt(r.get('server_cpu_pct'), 0)} "
+            f"| {_server_join(r)} | {_fmt(r.get('server_cpu_pct'), 0)} "
+            f"| {_fmt(r.get('bots_cpu_pct'), 0)} "
             f"| {_fmt(r.get('memory_per_participant_kb'), 0)} |"
         )
     flagged = [r for r in doc["results"] if r.get("note") or r.get("error")]

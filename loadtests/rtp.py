@@ -5,14 +5,16 @@ never encodes); once connected, :class:`RtpPump` writes RTP straight to its DTLS
 transport at realistic rates: Opus-sized audio at 50 packets/s, and VP8-shaped video at
 ~1 Mbit/s (~100 packets/s, 25 frames/s) with a keyframe burst every 2 s or when the
 server asks (PLI/FIR). Every payload carries a magic, the send time and a sequence
-number, so a subscriber (:class:`RtpCounter`) can measure added latency and loss without
-decoding: it replaces its DTLS transport's ``_handle_rtp_data``.
+number, so a subscriber (:class:`RtpCounter`) can measure added latency without
+decoding; it counts packets and loss from the clear RTP header of the SRTP packets and
+decrypts only a sample of them for the latency (see the class).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -152,53 +154,179 @@ class RtpPump:
 @dataclass
 class StreamStats:
     received: int = 0
-    first_seq: int | None = None
+    first_seq: int | None = None  # extended RTP sequence numbers (clear header)
     max_seq: int = -1
+    last_seq: int = -1  # the last 16-bit sequence number seen, and its wrap count
+    cycles: int = 0
     latencies_us: list[int] = field(default_factory=list)
 
 
+#: The bots' receive buffer per socket (root: SO_RCVBUFFORCE, past net.core.rmem_max):
+#: a bot process that stalls for a moment (the machine's other work) then delays
+#: packets instead of dropping them, so the loss figure is the server's.
+BOT_RCVBUF = 4 << 20
+
+
+def enlarge_receive_buffer(proto: Any) -> None:
+    transport = getattr(proto, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, BOT_RCVBUF)
+                return
+
+
+_seq_ssrc = struct.Struct("!2xH4xI")
+_NOT_OURS = -(1 << 62)
+
+
 class RtpCounter:
-    """Counts packets, loss and added latency on a subscriber peer connection."""
+    """Counts packets, loss and added latency on a subscriber peer connection, from
+    the clear RTP header of the SRTP packets (no SRTP, no aiortc receive path).
+
+    :meth:`hook` replaces the ``datagram_received`` of the aioice connection's UDP
+    protocols (and, for protocols made later, the connection's ``data_received``,
+    where every datagram that is not STUN arrives before aiortc's queue): SRTP
+    packets are counted there, everything else (STUN, DTLS, SRTCP) goes on to aioice
+    and aiortc as before. Loss is from the sequence numbers of each SSRC (gaps between
+    the lowest and highest extended sequence number of the window). Latency has the
+    same definition as the payload stamp always had (the publisher bot's send time →
+    this bot's receipt, now taken when the datagram arrives): a sample of the packets
+    is decrypted with the connection's own SRTP session to read the stamp — the first
+    packet of every SSRC (a stream counts only if it carries the bots' stamp: RTX or
+    padding would not) and then every :attr:`sample_every`-th packet of each stream.
+    """
+
+    #: Decrypt one packet in this many per stream for the latency figure (the bots
+    #: set it from the scenario's size so the decrypts stay a small, fixed load).
+    sample_every = 1
 
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.pc = pc
         self.streams: dict[int, StreamStats] = {}
         self.recording = False
         self.total = 0
-        self._hooked: set[int] = set()
+        self.decrypted = 0
+        self.undecryptable = 0
+        self._ignored: set[int] = set()  # SSRCs without the stamp (RTX, padding)
+        self.seen: set[int] = set()  # SSRCs seen while recording (diagnostics)
+        self._hooked: set[int] = set()  # ids of the hooked connections
 
     def hook(self) -> None:
-        """Call after each setRemoteDescription (the transport exists then)."""
+        """Call after each setRemoteDescription (the transports exist then)."""
         for t in self.pc.getTransceivers():
             dtls = t.receiver.transport
-            if dtls is None or id(dtls) in self._hooked:
+            if dtls is None:
                 continue
-            self._hooked.add(id(dtls))
-            dtls._handle_rtp_data = self._on_rtp
+            conn = dtls.transport._connection
+            if getattr(conn, "_bench_counted", None) is self:
+                continue
+            conn._bench_counted = self
+            self._hooked.add(id(conn))
+            original = conn.data_received
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        now = time.time_ns()
-        self.total += 1
-        if not self.recording:
+            def data_received(
+                data: bytes,
+                component: int,
+                dtls: Any = dtls,
+                conn: Any = conn,
+                original: Any = original,
+            ) -> None:
+                srtp = dtls._rx_srtp
+                if 127 < data[0] < 192 and not 191 < data[1] < 209 and srtp is not None:
+                    self._hook_sockets(conn, dtls)  # from the next datagram on
+                    self.total += 1
+                    if self.recording:
+                        self._on_srtp(data, srtp)
+                else:
+                    original(data, component)
+
+            conn.data_received = data_received
+            self._hook_sockets(conn, dtls)
+
+    def _hook_sockets(self, conn: Any, dtls: Any) -> None:
+        """One step lower: the connection's UDP protocols (uvloop looks their
+        ``datagram_received`` up for every datagram), so an SRTP packet skips aioice's
+        STUN parse attempt (an exception per packet) and the call into the connection."""
+        for proto in conn._protocols:
+            if getattr(proto, "_bench_counted", None) is self:
+                continue
+            proto._bench_counted = self
+            original = proto.datagram_received
+            enlarge_receive_buffer(proto)
+
+            def datagram_received(
+                data: bytes, addr: Any, dtls: Any = dtls, original: Any = original
+            ) -> None:
+                srtp = dtls._rx_srtp
+                if 127 < data[0] < 192 and not 191 < data[1] < 209 and srtp is not None:
+                    self.total += 1
+                    if self.recording:
+                        self._on_srtp(data, srtp)
+                else:
+                    original(data, addr)
+
+            proto.datagram_received = datagram_received
+
+    def _on_srtp(self, data: bytes, srtp: Any) -> None:
+        if len(data) < 12:
             return
-        try:
-            off = rtp_payload_offset(data)
-        except ValueError:
-            return
-        i = data.find(MAGIC, off, off + 24)
-        if i < 0:
-            return
-        _, sent_ns, seq = _stamp.unpack_from(data, i)
-        ssrc = struct.unpack_from("!I", data, 8)[0]
+        seq, ssrc = _seq_ssrc.unpack_from(data)
         st = self.streams.get(ssrc)
         if st is None:
-            st = self.streams[ssrc] = StreamStats()
+            self.seen.add(ssrc)
+            if ssrc in self._ignored:
+                return
+            stamp = self._stamp_of(data, srtp)
+            if stamp is None:  # not decrypted: try the next one
+                return
+            if stamp == _NOT_OURS:
+                self._ignored.add(ssrc)
+                return
+            st = self.streams[ssrc] = StreamStats(last_seq=seq)
+            st.latencies_us.append(stamp)
+        elif st.received % self.sample_every == 0:
+            stamp = self._stamp_of(data, srtp)
+            if stamp is not None and stamp != _NOT_OURS:
+                st.latencies_us.append(stamp)
+        # extended sequence number
+        last = st.last_seq
+        if (seq - last) & 0xFFFF < 0x8000:  # forward (or equal)
+            if seq < last:
+                st.cycles += 0x10000
+            st.last_seq = seq
+            ext = st.cycles + seq
+        else:  # late: from before the last one
+            ext = st.cycles + seq - (0x10000 if seq > last else 0)
         st.received += 1
-        if st.first_seq is None or seq < st.first_seq:
-            st.first_seq = seq
-        if seq > st.max_seq:
-            st.max_seq = seq
-        st.latencies_us.append((now - sent_ns) // 1000)
+        if st.first_seq is None or ext < st.first_seq:
+            st.first_seq = ext
+        if ext > st.max_seq:
+            st.max_seq = ext
+        self._on_packet(data)
+
+    def _on_packet(self, data: bytes) -> None:
+        """Every counted SRTP packet (while recording): for subclasses."""
+
+    def _stamp_of(self, data: bytes, srtp: Any) -> int | None:
+        """Decrypt one packet and return its latency in µs (None: not decrypted,
+        ``_NOT_OURS``: no stamp in it)."""
+        now = time.time_ns()
+        try:
+            clear = srtp.unprotect(data)
+            off = rtp_payload_offset(clear)
+        except Exception:  # replayed or damaged: not counted as a sample
+            self.undecryptable += 1
+            return None
+        self.decrypted += 1
+        i = clear.find(MAGIC, off, off + 24)
+        if i < 0:
+            return _NOT_OURS
+        sent_ns = _stamp.unpack_from(clear, i)[1]
+        return int((now - sent_ns) // 1000)
 
     def start_window(self) -> None:
         self.streams.clear()

@@ -65,6 +65,20 @@ METRICS = (
     "latency_ms_p99",
     "loss_pct",
 )
+#: Printed too when a scenario reports them.
+EXTRAS = (
+    "join_ms_p50",
+    "join_ms_p99",
+    "server_join_ms_p50",
+    "server_join_ms_p99",
+    "server_cpu_pct",
+    "bots_cpu_pct",
+    "server_wait_pct",
+    "bots_wait_pct",
+    "arrivals_bots_cpu_pct",
+    "drops_at_bots",
+    "drops_at_server",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -102,6 +116,15 @@ def wait_port(ns: Any, ip: str, port: int, proc: subprocess.Popen[bytes], timeou
     raise RuntimeError(f"{ip}:{port} did not open")
 
 
+def free_udp_port(ns: Any) -> int:
+    """A UDP port nothing is bound to on the server's address inside the namespace."""
+    probe = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.bind(('{ns.server_ip}', 0)); print(s.getsockname()[1])"
+    )
+    return int(ns.run([sys.executable, "-c", probe]).strip())
+
+
 def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.terminate()
@@ -120,6 +143,9 @@ class OurServer:
         self.workdir = workdir
         self.config = workdir / "mediaserver.toml"
         self.token_secret = secrets.token_urlsafe(32)
+        #: rtc.udp_port, as we recommend deploying (docs/operations.md): one UDP socket
+        #: for every peer connection; a port free inside the namespace
+        self.udp_port = free_udp_port(ns)
         self.write_config(abuse=False)
         out = subprocess.run(
             [
@@ -153,6 +179,7 @@ host = "{ns.server_ip}"
 port = {PORT}
 [rtc]
 ice_addresses = ["{ns.server_ip}"]
+udp_port = {self.udp_port}
 [rooms]
 max_participants = 200
 max_publications_per_participant = 4
@@ -161,6 +188,8 @@ adhoc = true
 backend = "sqlite"
 data_dir = "{workdir / "data"}"
 [signalling]
+# aiortc's answer to a 48-m-line subscribe offer (full room 25) is ~72 KB as JSON
+max_message_bytes = 262144
 # every bot (and, in `abuse`, every attacker) has the same source address here; the
 # per-address caps are covered by tests/attacks, the bench exercises the other limits
 max_connections_per_address = 0
@@ -192,6 +221,10 @@ default_policy = "{"always" if recording else "off"}"
 
     def stop(self) -> None:
         _terminate(self.proc)
+        keep = os.environ.get("MSBENCH_KEEP_LOG")  # a directory: keep the server's log
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.workdir / "mediaserver.log", Path(keep) / "mediaserver.log")
 
 
 class JanusServer:
@@ -355,6 +388,11 @@ def main() -> int:
                             **median_of(runs),
                             "repeats": len(runs),
                         }
+                        for key in ("subscriber_states",):  # diagnostics, as they came
+                            if runs and key in runs[-1]:
+                                row[key] = runs[-1][key]
+                        if runs and "server_join_buckets" in runs[-1]:
+                            row["server_join_buckets"] = runs[-1]["server_join_buckets"]
                         if scenario == "abuse" and runs:
                             row["attack_replies"] = runs[-1].get("attack_replies")
                         if not runs:
@@ -366,7 +404,7 @@ def main() -> int:
                         results.append(row)
                         print(
                             f"{row['scenario']:>14} {server.name:<12} "
-                            + " ".join(f"{m}={row.get(m)}" for m in METRICS),
+                            + " ".join(f"{m}={row.get(m)}" for m in METRICS + EXTRAS if m in row),
                             flush=True,
                         )
             finally:
@@ -378,6 +416,7 @@ def main() -> int:
             "window_seconds": window,
             "quick": args.quick,
             "janus_event_loops": 1,
+            "mediaserver_udp_port": True,
             "server_cpu": SERVER_CPU,
             "bots_cpu": BOTS_CPU,
         },

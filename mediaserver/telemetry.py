@@ -119,6 +119,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
+        self.join_connected = Histogram(
+            "mediaserver_join_connected_seconds",
+            "From the join request (message received) to the participant's first"
+            " publisher connection connected (joins that publish)",
+            buckets=(0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2.5, 5, 10),
+            registry=r,
+        )
         self.signalling_errors = Counter(
             "mediaserver_signalling_errors_total",
             "Error replies sent to signalling clients",

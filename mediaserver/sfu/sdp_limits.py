@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SdpError", "SdpLimits", "check_sdp_bounds"]
+__all__ = ["ANSWER_BYTES_PER_MLINE", "SdpError", "SdpLimits", "check_sdp_bounds"]
+
+#: A subscribe answer may take this many bytes per m-line of the offer it answers
+#: (aiortc's answers take ~1.4 KB per m-line, browsers' less).
+ANSWER_BYTES_PER_MLINE = 4096
 
 
 class SdpError(ValueError):
@@ -27,17 +31,24 @@ class SdpLimits:
 def check_sdp_bounds(text: object, limits: SdpLimits, *, expected_mlines: int | None = None) -> int:
     """Raise :class:`SdpError` unless ``text`` is within ``limits``; return its m-lines.
 
-    ``expected_mlines``: an answer must have exactly as many m-lines as our offer.
+    ``expected_mlines``: an answer must have exactly as many m-lines as our offer, and
+    is bounded by it rather than by ``limits.max_mlines``/``max_bytes`` (those bound
+    what a client offers; a subscribe offer of ours grows with the room: 24 audio +
+    video publishers are 48 m-lines, and aiortc answers them in ~69 KB).
     Counts every m-line, whatever its direction or port (inactive ones cost as much).
     Also refuses a section with several ``a=mid`` and a mid used twice.
     """
     if not isinstance(text, str) or not text.strip():
         raise SdpError("sdp must be a non-empty string")
+    max_bytes, max_mlines = limits.max_bytes, limits.max_mlines
+    if expected_mlines is not None:  # an answer: bounded by the offer it answers (ours)
+        max_mlines = max(max_mlines, expected_mlines)
+        max_bytes = max(max_bytes, expected_mlines * ANSWER_BYTES_PER_MLINE)
     size = len(text)
-    if size * 4 > limits.max_bytes:  # only encode when it could matter
+    if size * 4 > max_bytes:  # only encode when it could matter
         size = len(text.encode("utf-8", "surrogatepass"))
-    if size > limits.max_bytes:
-        raise SdpError(f"sdp of {size} bytes exceeds {limits.max_bytes}")
+    if size > max_bytes:
+        raise SdpError(f"sdp of {size} bytes exceeds {max_bytes}")
     if not text.startswith("v=0"):
         raise SdpError("sdp must start with 'v=0'")
     mlines = 0
@@ -47,8 +58,8 @@ def check_sdp_bounds(text: object, limits: SdpLimits, *, expected_mlines: int | 
     for line in text.splitlines():
         if line.startswith("m="):
             mlines += 1
-            if mlines > limits.max_mlines:
-                raise SdpError(f"sdp has more than {limits.max_mlines} m-lines")
+            if mlines > max_mlines:
+                raise SdpError(f"sdp has more than {max_mlines} m-lines")
             attributes = 0
             section_mid = None
         elif line.startswith("a="):

@@ -7,6 +7,7 @@ and its room is unaffected. See docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from linkapi.service import LinkService
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: How long a join's publisher connection is watched for the join latency metric.
+JOIN_WATCH_SECONDS = 60.0
 
 
 class SignallingSession:
@@ -72,6 +75,11 @@ class SignallingSession:
         self.log = get_logger()
         self.throttled_log = LogThrottle(self.log)  # client-triggerable lines
         self._lock = asyncio.Lock()  # one message at a time, in order
+        #: When the frame being handled arrived (the join latency starts there).
+        self._frame_at = 0.0
+        #: The join's arrival time until its first publisher connection is watched.
+        self._join_at: float | None = None
+        self._timers: set[asyncio.Task[None]] = set()
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed:
@@ -91,6 +99,7 @@ class SignallingSession:
 
     async def on_frame(self, raw: str | bytes) -> bool:
         """Handle one frame. Returns False when the connection should close."""
+        self._frame_at = time.perf_counter()
         size = len(raw)
         if isinstance(raw, str) and size * 4 > self.max_message_bytes:
             size = len(raw.encode("utf-8", "surrogatepass"))
@@ -154,6 +163,7 @@ class SignallingSession:
                     retry_after=round(wait, 1),
                 )
             started = time.perf_counter()
+            received = self._frame_at
             if msg.link is not None:
                 joined = await self._join_link(msg)
                 if joined is None:  # waiting in the lobby
@@ -171,6 +181,7 @@ class SignallingSession:
                     return True
                 self.participant = joined
             self._joined(self.participant)
+            self._join_at = received
             self.manager.metrics.join_duration.observe(time.perf_counter() - started)
             return True
         if isinstance(msg, m.Leave) and self.knock is not None:
@@ -201,6 +212,9 @@ class SignallingSession:
                 answer, added = await participant.publish(
                     msg.sdp, restart=msg.restart, sources=msg.sources
                 )
+            if self._join_at is not None and participant.publisher is not None:
+                self._time_join(self._join_at, participant.publisher.connected)
+                self._join_at = None
             await self.send(
                 {
                     "type": "publish_answer",
@@ -460,7 +474,22 @@ class SignallingSession:
             await moderation.stop_screen_share(room, host, target)
         await self.send({"type": "done", "ref": msg.id, "action": msg.TYPE})
 
+    def _time_join(self, received: float, connected: asyncio.Event) -> None:
+        """Observe join → publisher connected (mediaserver_join_connected_seconds)."""
+        histogram = self.manager.metrics.join_connected
+
+        async def watch() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(connected.wait(), JOIN_WATCH_SECONDS)
+                histogram.observe(time.perf_counter() - received)
+
+        task = asyncio.ensure_future(watch())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
     async def close(self, reason: str = "disconnected") -> None:
+        for task in list(self._timers):
+            task.cancel()
         participant, self.participant = self.participant, None
         knock, self.knock = self.knock, None
         if knock is not None and self._knock_room is not None:

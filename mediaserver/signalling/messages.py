@@ -33,6 +33,7 @@ from .message_base import ClientMessage
 from .participant_messages import (
     MAX_NAME_CHARS,
     MAX_ROOM_CHARS,
+    MAX_ANSWER_SDP_CHARS,
     MAX_SDP_CHARS,
     SOURCES,
     Hello,
@@ -54,6 +55,7 @@ __all__ = [
     "HOST_MESSAGES",
     "MAX_NAME_CHARS",
     "MAX_ROOM_CHARS",
+    "MAX_ANSWER_SDP_CHARS",
     "MAX_SDP_CHARS",
     "PROTOCOL_VERSION",
     "SOURCES",

@@ -14,6 +14,7 @@ from .protocol_errors import ErrorCode, ProtocolError
 __all__ = [
     "MAX_NAME_CHARS",
     "MAX_ROOM_CHARS",
+    "MAX_ANSWER_SDP_CHARS",
     "MAX_SDP_CHARS",
     "SOURCES",
     "Hello",
@@ -32,6 +33,10 @@ __all__ = [
 MAX_NAME_CHARS = 64
 MAX_ROOM_CHARS = 128
 MAX_SDP_CHARS = 60_000
+#: A subscribe answer grows with the room (it answers our offer, which has two m-lines
+#: per audio + video publisher); its real bound is the offer's (sdp_limits) and
+#: signalling.max_message_bytes. This is the largest allowed max_message_bytes.
+MAX_ANSWER_SDP_CHARS = 1_048_576
 #: What a publication carries (``publish.sources``); kind decides the default.
 SOURCES = ("camera", "microphone", "screen")
 #: Bidirectional overrides/isolates: they can make a display name render misleadingly.
@@ -144,7 +149,7 @@ class SubscribeAnswer(ClientMessage):
     revision: int = 0
 
     def validate(self) -> None:
-        check_str("sdp", self.sdp, max_len=MAX_SDP_CHARS)
+        check_str("sdp", self.sdp, max_len=MAX_ANSWER_SDP_CHARS)
         if not isinstance(self.revision, int) or isinstance(self.revision, bool):
             raise ProtocolError(ErrorCode.INVALID_FIELD, "revision: expected integer")
 

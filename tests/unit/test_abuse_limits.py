@@ -101,6 +101,16 @@ def test_sdp_bounds_accept_normal_sdp() -> None:
     assert check_sdp_bounds(_sdp("0", "1"), SdpLimits()) == 2
 
 
+def test_sdp_bounds_answer_to_a_large_offer() -> None:
+    """A full room of 25 (24 audio + video publishers): our offer has 48 m-lines and
+    aiortc's answer is ~69 KB; both above the client-offer limits (32 m-lines, 60 KB)."""
+    answer = _sdp(*map(str, range(48)), attrs=250)
+    assert len(answer) > SdpLimits().max_bytes
+    assert check_sdp_bounds(answer, SdpLimits(), expected_mlines=48) == 48
+    with pytest.raises(SdpError, match="exceeds 60000"):
+        check_sdp_bounds(answer, SdpLimits())  # the same text as an offer: refused
+
+
 @pytest.mark.parametrize(
     ("sdp", "limits", "expected", "message"),
     [
@@ -115,6 +125,9 @@ def test_sdp_bounds_accept_normal_sdp() -> None:
         (_sdp("a") + "a=mid:b\r\n", SdpLimits(), None, "more than one a=mid"),
         (_sdp("0", "1"), SdpLimits(), 3, "answer has 2 m-lines, the offer has 3"),
         ("v=0\n" + "m=audio 9 X 0\na=inactive\n" * 40, SdpLimits(), None, "more than 32"),
+        # an answer is bounded by our offer, not by the client-offer limits
+        (_sdp(*map(str, range(49))), SdpLimits(), 48, "more than 48 m-lines"),
+        (_sdp("0", "1") + "a=" + "x" * 9000, SdpLimits(max_bytes=100), 2, "exceeds 8192"),
     ],
 )
 def test_sdp_bounds_refuse_precisely(

@@ -199,7 +199,7 @@ def test_valid_messages_field_values() -> None:
         ("join", "room", m.MAX_ROOM_CHARS),
         ("join", "name", m.MAX_NAME_CHARS),
         ("publish", "sdp", m.MAX_SDP_CHARS),
-        ("subscribe_answer", "sdp", m.MAX_SDP_CHARS),
+        ("subscribe_answer", "sdp", m.MAX_ANSWER_SDP_CHARS),
         ("mute", "publication_id", 64),
     ],
 )
