@@ -31,9 +31,9 @@ from .host_messages import (
 )
 from .message_base import ClientMessage
 from .participant_messages import (
+    MAX_ANSWER_SDP_CHARS,
     MAX_NAME_CHARS,
     MAX_ROOM_CHARS,
-    MAX_ANSWER_SDP_CHARS,
     MAX_SDP_CHARS,
     SOURCES,
     Hello,
@@ -53,9 +53,9 @@ from .protocol_errors import ErrorCode, ProtocolError, error
 __all__ = [
     "CLIENT_MESSAGES",
     "HOST_MESSAGES",
+    "MAX_ANSWER_SDP_CHARS",
     "MAX_NAME_CHARS",
     "MAX_ROOM_CHARS",
-    "MAX_ANSWER_SDP_CHARS",
     "MAX_SDP_CHARS",
     "PROTOCOL_VERSION",
     "SOURCES",

@@ -12,9 +12,9 @@ from .message_base import ClientMessage, check_str
 from .protocol_errors import ErrorCode, ProtocolError
 
 __all__ = [
+    "MAX_ANSWER_SDP_CHARS",
     "MAX_NAME_CHARS",
     "MAX_ROOM_CHARS",
-    "MAX_ANSWER_SDP_CHARS",
     "MAX_SDP_CHARS",
     "SOURCES",
     "Hello",
