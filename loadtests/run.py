@@ -188,8 +188,6 @@ adhoc = true
 backend = "sqlite"
 data_dir = "{workdir / "data"}"
 [signalling]
-# aiortc's answer to a 48-m-line subscribe offer (full room 25) is ~72 KB as JSON
-max_message_bytes = 262144
 # every bot (and, in `abuse`, every attacker) has the same source address here; the
 # per-address caps are covered by tests/attacks, the bench exercises the other limits
 max_connections_per_address = 0

@@ -26,6 +26,7 @@ from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
 from ..sfu.room import Room, RoomManager
+from ..sfu.sdp_limits import ANSWER_BYTES_PER_MLINE
 from ..state.models import GuestInvite
 from ..telemetry import get_logger
 from . import messages as m
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from linkapi.service import LinkService
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+#: Room for the JSON around a subscribe answer's SDP (type, revision, id, escapes).
+ANSWER_JSON_BYTES = 4096
 #: How long a join's publisher connection is watched for the join latency metric.
 JOIN_WATCH_SECONDS = 60.0
 
@@ -101,12 +104,12 @@ class SignallingSession:
         """Handle one frame. Returns False when the connection should close."""
         self._frame_at = time.perf_counter()
         size = len(raw)
+        limit = self._frame_limit()
         if isinstance(raw, str) and size * 4 > self.max_message_bytes:
             size = len(raw.encode("utf-8", "surrogatepass"))
-        if size > self.max_message_bytes:
+        if size > limit:
             await self.send_error(
-                m.ErrorCode.MESSAGE_TOO_LARGE,
-                f"message of {size} bytes exceeds {self.max_message_bytes}",
+                m.ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {limit}"
             )
             return True
         ref: str | int | None = None
@@ -114,6 +117,11 @@ class SignallingSession:
             obj = m.decode(raw)
             ref = m.valid_ref(obj.get("id"))
             msg = m.parse(obj)
+            if size > self.max_message_bytes and not isinstance(msg, m.SubscribeAnswer):
+                raise m.ProtocolError(
+                    m.ErrorCode.MESSAGE_TOO_LARGE,
+                    f"message of {size} bytes exceeds {self.max_message_bytes}",
+                )
             async with self._lock:
                 return await self._dispatch(msg)
         except m.ProtocolError as exc:
@@ -130,6 +138,17 @@ class SignallingSession:
             self.throttled_log.exception("signalling handler failed")
             await self.send_error(m.ErrorCode.INTERNAL, "internal error", ref)
         return True
+
+    def _frame_limit(self) -> int:
+        """``max_message_bytes``; while a subscribe offer of ours waits for its answer,
+        also the answer's own bound (it grows with the room: two m-lines per audio +
+        video publisher, ``ANSWER_BYTES_PER_MLINE`` each, plus the JSON around it), so
+        that a big room needs no bigger limit for every other message."""
+        p = self.participant
+        if p is None or p.subscriber is None or not p.negotiation.outstanding:
+            return self.max_message_bytes
+        answer = p.subscriber.offered_mlines * ANSWER_BYTES_PER_MLINE + ANSWER_JSON_BYTES
+        return max(self.max_message_bytes, min(answer, m.MAX_ANSWER_SDP_CHARS))
 
     async def _dispatch(self, msg: m.ClientMessage) -> bool:
         if isinstance(msg, m.Hello):

@@ -235,3 +235,40 @@ async def test_connection_that_never_joins_is_closed():
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     finally:
         await srv.runner.cleanup()
+
+
+async def test_a_subscribe_answer_may_exceed_the_message_limit_by_its_offers_bound(clients):
+    """With max_message_bytes at 6144, every publish offer (one audio + video publisher)
+    fits but the answer to the server's offer of three publishers' tracks (6 m-lines,
+    ~9 KB) does not: it still goes through, since an answer is bounded by the offer it
+    answers (the offers grow with the room). Any other message of that size is refused."""
+    import dataclasses
+
+    from server_helpers import make_config, serving
+
+    config = make_config()
+    config = dataclasses.replace(
+        config, signalling=dataclasses.replace(config.signalling, max_message_bytes=6144)
+    )
+    async with serving(config) as srv:
+        pubs = [srv.client(f"pub{i}") for i in range(3)]
+        sub = srv.client("sub")
+        clients.extend([*pubs, sub])
+        for c in (*pubs, sub):
+            await c.connect()
+            await join_room(c, "big-answers")
+        for i, pub in enumerate(pubs):
+            await pub.publish([ToneTrack(440 + i), ColourTrack(COLOURS[i])])
+        tracks = await sub.wait_for_tracks(6, timeout=30)  # the answers were applied
+        assert sorted(t.kind for t in tracks) == ["audio"] * 3 + ["video"] * 3
+        room = srv.rooms.rooms["big-answers"]
+        me = next(p for p in room.participants.values() if p.name == "sub")
+        for _ in range(100):  # the SDK has the tracks before its answer reaches us
+            if not me.negotiation.outstanding:
+                break
+            await asyncio.sleep(0.1)
+        assert not me.negotiation.outstanding, "the answer was not applied"
+        assert me.subscriber is not None and me.subscriber.offered_mlines == 6
+        await sub.send({"type": "ping", "pad": "x" * 7000})  # refused before parsing: no ref
+        await sub.wait_for(lambda: any(e["code"] == "message_too_large" for e in sub.errors))
+        assert [e["code"] for e in sub.errors] == ["message_too_large"]
