@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
-
-from aiortc import RTCRtpSender
 
 from .base import Refused, SendMessage
 from .peer import SubscriberPeer
@@ -38,6 +37,15 @@ MAX_INACTIVE_MLINES = 16
 #: A replaced subscriber connection forwards until media flows on every track of its
 #: successor, or this long.
 RETIRE_SECONDS = 10.0
+
+
+def _report_for(holder: list[Subscription], sender: object) -> bytes | None:
+    """The SR of the subscription whose sender asks (``holder``: filled when it is made;
+    a lookup, not a scan of every subscription of the connection at every report)."""
+    sub = holder[0] if holder else None
+    if sub is None or sub.closed or sub.output is None:
+        return None
+    return sub.publication.sender_report_for(sub.output, asyncio.get_event_loop().time())
 
 
 @dataclass
@@ -84,14 +92,6 @@ class SubscriberNegotiation:
         self._force_restart = True
         self.negotiation.outstanding = False  # the old offer will never be answered
         self.request_renegotiation()
-
-    def _sender_report(self, sender: RTCRtpSender) -> bytes | None:
-        for sub in self.subscriptions.values():
-            if sub.transceiver.sender is sender and sub.output is not None:
-                return sub.publication.sender_report_for(
-                    sub.output, asyncio.get_event_loop().time()
-                )
-        return None
 
     def request_renegotiation(self) -> None:
         """Publications came or went: offer the subscriber a new description."""
@@ -164,10 +164,15 @@ class SubscriberNegotiation:
             )
             self._spawn(self._activate_when_connected())
         for pub in new:
+            holder: list[Subscription] = []
             transceiver = self.subscriber.add_transceiver(
-                pub.kind, pub.track, stream_id=pub.participant.id, sender_report=self._sender_report
+                pub.kind,
+                pub.track,
+                stream_id=pub.participant.id,
+                sender_report=functools.partial(_report_for, holder),
             )
             sub = Subscription(cast("Participant", self), pub, transceiver)
+            holder.append(sub)
             self.subscriptions[pub.id] = sub
             pub.subscriptions[self.id] = sub
         if self.closed or self.subscriber.closed:
