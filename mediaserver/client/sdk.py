@@ -120,6 +120,8 @@ class MeetingClient:
         self._sub_lock = asyncio.Lock()
         self.closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: ids of our recent subscribe answers: a refused one restarts the subscriber
+        self._answer_ids: set[int] = set()
 
     def _configuration(self) -> Any:
         return make_configuration(self.ice_servers, self.ice_transport_policy)
@@ -195,6 +197,14 @@ class MeetingClient:
         ref = data.get("ref")
         if mtype == "error":
             self.errors.append(data)
+            if ref in self._answer_ids and data.get("code") != "bad_state":
+                # The server refused our answer: its offer would stay outstanding and
+                # this subscriber connection stuck. Ask for a fresh one. (bad_state: a
+                # stale revision; the newer offer is on its way.)
+                self._answer_ids.discard(ref)
+                task = asyncio.ensure_future(self.restart_media("subscriber", self.subscriber))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         else:
             self.events.append(data)
         if ref is not None and ref in self._pending and not self._pending[ref].done():
@@ -418,11 +428,14 @@ class MeetingClient:
                 self.subscriber_hook(self.subscriber)
             with own_descriptions():  # aiortc does not parse its own answer back
                 await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+            answer_id = next(self._ids)
+            self._answer_ids = {i for i in self._answer_ids if i > answer_id - 16} | {answer_id}
             await self.send(
                 {
                     "type": "subscribe_answer",
                     "sdp": self.subscriber.localDescription.sdp,
                     "revision": data.get("revision", 0),
+                    "id": answer_id,
                 }
             )
             for mid in set(previous) - set(self._track_map):

@@ -46,3 +46,34 @@ async def test_fresh_connections_keep_the_meeting(server, clients):
     assert a.media_restarts == 2 and a.reconnects == 0
     for name in ("participant_left", "participant_joined"):
         assert not [e for e in b.events if e.get("type") == name]
+
+
+async def test_a_refused_subscribe_answer_gets_a_fresh_subscriber(server, clients):
+    """The server refuses an answer (here: mangled on its way out of the SDK): its offer
+    would stay outstanding and the subscriber connection stuck; the SDK sees the error
+    with its answer's id and asks for a fresh subscriber connection, which works."""
+    from server_helpers import join_room
+
+    viewer = server.client("viewer")
+    clients.append(viewer)
+    original_send = viewer.send
+    mangled: list[int] = []
+
+    async def send(message):
+        if message.get("type") == "subscribe_answer" and not mangled:
+            mangled.append(int(message["id"]))
+            message = {**message, "sdp": message["sdp"].replace("a=fingerprint:", "a=fprint:")}
+        await original_send(message)
+
+    viewer.send = send
+    await viewer.connect()
+    await join_room(viewer, "refused-answer")
+    (sender,) = await join_and_publish(server, [], 1, room="refused-answer")
+    clients.append(sender)
+    # the refusal comes back asynchronously: until then the first connection's tracks
+    # (which never get media) are the viewer's
+    await viewer.wait_for(lambda: viewer.media_restarts == 1, timeout=20)
+    await _sees_colour(viewer, sender.participant_id, 0)
+    refused = [e for e in viewer.errors if e.get("ref") == mangled[0]]
+    assert [e["code"] for e in refused] == ["invalid_sdp"], viewer.errors
+    assert viewer.media_restarts == 1
