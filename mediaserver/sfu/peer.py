@@ -221,24 +221,14 @@ class _PeerBase:
     def send_rtp_now(self, data: bytes) -> bool:
         """Send one clear RTP packet synchronously: SRTP protect + UDP sendto, without
         aiortc's chain of coroutines (the hot path). False if not connected."""
-        fast = self._fast
-        if fast is None:
-            fast = self._fast = self._resolve_fast()
-            if fast is None:
-                return False
-        srtp, sendto, addr = fast
-        try:
-            sendto(srtp.protect(data), addr)
-        except Exception:
-            self._fast = None  # re-resolve next time (e.g. a new selected pair)
-            if self.native_target is not None:
-                self.native_target.clear()
-            return False
-        return True
+        return self._send_now(data, rtcp=False)
 
     def send_rtcp_now(self, data: bytes) -> bool:
         """Send clear RTCP synchronously (SRTCP protect + sendto on the selected pair),
         e.g. a NACK from the receive path. False if not connected."""
+        return self._send_now(data, rtcp=True)
+
+    def _send_now(self, data: bytes, *, rtcp: bool) -> bool:
         fast = self._fast
         if fast is None:
             fast = self._fast = self._resolve_fast()
@@ -246,9 +236,11 @@ class _PeerBase:
                 return False
         srtp, sendto, addr = fast
         try:
-            sendto(srtp.protect_rtcp(data), addr)
+            sendto(srtp.protect_rtcp(data) if rtcp else srtp.protect(data), addr)
         except Exception:
-            self._fast = None
+            self._fast = None  # re-resolve next time (e.g. a new selected pair)
+            if self.native_target is not None:
+                self.native_target.clear()
             return False
         return True
 

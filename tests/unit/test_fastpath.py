@@ -20,12 +20,12 @@ import socket
 import struct
 import subprocess
 import sys
-import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pylibsrtp import Policy, Session
+from retained import retained_bytes
 
 from mediaserver.sfu import fastpath
 from mediaserver.sfu.forwarder import (
@@ -430,15 +430,7 @@ def test_native_route_memory_is_bounded(bound) -> None:
                 _drain(recv)
 
     burst()  # fills the NACK caches
-    tracemalloc.start()
-    try:
-        burst()
-        first = tracemalloc.get_traced_memory()[0]
-        for _ in range(3):
-            burst()
-        growth = tracemalloc.get_traced_memory()[0] - first
-    finally:
-        tracemalloc.stop()
+    growth = retained_bytes(burst)
     assert growth < 64 * 1024, f"{growth} bytes retained over 3 x 4096 packets"
 
 

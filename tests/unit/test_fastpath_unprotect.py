@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import random
 import struct
-import tracemalloc
 from collections.abc import Callable
 
 import pylibsrtp
 import pytest
 from pylibsrtp import Policy, Session
+from retained import retained_bytes
 
 from mediaserver.sfu import fastpath
 
@@ -186,15 +186,7 @@ def test_native_unprotect_memory_is_bounded() -> None:
             native.rtcp(bad[k & 255])
 
     burst()
-    tracemalloc.start()
-    try:
-        burst()
-        first = tracemalloc.get_traced_memory()[0]
-        for _ in range(3):
-            burst()
-        growth = tracemalloc.get_traced_memory()[0] - first
-    finally:
-        tracemalloc.stop()
+    growth = retained_bytes(burst)
     assert growth < 64 * 1024, f"{growth} bytes retained"
 
 
