@@ -42,7 +42,7 @@ FULL = {
     "grid": [12],
 }
 QUICK = {
-    "fanout": [1, 5],
+    "fanout": [5],
     "fullroom": [3],
     "churn": [3],
     "linkapi": [40],

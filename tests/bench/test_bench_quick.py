@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the benchmark creates a network namespace: root")
 @pytest.mark.skipif(not shutil.which("janus"), reason="janus missing: run `make test`")
+@pytest.mark.timeout(300)  # ~80 s on 2 busy cores: both servers, 12 short scenarios
 def test_bench_quick_runs_both_systems(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     proc = subprocess.run(
@@ -42,6 +43,8 @@ def test_bench_quick_runs_both_systems(tmp_path: Path) -> None:
             assert 0 <= row["loss_pct"] <= 100
             assert 0 <= row["latency_ms_p50"] <= row["latency_ms_p99"]
     assert rows[("linkapi-40", "mediaserver")]["requests_per_second"] > 0
+    recording = rows[("recording-3", "mediaserver")]  # every publisher recorded meanwhile
+    assert recording["forwarded_pps"] > 0 and 0 <= recording["loss_pct"] <= 100, recording
     assert rows[("churn-3", "janus")]["join_ms_p50"] > 0
     abuse = rows[("abuse-3", "mediaserver")]
     assert abuse["streams_during"] == 4, abuse  # both real peers kept receiving both kinds
