@@ -28,7 +28,6 @@ from mediaserver.client.sdk import MeetingClient
 from mediaserver.config import load_config
 from mediaserver.sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 
-from .busy import publish_retrying
 from .procstat import (
     JoinPhase,
     cpu_seconds,
@@ -94,7 +93,8 @@ class OurParticipant(Participant):
         self.join_seconds = time.monotonic() - started
         if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
-            self.busy_retries = await publish_retrying(self.client, tracks)
+            await self.client.publish(tracks)  # the SDK sends it again after busy
+            self.busy_retries = self.client.busy_retries
             pc = self.client.publisher
             assert pc is not None
             await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)

@@ -17,21 +17,21 @@ import contextlib
 import itertools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..sfu.aiortc_speedups import own_descriptions, preparsed
 from ..sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 from . import liveness
+from .receiving import Receiving, RemoteTrack
 
-__all__ = ["ClientError", "MeetingClient", "RemoteTrack"]
+__all__ = ["BUSY_RETRIES", "ClientError", "MeetingClient", "RemoteTrack"]
 
 PROTOCOL_VERSION = 1
+#: A ``publish`` refused with ``busy`` is sent again this many times at most.
+BUSY_RETRIES = 12
 
 
 class ClientError(Exception):
@@ -41,19 +41,7 @@ class ClientError(Exception):
         self.message = message
 
 
-@dataclass
-class RemoteTrack:
-    """A track forwarded to us, with the identity of whoever publishes it."""
-
-    track: MediaStreamTrack
-    mid: str
-    publication_id: str
-    participant_id: str
-    kind: str
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class MeetingClient:
+class MeetingClient(Receiving):
     def __init__(
         self,
         url: str,
@@ -81,6 +69,7 @@ class MeetingClient:
         self.reconnect_seconds = reconnect_seconds
         self.reconnects = 0
         self.media_restarts = 0
+        self.busy_retries = 0  # publish sent again after busy
         self._join_message: dict[str, Any] | None = None
         self._publish_factory: Callable[[], Sequence[MediaStreamTrack]] | None = None
         self._leaving = False
@@ -317,12 +306,26 @@ class MeetingClient:
                 )
         await self.publisher.setLocalDescription(await self.publisher.createOffer())
         local = self.publisher.localDescription
-        reply = await self.request({"type": "publish", "sdp": local.sdp})
+        reply = await self._publish_request({"type": "publish", "sdp": local.sdp})
         await self.publisher.setRemoteDescription(
             RTCSessionDescription(sdp=reply["sdp"], type="answer")
         )
         self.publications = list(reply["publications"])
         return self.publications
+
+    async def _publish_request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``publish``, sent again after ``busy`` (the node is applying as many SDPs as
+        it allows: "try again in a moment", protocol.md §4) with a growing pause, up to
+        :data:`BUSY_RETRIES` times; ``busy_retries`` counts them."""
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                return await self.request(message)
+            except ClientError as exc:
+                if exc.code != "busy" or attempt == BUSY_RETRIES:
+                    raise
+            self.busy_retries += 1
+            await asyncio.sleep(min(1.0, 0.05 * 2 ** (attempt + 1)))
+        raise AssertionError("unreachable")
 
     def _watched_pc(self, target: str) -> RTCPeerConnection:
         """A peer connection whose failure starts media recovery (aiortc reports
@@ -368,7 +371,7 @@ class MeetingClient:
         for track in tracks:
             pc.addTransceiver(track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
-        reply = await self.request(
+        reply = await self._publish_request(
             {"type": "publish", "sdp": pc.localDescription.sdp, "restart": True}
         )
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
@@ -398,96 +401,6 @@ class MeetingClient:
         )
         return [str(p) for p in reply["participant_ids"]]
 
-    async def _on_subscribe_offer(self, data: dict[str, Any]) -> None:
-        async with self._sub_lock:
-            old: RTCPeerConnection | None = None
-            old_tracks: list[RemoteTrack] = []
-            if data.get("restart") and self.subscriber is not None:
-                # the server replaced our subscriber connection: answer on a new one, and
-                # keep the old one (its media still flows) until the new one is connected
-                old, self.subscriber = self.subscriber, None
-                old_tracks = list(self.remote_tracks.values())
-                self.remote_tracks = {}
-                self._track_map = {}
-            if self.subscriber is None:
-                self.subscriber = self._watched_pc("subscriber")
-                self.subscriber.on("track", self._on_pc_track)
-            if old is not None:
-                task = asyncio.ensure_future(self._retire(old, self.subscriber, old_tracks))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            previous = self._track_map
-            self._track_map = dict(data.get("tracks", {}))
-            offer = aiortc_sdp.SessionDescription.parse(data["sdp"])  # parsed once (speedups)
-            with preparsed(data["sdp"], offer):
-                await self.subscriber.setRemoteDescription(
-                    RTCSessionDescription(sdp=data["sdp"], type="offer")
-                )
-            _route_rtx_ssrcs(self.subscriber, offer)
-            if self.subscriber_hook is not None:
-                self.subscriber_hook(self.subscriber)
-            with own_descriptions():  # aiortc does not parse its own answer back
-                await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
-            answer_id = next(self._ids)
-            self._answer_ids = {i for i in self._answer_ids if i > answer_id - 16} | {answer_id}
-            await self.send(
-                {
-                    "type": "subscribe_answer",
-                    "sdp": self.subscriber.localDescription.sdp,
-                    "revision": data.get("revision", 0),
-                    "id": answer_id,
-                }
-            )
-            for mid in set(previous) - set(self._track_map):
-                remote = self.remote_tracks.get(mid)
-                if remote is not None and not remote.ended.is_set():
-                    remote.ended.set()
-                    remote.track.stop()
-            # tracks whose 'track' event fired before their identity was known
-            for t in self.subscriber.getTransceivers():
-                if t.mid in self._track_map and t.mid not in self.remote_tracks:
-                    track = t.receiver.track
-                    if track is not None:
-                        self._register_track(str(t.mid), track)
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _retire(
-        self, old: RTCPeerConnection, new: RTCPeerConnection, tracks: list[RemoteTrack]
-    ) -> None:
-        """Close a replaced subscriber connection once its successor is connected (and a
-        second later: the server forwards on both until the new one has media)."""
-        with contextlib.suppress(TimeoutError):
-            await self.wait_for(lambda: new.connectionState in ("connected", "closed"), 10.0)
-            await asyncio.sleep(1.0)
-        for remote in tracks:
-            remote.ended.set()
-        with contextlib.suppress(Exception):
-            await old.close()
-
-    def _on_pc_track(self, track: MediaStreamTrack) -> None:
-        assert self.subscriber is not None
-        for t in self.subscriber.getTransceivers():
-            if t.receiver.track is track and t.mid is not None and t.mid in self._track_map:
-                self._register_track(str(t.mid), track)
-
-    def _register_track(self, mid: str, track: MediaStreamTrack) -> None:
-        info = self._track_map[mid]
-        remote = RemoteTrack(
-            track=track,
-            mid=mid,
-            publication_id=info["publication_id"],
-            participant_id=info["participant_id"],
-            kind=info["kind"],
-        )
-        self.remote_tracks[mid] = remote
-        track.on("ended", remote.ended.set)
-        if self.on_track is not None:
-            self.on_track(remote)
-
-    def live_tracks(self) -> list[RemoteTrack]:
-        return [t for t in self.remote_tracks.values() if not t.ended.is_set()]
-
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
         # arrives as the inner wait finishes (CPython gh-86296), and this loop would go on
@@ -497,10 +410,6 @@ class MeetingClient:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.1):
                         await self._changed.wait()
-
-    async def wait_for_tracks(self, count: int, timeout: float = 15.0) -> list[RemoteTrack]:
-        await self.wait_for(lambda: len(self.live_tracks()) >= count, timeout)
-        return self.live_tracks()
 
     # --- teardown -------------------------------------------------------------------
 
@@ -526,17 +435,3 @@ class MeetingClient:
                 await asyncio.wait_for(self._reader, 5.0)
         if self._session is not None:
             await self._session.close()
-
-
-def _route_rtx_ssrcs(pc: RTCPeerConnection, desc: aiortc_sdp.SessionDescription) -> None:
-    """Work around aiortc routing RTX only by payload type (breaks with >1 video track):
-    register each m-line's RTX SSRC (from its FID group) with that m-line's receiver."""
-    by_mid = {t.mid: t for t in pc.getTransceivers()}
-    for media in desc.media:
-        t = by_mid.get(media.rtp.muxId)
-        if t is None:
-            continue
-        for group in media.ssrc_group:
-            if group.semantic == "FID" and len(group.items) == 2:
-                router = t.receiver.transport._rtp_router
-                router.ssrc_table[int(group.items[1])] = t.receiver
