@@ -77,3 +77,36 @@ async def test_a_refused_subscribe_answer_gets_a_fresh_subscriber(server, client
     refused = [e for e in viewer.errors if e.get("ref") == mangled[0]]
     assert [e["code"] for e in refused] == ["invalid_sdp"], viewer.errors
     assert viewer.media_restarts == 1
+
+
+async def test_a_busy_publish_is_sent_again_by_the_sdk(server, clients):
+    """While the node's SDP slots are all taken (and its queue full) a publish gets
+    ``busy``; the SDK sends it again after a pause, and it goes through once a slot
+    frees, without the caller seeing the refusals."""
+    import asyncio
+
+    from media import COLOURS, ColourTrack, ToneTrack
+    from server_helpers import join_room
+
+    gate = server.rooms.sdp_work
+    gate.concurrent, gate.queued = 1, 0
+    c = server.client("patient")
+    clients.append(c)
+    await c.connect()
+    await join_room(c, "busy-node")
+    released = asyncio.Event()
+
+    async def hold_the_slot() -> None:
+        async with gate.slot():
+            await released.wait()
+
+    holder = asyncio.ensure_future(hold_the_slot())
+    await asyncio.sleep(0)
+    publishing = asyncio.ensure_future(c.publish([ToneTrack(440), ColourTrack(COLOURS[0])]))
+    await c.wait_for(lambda: c.busy_retries >= 2, timeout=10)
+    assert not publishing.done()
+    released.set()
+    await holder
+    publications = await asyncio.wait_for(publishing, 15)
+    assert sorted(p["kind"] for p in publications) == ["audio", "video"]
+    assert [e["code"] for e in c.errors] == ["busy"] * c.busy_retries
