@@ -37,7 +37,8 @@ from .sfu.peer import (
     configure_port_range,
     configure_udp_mux,
 )
-from .sfu.room import Room, RoomManager
+from .sfu.room import Room
+from .sfu.rooms import RoomManager
 from .sfu.udpmux import UdpMux
 from .signalling.websocket import websocket_handler
 from .state import Store, create_store

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .config import Config
 from .limits import AddressLimit
-from .sfu.room import RoomManager
+from .sfu.rooms import RoomManager
 from .state.store import Store
 from .telemetry import Metrics
 

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sfu.room import RoomManager
+from ..sfu.rooms import RoomManager
 from ..signalling import messages as m
 from ..signalling.handler import SignallingSession
 from ..telemetry import get_logger

@@ -20,7 +20,8 @@ from ..recording.control import RecordingRefused, start_recording, stop_recordin
 from ..sfu.base import Refused
 from ..sfu.negotiation import SdpError
 from ..sfu.participant import Participant
-from ..sfu.room import Room, RoomManager
+from ..sfu.room import Room
+from ..sfu.rooms import RoomManager
 from ..sfu.sdp_limits import ANSWER_BYTES_PER_MLINE
 from ..telemetry import get_logger
 from . import messages as m

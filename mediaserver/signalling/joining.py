@@ -20,7 +20,8 @@ from ..lobby.policy import link_role
 from ..logthrottle import LogThrottle
 from ..sfu.base import Refused
 from ..sfu.participant import Participant
-from ..sfu.room import Room, RoomManager
+from ..sfu.room import Room
+from ..sfu.rooms import RoomManager
 from ..state.models import GuestInvite
 from . import messages as m
 

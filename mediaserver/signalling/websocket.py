@@ -13,7 +13,7 @@ from ..cluster.cluster import Lease, RoomRevoked, Unavailable
 from ..cluster.relay import Relay
 from ..config import Config
 from ..limits import MessageLimiter
-from ..sfu.room import RoomManager
+from ..sfu.rooms import RoomManager
 from . import messages as m
 from .handler import SignallingSession
 from .messages import ErrorCode, error

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from server_helpers import TOKEN_SECRET, make_config, room_token
 
 from mediaserver.sfu.peer import IdleTrack, make_configuration
-from mediaserver.sfu.room import RoomManager
+from mediaserver.sfu.rooms import RoomManager
 from mediaserver.signalling import messages as m
 from mediaserver.signalling.handler import SignallingSession
 from mediaserver.telemetry import Metrics
