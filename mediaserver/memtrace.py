@@ -1,11 +1,14 @@
 """Diagnostics only: ``MS_DIAG_TRACEMALLOC=/path/report.txt`` makes ``serve`` trace
 Python allocations (tracemalloc, 6 frames) and rewrite the report every 10 s: the top
 allocation sites by line and by the first aiortc/mediaserver frame. Slows the server
-down; never set in production or for timed bench figures."""
+down; never set in production or for timed bench figures.
+``MS_DIAG_MALLOCSTATS=1``: pymalloc's statistics (``sys._debugmallocstats``) on stderr
+every 10 s (cheap)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -37,6 +40,14 @@ def _report(path: str) -> None:
 
 
 def start_from_env() -> None:
+    if os.environ.get("MS_DIAG_MALLOCSTATS"):  # pymalloc's arenas/pools, to stderr
+
+        def stats() -> None:
+            while True:
+                time.sleep(10)
+                sys._debugmallocstats()
+
+        threading.Thread(target=stats, name="mallocstats", daemon=True).start()
     path = os.environ.get("MS_DIAG_TRACEMALLOC")
     if not path:
         return
