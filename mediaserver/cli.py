@@ -52,6 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     assert isinstance(config, Config)
     configure_logging(config.logging.level, config.logging.format)
+    from .memtrace import start_from_env
+
+    start_from_env()  # diagnostics only (MS_DIAG_TRACEMALLOC)
     if args.workers > 1:
         return _serve_workers(args, config)
     app = create_app(config, Metrics(), reuse_port=bool(args.reuse_port))

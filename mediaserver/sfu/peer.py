@@ -41,6 +41,7 @@ from .rxpath import RtcpHandler, RtpHandler
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
+    "IDLE_RECEIVER_STATE",
     "IdleTrack",
     "PublisherPeer",
     "RtcpHandler",
@@ -94,7 +95,43 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcdtlstransport.RTCDtlsTransport source", 'self.emit("statechange")'),
     ("aioice.ice.Connection source", "self._queue.put_nowait((data, component))"),
     ("aiortc.rtcicetransport.RTCIceGatherer source", "local_username=local_username"),
+    # idle receivers of sendonly server transceivers (_slim_idle_receiver)
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__started = False"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__jitter_buffer"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__nack_generator"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__decoder_queue"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__decoder_error"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__rtcp_exited"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__rtcp_started"),
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__timestamp_mapper"),
 )
+
+#: What an aiortc ``RTCRtpReceiver`` builds for receiving (jitter buffer, NACK
+#: generator, the decoder thread's queue and error event, the RTCP task's events, the
+#: timestamp mapper) and uses only once started (``receive``) or for packets routed to
+#: it: ~8 KB a receiver, and a room of 25 has 1 200 of them that never start (the
+#: receiver side of every sendonly subscriber transceiver). Mangled private names.
+IDLE_RECEIVER_STATE: tuple[str, ...] = (
+    "_RTCRtpReceiver__jitter_buffer",
+    "_RTCRtpReceiver__nack_generator",
+    "_RTCRtpReceiver__decoder_queue",
+    "_RTCRtpReceiver__decoder_error",
+    "_RTCRtpReceiver__rtcp_exited",
+    "_RTCRtpReceiver__rtcp_started",
+    "_RTCRtpReceiver__timestamp_mapper",
+)
+
+
+def _slim_idle_receiver(receiver: Any) -> None:
+    """Drop the receiving state of the receiver of a sendonly transceiver: aiortc starts
+    a receiver only for a recvonly/sendrecv direction, and the SFU replaces the DTLS
+    transport's packet handlers, so none of it is ever touched (``stop`` and
+    ``getStats`` of a receiver never started do not read it)."""
+    if getattr(receiver, "_RTCRtpReceiver__started", True):
+        return  # started: keep everything
+    for name in IDLE_RECEIVER_STATE:
+        setattr(receiver, name, None)
+
 
 _ssrc_at = struct.Struct("!I")
 
@@ -378,6 +415,7 @@ class SubscriberPeer(_PeerBase):
         """Add a sendonly transceiver that will carry one forwarded track."""
         with server_side():
             transceiver = self.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
+        _slim_idle_receiver(transceiver.receiver)  # sendonly: its receiver never starts
         caps = RTCRtpSender.getCapabilities(kind).codecs
         preferred = [c for c in caps if same_codec(c, codec)][:1]
         if preferred:

@@ -98,6 +98,33 @@ async def test_h264_is_forwarded(server, clients):
         assert t._codecs[0].mimeType == "video/H264"
 
 
+async def test_server_sendonly_receivers_hold_no_receiving_state(server, clients):
+    """Issue 13 (memory): the receiver of each sendonly subscriber transceiver never
+    starts, so the server drops its jitter buffer, decoder queue and the like; the
+    publisher connections' receivers (started) keep theirs. Media flows regardless."""
+    from mediaserver.sfu.peer import IDLE_RECEIVER_STATE
+
+    await join_and_publish(server, clients, 2)
+    await check_everyone_sees_everyone(clients)
+    participants = list(server.rooms.rooms["r1"].participants.values())
+    assert len(participants) == 2
+    for p in participants:
+        outgoing = p.subscriber.pc.getTransceivers()
+        assert len(outgoing) == 2
+        for t in outgoing:
+            assert t.direction == "sendonly"
+            assert t.currentDirection == "sendonly"
+            assert not t.receiver._RTCRtpReceiver__started
+            for name in IDLE_RECEIVER_STATE:
+                assert getattr(t.receiver, name) is None, name
+        incoming = p.publisher.pc.getTransceivers()
+        assert incoming
+        for t in incoming:
+            assert t.receiver._RTCRtpReceiver__started
+            assert t.receiver._RTCRtpReceiver__jitter_buffer is not None
+            assert t.receiver._RTCRtpReceiver__decoder_queue is not None
+
+
 async def test_late_joiner_decodes_video_within_a_second(server, clients):
     await join_and_publish(server, clients, 2)
     await check_everyone_sees_everyone(clients)
