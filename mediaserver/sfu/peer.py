@@ -28,7 +28,13 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from . import aiortc_speedups, fastpath, rxpath
-from .aiortc_speedups import captured_parse, own_descriptions, preparsed
+from .aiortc_speedups import (
+    SectionCache,
+    captured_parse,
+    own_descriptions,
+    preparsed,
+    reused_sections,
+)
 from .ice_sockets import (
     configure_ice_addresses,
     configure_port_range,
@@ -375,6 +381,7 @@ class SubscriberPeer(_PeerBase):
         self._on_rtcp = on_rtcp
         self._offer: Any = None  # the last offer, as aiortc parsed it (for its SSRCs)
         self.offered_mlines = 0
+        self._answer_sections = SectionCache()  # the last answer's m-sections, parsed
 
     def add_transceiver(
         self,
@@ -438,7 +445,8 @@ class SubscriberPeer(_PeerBase):
         return offer_sdp
 
     async def apply_answer(self, answer_sdp: str) -> list[NegotiatedTrack]:
-        answer = parse_sdp(answer_sdp, "answer")
+        with reused_sections(self._answer_sections):
+            answer = parse_sdp(answer_sdp, "answer")
         assert self._offer is not None
         await self._set_remote(answer_sdp, "answer", answer)
         return checked_tracks(answer, self._offer)
