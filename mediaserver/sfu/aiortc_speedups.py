@@ -44,6 +44,7 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
 __all__ = [
+    "ORIGINALS",
     "PRIVATE_NAMES",
     "SectionCache",
     "captured_parse",
@@ -83,6 +84,11 @@ _SECTIONS: contextvars.ContextVar[SectionCache | None] = contextvars.ContextVar(
 )
 _OWN: contextvars.ContextVar[bool] = contextvars.ContextVar("sdp_own", default=False)
 _installed = False
+#: aiortc's own functions, as they were before :func:`install` (tests compare).
+ORIGINALS: dict[str, Callable[..., Any]] = {
+    "parse": aiortc_sdp.SessionDescription.parse,
+    "find_common_codecs": aiortc.rtcpeerconnection.find_common_codecs,
+}
 
 
 @contextlib.contextmanager
