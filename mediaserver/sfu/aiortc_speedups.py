@@ -20,6 +20,9 @@ offer, or that a forwarding server never uses. Installed once by :mod:`.peer`.
 - Codec negotiation: aiortc's ``find_common_codecs`` deep-copies every codec of every
   m-line it negotiates (``copy.deepcopy``: most of ``setRemoteDescription`` for 48
   m-lines); the same function with a field-by-field copy gives equal results.
+- Addresses in SDP: aiortc parses the address of every m-line's ``c=`` line with
+  :mod:`ipaddress` each time it serialises a description, to tell IPv4 from IPv6;
+  the answer is remembered per address.
 - Receive-side bandwidth estimation: aiortc builds a ``RemoteBitrateEstimator`` for
   every video receiver. The server's receivers never see a packet through aiortc (the
   DTLS transport's RTP handler is replaced), so server-side ones get none; the SFU
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,6 +69,8 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcdtlstransport.RTCCertificate", "getFingerprints"),
     ("aiortc.rtcdtlstransport.RTCDtlsTransport source", "getFingerprints()"),
     ("aiortc.sdp", "grouplines"),
+    ("aiortc.sdp", "ipaddress_to_sdp"),
+    ("aiortc.sdp.MediaDescription source", "ipaddress_to_sdp(self.host)"),
     ("aiortc.rtcpeerconnection", "find_common_codecs"),
     ("aiortc.rtcpeerconnection", "is_codec_compatible"),
     ("aiortc.codecs", "is_rtx"),
@@ -266,4 +272,6 @@ def install(server_side: Callable[[], bool]) -> None:
     setattr(aiortc.rtcpeerconnection, "wrap_session_description", wrap)  # noqa: B010
     setattr(RTCCertificate, "getFingerprints", get_fingerprints)  # noqa: B010
     setattr(aiortc.rtcpeerconnection, "find_common_codecs", find_common_codecs)  # noqa: B010
+    to_sdp = functools.lru_cache(maxsize=1024)(aiortc_sdp.ipaddress_to_sdp)
+    setattr(aiortc_sdp, "ipaddress_to_sdp", to_sdp)  # noqa: B010
     setattr(aiortc.rtcrtpreceiver, "RemoteBitrateEstimator", estimator)  # noqa: B010

@@ -204,12 +204,15 @@ class _PeerBase:
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
 
-    def _local_sdp(self) -> str:
+    def _local_sdp(self, text: str | None = None) -> str:
+        """The local description (``text``: it, serialised already) as announced."""
         from .negotiation import apply_announced_address
 
-        desc = self.pc.localDescription
-        assert desc is not None
-        return apply_announced_address(desc.sdp, self._announced, _announced_map)
+        if text is None:
+            desc = self.pc.localDescription
+            assert desc is not None
+            text = desc.sdp
+        return apply_announced_address(text, self._announced, _announced_map)
 
     def _hook(self) -> None:
         raise NotImplementedError
@@ -437,9 +440,17 @@ class SubscriberPeer(_PeerBase):
         return rxpath.subscriber_receive(rx, self._on_rtcp)
 
     async def create_offer(self) -> str:
+        # Every transport gathered already (a renegotiation): setLocalDescription adds
+        # nothing to what createOffer wrote, so its text is the local description and
+        # need not be serialised again (tests/unit/test_answer_sections.py).
+        gathered = all(
+            t.receiver.transport.transport.iceGatherer.state == "completed"
+            for t in self.pc.getTransceivers()
+        )
         with captured_parse() as parsed, own_descriptions():
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer_sdp = self._local_sdp()
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+        offer_sdp = self._local_sdp(offer.sdp if gathered else None)
         self._offer = parsed[0] if parsed else parse_sdp(offer_sdp, "offer")
         self.offered_mlines = len(self._offer.media)
         return offer_sdp

@@ -22,6 +22,7 @@ from mediaserver.sfu.aiortc_speedups import (
 )
 
 original_parse = ORIGINALS["parse"]
+ORIGINAL_TO_SDP = aiortc_sdp.ipaddress_to_sdp.__wrapped__  # type: ignore[attr-defined]
 
 
 def _plain(value: Any) -> Any:
@@ -224,3 +225,31 @@ async def test_server_peer_applies_answers_with_reused_sections():
     finally:
         await client.close()
         await server.close()
+
+
+async def test_subscriber_offers_are_the_local_description():
+    """create_offer's text, serialised once, is what aiortc's localDescription gives,
+    on the first offer (gathering in setLocalDescription) and on renegotiations."""
+    from tests.unit.test_aiortc_speedups import _track, _vp8
+
+    sub = peer.SubscriberPeer([], "", on_rtcp=lambda data: None)
+    client = RTCPeerConnection(peer.make_configuration([]))
+    try:
+        for _ in range(3):
+            sub.add_transceiver("audio", _track("audio", "opus", 48000, 111), "s", lambda s: None)
+            sub.add_transceiver("video", _vp8(), "s", lambda s: None)
+            offer = await sub.create_offer()
+            assert offer == sub._local_sdp()
+            await client.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await client.setLocalDescription(await client.createAnswer())
+            await sub.apply_answer(client.localDescription.sdp)
+    finally:
+        await client.close()
+        await sub.close()
+
+
+def test_sdp_addresses_are_the_same():
+    for addr in ("192.0.2.1", "0.0.0.0", "2001:db8::1", "::1", "192.0.2.1"):
+        assert aiortc_sdp.ipaddress_to_sdp(addr) == ORIGINAL_TO_SDP(addr)
+    with pytest.raises(ValueError):
+        aiortc_sdp.ipaddress_to_sdp("not an address")
