@@ -42,8 +42,16 @@ from .ice_sockets import (
     is_server_side,
     server_side,
 )
-from .negotiation import NegotiatedTrack, SdpError, checked_tracks, parse_sdp, same_codec
+from .negotiation import (
+    MAX_SDP_BYTES,
+    NegotiatedTrack,
+    SdpError,
+    checked_tracks,
+    parse_sdp,
+    same_codec,
+)
 from .rxpath import RtcpHandler, RtpHandler
+from .sdp_limits import ANSWER_BYTES_PER_MLINE
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
@@ -456,8 +464,10 @@ class SubscriberPeer(_PeerBase):
         return offer_sdp
 
     async def apply_answer(self, answer_sdp: str) -> list[NegotiatedTrack]:
+        # bounded by our offer, as in check_sdp_bounds (dual-stack aiortc: ~61 KB at 48)
+        bound = max(MAX_SDP_BYTES, self.offered_mlines * ANSWER_BYTES_PER_MLINE)
         with reused_sections(self._answer_sections):
-            answer = parse_sdp(answer_sdp, "answer")
+            answer = parse_sdp(answer_sdp, "answer", bound)
         assert self._offer is not None
         await self._set_remote(answer_sdp, "answer", answer)
         return checked_tracks(answer, self._offer)

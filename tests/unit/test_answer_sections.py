@@ -253,3 +253,31 @@ def test_sdp_addresses_are_the_same():
         assert aiortc_sdp.ipaddress_to_sdp(addr) == ORIGINAL_TO_SDP(addr)
     with pytest.raises(ValueError):
         aiortc_sdp.ipaddress_to_sdp("not an address")
+
+
+async def test_a_large_answer_to_a_large_offer_is_applied():
+    """A subscribe answer is bounded by the offer it answers (check_sdp_bounds'
+    bound), not by the 60 KB of a client's own SDP: a dual-stack aiortc client answers
+    48 m-lines in ~61 KB."""
+    from mediaserver.sfu.negotiation import MAX_SDP_BYTES
+    from tests.unit.test_aiortc_speedups import _track, _vp8
+
+    sub = peer.SubscriberPeer([], "", on_rtcp=lambda data: None)
+    client = RTCPeerConnection(peer.make_configuration([]))
+    try:
+        for _ in range(24):
+            sub.add_transceiver("audio", _track("audio", "opus", 48000, 111), "s", lambda s: None)
+            sub.add_transceiver("video", _vp8(), "s", lambda s: None)
+        offer = await sub.create_offer()
+        await client.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await client.setLocalDescription(await client.createAnswer())
+        text = client.localDescription.sdp
+        head, sep, rest = text.partition("m=")
+        pad = "a=x-pad:" + "p" * 1000 + "\r\n"  # ignored by the parser, like any a=x-
+        padded = head + pad * ((MAX_SDP_BYTES + 5000 - len(text)) // len(pad) + 1) + sep + rest
+        assert len(padded) > MAX_SDP_BYTES
+        tracks = await sub.apply_answer(padded)
+        assert len(tracks) == 48
+    finally:
+        await client.close()
+        await sub.close()
