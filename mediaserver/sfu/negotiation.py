@@ -58,12 +58,17 @@ class NegotiatedTrack:
     msid: str
 
 
-def parse_sdp(text: object, expected_type: str) -> aiortc_sdp.SessionDescription:
-    """Parse and sanity-check an SDP; raise :class:`SdpError` with a precise reason."""
+def parse_sdp(
+    text: object, expected_type: str, max_bytes: int = MAX_SDP_BYTES
+) -> aiortc_sdp.SessionDescription:
+    """Parse and sanity-check an SDP; raise :class:`SdpError` with a precise reason.
+
+    ``max_bytes``: a subscribe answer's bound grows with the offer it answers
+    (:data:`.sdp_limits.ANSWER_BYTES_PER_MLINE`), like in ``check_sdp_bounds``."""
     if not isinstance(text, str) or not text.strip():
         raise SdpError("sdp must be a non-empty string")
-    if len(text) > MAX_SDP_BYTES:
-        raise SdpError(f"sdp longer than {MAX_SDP_BYTES} bytes")
+    if len(text) > max_bytes:
+        raise SdpError(f"sdp longer than {max_bytes} bytes")
     if not text.startswith("v=0"):
         raise SdpError("sdp must start with 'v=0'")
     try:

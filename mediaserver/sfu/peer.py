@@ -28,7 +28,13 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from . import aiortc_speedups, fastpath, rxpath
-from .aiortc_speedups import captured_parse, own_descriptions, preparsed
+from .aiortc_speedups import (
+    SectionCache,
+    captured_parse,
+    own_descriptions,
+    preparsed,
+    reused_sections,
+)
 from .ice_sockets import (
     configure_ice_addresses,
     configure_port_range,
@@ -36,8 +42,16 @@ from .ice_sockets import (
     is_server_side,
     server_side,
 )
-from .negotiation import NegotiatedTrack, SdpError, checked_tracks, parse_sdp, same_codec
+from .negotiation import (
+    MAX_SDP_BYTES,
+    NegotiatedTrack,
+    SdpError,
+    checked_tracks,
+    parse_sdp,
+    same_codec,
+)
 from .rxpath import RtcpHandler, RtpHandler
+from .sdp_limits import ANSWER_BYTES_PER_MLINE
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
@@ -235,12 +249,15 @@ class _PeerBase:
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
 
-    def _local_sdp(self) -> str:
+    def _local_sdp(self, text: str | None = None) -> str:
+        """The local description (``text``: it, serialised already) as announced."""
         from .negotiation import apply_announced_address
 
-        desc = self.pc.localDescription
-        assert desc is not None
-        return apply_announced_address(desc.sdp, self._announced, _announced_map)
+        if text is None:
+            desc = self.pc.localDescription
+            assert desc is not None
+            text = desc.sdp
+        return apply_announced_address(text, self._announced, _announced_map)
 
     def _hook(self) -> None:
         raise NotImplementedError
@@ -404,6 +421,7 @@ class SubscriberPeer(_PeerBase):
         self._on_rtcp = on_rtcp
         self._offer: Any = None  # the last offer, as aiortc parsed it (for its SSRCs)
         self.offered_mlines = 0
+        self._answer_sections = SectionCache()  # the last answer's m-sections, parsed
 
     def add_transceiver(
         self,
@@ -460,15 +478,26 @@ class SubscriberPeer(_PeerBase):
         return rxpath.subscriber_receive(rx, self._on_rtcp)
 
     async def create_offer(self) -> str:
+        # Every transport gathered already (a renegotiation): setLocalDescription adds
+        # nothing to what createOffer wrote, so its text is the local description and
+        # need not be serialised again (tests/unit/test_answer_sections.py).
+        gathered = all(
+            t.receiver.transport.transport.iceGatherer.state == "completed"
+            for t in self.pc.getTransceivers()
+        )
         with captured_parse() as parsed, own_descriptions():
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer_sdp = self._local_sdp()
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+        offer_sdp = self._local_sdp(offer.sdp if gathered else None)
         self._offer = parsed[0] if parsed else parse_sdp(offer_sdp, "offer")
         self.offered_mlines = len(self._offer.media)
         return offer_sdp
 
     async def apply_answer(self, answer_sdp: str) -> list[NegotiatedTrack]:
-        answer = parse_sdp(answer_sdp, "answer")
+        # bounded by our offer, as in check_sdp_bounds (dual-stack aiortc: ~61 KB at 48)
+        bound = max(MAX_SDP_BYTES, self.offered_mlines * ANSWER_BYTES_PER_MLINE)
+        with reused_sections(self._answer_sections):
+            answer = parse_sdp(answer_sdp, "answer", bound)
         assert self._offer is not None
         await self._set_remote(answer_sdp, "answer", answer)
         return checked_tracks(answer, self._offer)
