@@ -3,6 +3,7 @@
 from typing import Any
 
 CACHE_SIZE: int
+AUDIO_CACHE_SIZE: int
 MAX_PACKET_BYTES: int
 
 class Target:
@@ -39,6 +40,7 @@ class Output:
     _started_at_seq: int
     _resync: bool
     _rebase_ts: int
+    _cache_slots: int
     _python_send: bool
     _ext_prefix: bytes
     active: bool

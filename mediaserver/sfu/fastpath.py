@@ -43,6 +43,8 @@ import pylibsrtp
 
 from ..config import ENV_PURE_PYTHON
 from .forwarder import (
+    AUDIO_CACHE_SIZE,
+    CACHE_SIZE,
     ForwardingTrack,
     InboundExtIds,
     OutputParams,
@@ -199,6 +201,7 @@ class NativeOutputStream(_OutputBase):
         self._rebase_ts = 0  # timestamp step to the next source (0: no rebase)
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
+        self._cache_slots = CACHE_SIZE if video else AUDIO_CACHE_SIZE  # as the twin's
         self.params = params
         self.subscriber_id = subscriber_id
         self.active = False

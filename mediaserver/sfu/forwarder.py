@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
+    "AUDIO_CACHE_SIZE",
+    "CACHE_SIZE",
     "EXT_ABS_SEND_TIME",
     "EXT_AUDIO_LEVEL",
     "EXT_MID",
@@ -41,8 +43,11 @@ EXT_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 #: aiortc's ``RTCDtlsTransport._send_rtp`` accepts at most this many bytes of clear RTP.
 MAX_PACKET_BYTES = 1356
 #: Packets kept per output to answer NACKs (a power of two).
+#: Slots of a video output's NACK cache (packets it can resend), a power of two.
 CACHE_SIZE = 512
-_CACHE_MASK = CACHE_SIZE - 1
+#: An audio output's: NACK is not offered for audio (RTX neither), so a browser does not
+#: NACK Opus; the few slots answer a client that NACKs anyway (1.3 s at 50 packets/s).
+AUDIO_CACHE_SIZE = 64
 
 _hdr = struct.Struct("!BBHII")
 _u16 = struct.Struct("!H")
@@ -186,6 +191,7 @@ class OutputStream:
         "_al_elem",
         "_ast_elem",
         "_cache",
+        "_cache_mask",
         "_ext_prefix",
         "_next_seq",
         "_rebase_ts",
@@ -217,7 +223,9 @@ class OutputStream:
         self._rebase_ts = 0  # timestamp step to the next source (0: no rebase)
         self._started_at_seq = 0
         self._rtx_seq = random.randrange(0, 0x8000)
-        self._cache: list[bytes | None] = [None] * CACHE_SIZE
+        slots = CACHE_SIZE if video else AUDIO_CACHE_SIZE
+        self._cache: list[bytes | None] = [None] * slots
+        self._cache_mask = slots - 1
         self._ext_prefix = mid_prefix(params)
         # one-byte extension element headers (b"" when not negotiated)
         self._al_elem = (
@@ -300,7 +308,7 @@ class OutputStream:
                 return None
         if seq_newer((out_seq + 1) & 0xFFFF, self._next_seq):
             self._next_seq = (out_seq + 1) & 0xFFFF
-        self._cache[out_seq & _CACHE_MASK] = pkt
+        self._cache[out_seq & self._cache_mask] = pkt
         self.packets += 1
         self.octets += len(payload)
         self.last_rtp_ts = out_ts
@@ -308,7 +316,7 @@ class OutputStream:
 
     def retransmission(self, out_seq: int) -> bytes | None:
         """The packet to send for a NACKed sequence number (RTX-wrapped if negotiated)."""
-        return answer_nack(self, self._cache[out_seq & _CACHE_MASK], out_seq)
+        return answer_nack(self, self._cache[out_seq & self._cache_mask], out_seq)
 
 
 def answer_nack(output: OutputStream, cached: bytes | None, out_seq: int) -> bytes | None:

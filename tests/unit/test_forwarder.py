@@ -16,6 +16,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from mediaserver.sfu import fastpath
 from mediaserver.sfu.forwarder import (
+    AUDIO_CACHE_SIZE,
     CACHE_SIZE,
     EXT_ABS_SEND_TIME,
     EXT_AUDIO_LEVEL,
@@ -787,11 +788,13 @@ def test_retransmission_unknown_seq_is_none() -> None:
     assert o.retransmission((300 - CACHE_SIZE) & 0xFFFF) is None
 
 
-def test_retransmission_cache_holds_the_last_512() -> None:
-    assert CACHE_SIZE == 512
-    track = audio_track()
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_retransmission_cache_holds_the_last_512_video_64_audio_packets(kind: str) -> None:
+    assert (CACHE_SIZE, AUDIO_CACHE_SIZE) == (512, 64)
+    track, slots = (audio_track(), AUDIO_CACHE_SIZE) if kind == "audio" else (vp8_track(), 512)
     o = add_output(track, next_seq=0xFFF0)  # cache slots across the output wrap
-    sent = _send(track, o, CACHE_SIZE + 1)
+    o.waiting_keyframe = False  # (video) forward from any packet
+    sent = _send(track, o, slots + 1)
     first = seq_of(sent[0])
     assert o.retransmission(first) is None  # evicted by the 513th
     assert o.retransmission(seq_of(sent[1])) == sent[1]

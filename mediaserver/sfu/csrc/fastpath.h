@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #define MAX_PACKET_BYTES 1356
-#define CACHE_SIZE 512
-#define CACHE_MASK (CACHE_SIZE - 1)
+#define CACHE_SIZE 512       /* slots of a video output's NACK cache (a power of two) */
+#define AUDIO_CACHE_SIZE 64  /* an audio output's (NACK is not offered for audio) */
 /* Clear packet plus the largest SRTP trailer libsrtp may append (tag + MKI). */
 #define SLOT_BYTES (MAX_PACKET_BYTES + 16 + 128)
 #define MAX_EXT_PREFIX 17 /* one header byte + a mid of at most 16 bytes */
@@ -86,7 +86,8 @@ typedef struct {
     unsigned long long octets;
     unsigned int last_rtp_ts;
     PyObject *target; /* TargetObject or NULL */
-    CacheSlot cache[CACHE_SIZE];
+    CacheSlot *cache;        /* cache_mask + 1 slots (PyMem), allocated by tp_new */
+    unsigned int cache_mask;
 } OutputObject;
 
 typedef struct {

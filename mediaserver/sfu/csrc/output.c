@@ -17,8 +17,10 @@ static int
 Output_clear_refs(OutputObject *self)
 {
     Py_CLEAR(self->target);
-    for (int i = 0; i < CACHE_SIZE; i++) {
-        Py_CLEAR(self->cache[i].src);
+    if (self->cache != NULL) {
+        for (unsigned int i = 0; i <= self->cache_mask; i++) {
+            Py_CLEAR(self->cache[i].src);
+        }
     }
     return 0;
 }
@@ -29,6 +31,8 @@ Output_dealloc(OutputObject *self)
     /* a static type: subtype_dealloc drops the reference of a Python subclass */
     PyObject_GC_UnTrack(self);
     Output_clear_refs(self);
+    PyMem_Free(self->cache);
+    self->cache = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -38,6 +42,12 @@ Output_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     OutputObject *self = (OutputObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->resync = 1;
+        self->cache = PyMem_Calloc(CACHE_SIZE, sizeof(CacheSlot));
+        if (self->cache == NULL) {
+            Py_DECREF(self);
+            return PyErr_NoMemory();
+        }
+        self->cache_mask = CACHE_SIZE - 1;
     }
     return (PyObject *)self;
 }
@@ -49,7 +59,7 @@ Output_cached(OutputObject *self, PyObject *arg)
     if (seq == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    const CacheSlot *c = &self->cache[(unsigned long)seq & CACHE_MASK];
+    const CacheSlot *c = &self->cache[(unsigned long)seq & self->cache_mask];
     if (c->src == NULL) {
         Py_RETURN_NONE;
     }
@@ -135,7 +145,46 @@ static PyMemberDef Output_members[] = {
 };
 #undef M
 
+static PyObject *
+Output_get_cache_slots(OutputObject *self, void *closure)
+{
+    return PyLong_FromUnsignedLong((unsigned long)self->cache_mask + 1);
+}
+
+/* The NACK cache's size: a power of two from 16 to CACHE_SIZE, set before the first
+   packet (a resize empties the cache). */
+static int
+Output_set_cache_slots(OutputObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_cache_slots cannot be deleted");
+        return -1;
+    }
+    long n = PyLong_AsLong(value);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < 16 || n > CACHE_SIZE || (n & (n - 1)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "_cache_slots: a power of two from 16 to CACHE_SIZE");
+        return -1;
+    }
+    CacheSlot *fresh = PyMem_Calloc((size_t)n, sizeof(CacheSlot));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (unsigned int i = 0; i <= self->cache_mask; i++) {
+        Py_CLEAR(self->cache[i].src);
+    }
+    PyMem_Free(self->cache);
+    self->cache = fresh;
+    self->cache_mask = (unsigned int)n - 1;
+    return 0;
+}
+
 static PyGetSetDef Output_getset[] = {
+    {"_cache_slots", (getter)Output_get_cache_slots, (setter)Output_set_cache_slots,
+     "slots of the NACK cache (a power of two, 16..CACHE_SIZE; set before use)", NULL},
     {"_ext_prefix", (getter)Output_get_ext_prefix, (setter)Output_set_ext_prefix,
      "the mid element written first in every packet's extension block", NULL},
     {"target", (getter)Output_get_target, (setter)Output_set_target,
@@ -274,7 +323,7 @@ fp_build(OutputObject *o, const Inbound *in)
     if (seq_newer((out_seq + 1) & 0xFFFFu, o->next_seq & 0xFFFFu)) {
         o->next_seq = (out_seq + 1) & 0xFFFFu;
     }
-    CacheSlot *c = &o->cache[out_seq & CACHE_MASK];
+    CacheSlot *c = &o->cache[out_seq & o->cache_mask];
     Py_INCREF(in->src);
     Py_XSETREF(c->src, in->src);
     c->out_ts = out_ts;

@@ -454,6 +454,7 @@ PyInit__fastpath(void)
         PyModule_AddObjectRef(m, "Output", (PyObject *)&fp_OutputType) < 0 ||
         PyModule_AddObjectRef(m, "RxSession", (PyObject *)&fp_RxSessionType) < 0 ||
         PyModule_AddIntConstant(m, "CACHE_SIZE", CACHE_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "AUDIO_CACHE_SIZE", AUDIO_CACHE_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "MAX_PACKET_BYTES", MAX_PACKET_BYTES) < 0) {
         Py_DECREF(m);
         return NULL;
