@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mediaserver.state.models import ApiKey, GuestInvite, Link, OutboxEvent, WebhookEndpoint
 
 from .problems import ApiProblem, invalid
-from .secrets_ import hash_secret, new_api_key, new_id
+from .secrets_ import hash_secret, new_api_key
 from .views import iso
 
 if TYPE_CHECKING:
@@ -188,30 +188,10 @@ async def ping_webhook(service: LinkService, tenant: Tenant, webhook_id: str) ->
         raise ApiProblem(
             409, "webhook-disabled", "Webhook disabled", "enable the endpoint to ping it"
         )
-    now = service.now()
-    event_id = new_id("evt")
-    payload = {
-        "id": event_id,
-        "type": PING_EVENT,
-        "created_at": iso(now),
-        "tenant_id": tenant.id,
-        "data": {"webhook_id": ep.id},
-    }
-    (entry,) = await service.store.enqueue_events(
-        [
-            OutboxEvent(
-                id=new_id("ob"),
-                event_id=event_id,
-                tenant_id=tenant.id,
-                endpoint_id=ep.id,
-                type=PING_EVENT,
-                ordering_key=ep.id,  # its own queue: not behind a room's events
-                payload=payload,
-                created_at=now,
-                next_attempt_at=now,
-            )
-        ]
+    entries = service.outbox_entries(  # its own queue: not behind a room's events
+        tenant.id, PING_EVENT, ep.id, {"webhook_id": ep.id}, [ep]
     )
+    (entry,) = await service.store.enqueue_events(entries)
     service.wake_dispatcher()
     return entry
 

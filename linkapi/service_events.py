@@ -73,6 +73,17 @@ class WebhookEvents(ServiceCore):
             for ep in await self.store.list_webhook_endpoints(tenant_id)
             if ep.disabled_at is None and (not ep.events or etype in ep.events)
         ]
+        return self.outbox_entries(tenant_id, etype, ordering_key, data, endpoints)
+
+    def outbox_entries(
+        self,
+        tenant_id: str,
+        etype: str,
+        ordering_key: str,
+        data: dict[str, Any],
+        endpoints: list[WebhookEndpoint],
+    ) -> list[OutboxEvent]:
+        """One event (one id, one payload) as an outbox entry per endpoint (not stored)."""
         if not endpoints:
             return []
         now = self.clock()

@@ -25,6 +25,16 @@ __all__ = ["REVOKED_MEMORY_SECONDS", "RoomManager"]
 REVOKED_MEMORY_SECONDS = 86400.0
 
 
+def _remember(revoked: dict[str, float], key: str) -> None:
+    """Record ``key`` as revoked now; past 1 000 entries, forget those older than
+    :data:`REVOKED_MEMORY_SECONDS`."""
+    now = time.monotonic()
+    if len(revoked) > 1000:
+        for old in [k for k, t in revoked.items() if now - t >= REVOKED_MEMORY_SECONDS]:
+            del revoked[old]
+    revoked[key] = now
+
+
 class RoomManager:
     """The node's rooms (memory state backend: rooms are ephemeral by design)."""
 
@@ -71,12 +81,7 @@ class RoomManager:
 
     def mark_revoked(self, link_id: str) -> None:
         """Synchronously: from now on no room opens or admits anyone for ``link_id``."""
-        now = time.monotonic()
-        if len(self.revoked) > 1000:
-            self.revoked = {
-                k: t for k, t in self.revoked.items() if now - t < REVOKED_MEMORY_SECONDS
-            }
-        self.revoked[link_id] = now
+        _remember(self.revoked, link_id)
 
     def is_invite_revoked(self, invite_id: str | None) -> bool:
         return invite_id is not None and invite_id in self.revoked_invites
@@ -86,12 +91,7 @@ class RoomManager:
         checked it before), and send away whoever waits in the lobby through it. People
         already admitted through it stay (a host removes them if need be). Returns how
         many waiting guests were sent away."""
-        now = time.monotonic()
-        if len(self.revoked_invites) > 1000:
-            self.revoked_invites = {
-                k: t for k, t in self.revoked_invites.items() if now - t < REVOKED_MEMORY_SECONDS
-            }
-        self.revoked_invites[invite_id] = now
+        _remember(self.revoked_invites, invite_id)
         room = self.rooms.get(link_id)
         if room is None:
             return 0

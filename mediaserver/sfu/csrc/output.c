@@ -13,15 +13,21 @@ Output_traverse(OutputObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int
-Output_clear_refs(OutputObject *self)
+static void
+clear_cache(OutputObject *self)
 {
-    Py_CLEAR(self->target);
     if (self->cache != NULL) {
         for (unsigned int i = 0; i <= self->cache_mask; i++) {
             Py_CLEAR(self->cache[i].src);
         }
     }
+}
+
+static int
+Output_clear_refs(OutputObject *self)
+{
+    Py_CLEAR(self->target);
+    clear_cache(self);
     return 0;
 }
 
@@ -168,14 +174,16 @@ Output_set_cache_slots(OutputObject *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_ValueError, "_cache_slots: a power of two from 16 to CACHE_SIZE");
         return -1;
     }
+    if ((unsigned long)n == (unsigned long)self->cache_mask + 1) {
+        clear_cache(self); /* the same size: emptied, not reallocated */
+        return 0;
+    }
     CacheSlot *fresh = PyMem_Calloc((size_t)n, sizeof(CacheSlot));
     if (fresh == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (unsigned int i = 0; i <= self->cache_mask; i++) {
-        Py_CLEAR(self->cache[i].src);
-    }
+    clear_cache(self);
     PyMem_Free(self->cache);
     self->cache = fresh;
     self->cache_mask = (unsigned int)n - 1;
