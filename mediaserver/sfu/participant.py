@@ -314,6 +314,10 @@ class Participant(SubscriberNegotiation):
             for peer in (self.subscriber, self.publisher):
                 if peer is not None:
                     peer.refresh_fast_path()
+        if self.subscriber is not None:  # sender reports, when due (sender_reports.py)
+            self.subscriber.reports.tick(now)
+        for old, _ in self._retiring:
+            old.reports.tick(now)
         if self.publisher is None or not self.publications:
             return
         out = b""

@@ -52,6 +52,8 @@ from .negotiation import (
 )
 from .rxpath import RtcpHandler, RtpHandler
 from .sdp_limits import ANSWER_BYTES_PER_MLINE
+from .sender_reports import PRIVATE_NAMES as _SENDER_REPORT_NAMES
+from .sender_reports import SenderReports, take_over
 
 __all__ = [
     "AIORTC_PRIVATE_NAMES",
@@ -73,7 +75,6 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_handle_rtp_data"),
     ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_handle_rtcp_data"),
     ("aiortc.rtcdtlstransport.RTCDtlsTransport", "_send_rtp"),
-    ("aiortc.rtcrtpsender.RTCRtpSender", "_send_rtcp"),
     ("aiortc.rtcrtpsender.RTCRtpSender()", "_ssrc"),
     ("aiortc.rtcrtpsender.RTCRtpSender()", "_rtx_ssrc"),
     ("aiortc.rtcrtpsender.RTCRtpSender()", "_stream_id"),
@@ -118,6 +119,8 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__rtcp_exited"),
     ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__rtcp_started"),
     ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__timestamp_mapper"),
+    # one RTCP timer per subscriber connection (sender_reports.take_over)
+    *_SENDER_REPORT_NAMES,
 )
 
 #: What an aiortc ``RTCRtpReceiver`` builds for receiving (jitter buffer, NACK
@@ -422,6 +425,8 @@ class SubscriberPeer(_PeerBase):
         self._offer: Any = None  # the last offer, as aiortc parsed it (for its SSRCs)
         self.offered_mlines = 0
         self._answer_sections = SectionCache()  # the last answer's m-sections, parsed
+        #: the senders' reports (SR + SDES), sent by the room's tick (Participant.tick)
+        self.reports = SenderReports(self.send_rtcp_now)
 
     def add_transceiver(
         self,
@@ -444,23 +449,7 @@ class SubscriberPeer(_PeerBase):
         sender = transceiver.sender
         sender._stream_id = stream_id
 
-        async def send_rtcp(packets: list[Any]) -> None:
-            # aiortc fills its sender reports from its own (bypassed) sending: zeros.
-            # Replace them with reports derived from the publisher's clock.
-            from aiortc.rtp import RtcpSrPacket
-
-            out = b""
-            for packet in packets:
-                if isinstance(packet, RtcpSrPacket):
-                    sr = sender_report(sender)
-                    if sr is not None:
-                        out += sr
-                else:
-                    out += bytes(packet)
-            if out:
-                await self.send_rtp(out)
-
-        setattr(sender, "_send_rtcp", send_rtcp)  # noqa: B010
+        take_over(sender, self.reports, sender_report)  # one RTCP timer per connection
         self._hook()
         return transceiver
 

@@ -280,8 +280,9 @@ class Room:
                     await p.tick(now, report_due)
                 except Exception:
                     p.log.exception("tick failed")
-                for pub in p.publications.values():
-                    pub.flush_metrics(metrics)
+                if report_due:  # counters to Prometheus once a second
+                    for pub in p.publications.values():
+                        pub.flush_metrics(metrics)
 
     async def _speakers(self, now: float) -> None:
         """Active-speaker signal and speaking-time statistics, to admitted people only."""
