@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from linkapi.secrets_ import mint_room_token
 from mediaserver.client.sdk import MeetingClient
@@ -157,7 +157,37 @@ class JanusParticipant(Participant):
             counter.hook()
 
         pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
-        await janus_subscribe(self.session, room, feeds, pc)
+        self._last_handle = await janus_subscribe(self.session, room, feeds, pc)
+
+    async def add_feeds(self, room: int, feeds: list[int]) -> None:
+        """Receive ``feeds`` too, as a VideoRoom client does when publishers arrive: the
+        first call joins one multistream subscription, later ones ``update`` it (Janus
+        offers again, the bot answers with ``start``), one renegotiation at a time."""
+        from .janus import JanusError, _jsep
+
+        if not feeds:
+            return
+        lock = self.__dict__.setdefault("_sub_lock", asyncio.Lock())
+        async with lock:
+            handle: int | None = getattr(self, "_sub_handle", None)
+            if handle is None:
+                await self.subscribe(room, feeds)
+                self._sub_handle = self._last_handle
+                return
+            pc = self.pcs[-1]
+            data, offer = await self.session.message(
+                handle, {"request": "update", "subscribe": [{"feed": f} for f in feeds]}
+            )
+            if offer is None:  # the renegotiation's offer follows as an event
+                event = await self.session.wait_event(handle, lambda ev: bool(ev.get("jsep")))
+                offer = event["jsep"]
+            if offer is None:
+                raise JanusError(0, f"update returned no offer: {data}")
+            await pc.setRemoteDescription(
+                RTCSessionDescription(sdp=offer["sdp"], type=offer["type"])
+            )
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self.session.message(handle, {"request": "start"}, _jsep(pc.localDescription))
 
     def counters(self) -> list[RtpCounter]:
         return [c for c in [self.counter, *getattr(self, "extra_counters", [])] if c]
@@ -331,17 +361,21 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
             room_id = 500000 + n + os.getpid() % 1000 * 1000
             js = [JanusParticipant(args.url, f"p{i}") for i in range(n)]
             phase = JoinPhase(args.server_pid)
-            for p in js:
+            # like people arriving, as with ours: each newcomer publishes; then (not
+            # awaited before the next arrival, as our server's renegotiations are not)
+            # everyone already there adds its feed and it subscribes to theirs
+            renegotiations: list[asyncio.Task[None]] = []
+            for i, p in enumerate(js):
                 await p.join(room_id, publish=True)
+                assert p.feed_id is not None
+                renegotiations += [
+                    asyncio.ensure_future(q.add_feeds(room_id, [p.feed_id])) for q in js[:i]
+                ]
+                earlier = [q.feed_id for q in js[:i] if q.feed_id is not None]
+                renegotiations.append(asyncio.ensure_future(p.add_feeds(room_id, earlier)))
             people += js
             arrivals = phase.end()
-            feeds = [p.feed_id for p in js]
-            await asyncio.gather(
-                *(
-                    p.subscribe(room_id, [f for f in feeds if f is not None and f != p.feed_id])
-                    for p in js
-                )
-            )
+            await asyncio.gather(*renegotiations)
         result = await measure(
             people,
             args.server_pid,
