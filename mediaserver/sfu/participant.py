@@ -309,15 +309,20 @@ class Participant(SubscriberNegotiation):
         except Exception as exc:
             raise Refused("invalid_field", f"candidate: rejected ({exc})") from None
 
+    def tick_reports(self, now: float) -> None:
+        """Sender reports to this participant, when due (sender_reports.py)."""
+        if self.subscriber is not None:
+            self.subscriber.reports.tick(now)
+        for old, _ in self._retiring:
+            old.reports.tick(now)
+
     async def tick(self, now: float, report_due: bool) -> None:
+        """Publisher-side periodic work: NACK and keyframe retries (every tick), receiver
+        reports and REMB (``report_due``: every second)."""
         if report_due:  # the selected ICE pairs may have changed
             for peer in (self.subscriber, self.publisher):
                 if peer is not None:
                     peer.refresh_fast_path()
-        if self.subscriber is not None:  # sender reports, when due (sender_reports.py)
-            self.subscriber.reports.tick(now)
-        for old, _ in self._retiring:
-            old.reports.tick(now)
         if self.publisher is None or not self.publications:
             return
         out = b""

@@ -277,7 +277,9 @@ class Room:
                 self._last_report = now
             for p in list(self.participants.values()):
                 try:
-                    await p.tick(now, report_due)
+                    p.tick_reports(now)
+                    if report_due or p.publications:  # nothing else to do between reports
+                        await p.tick(now, report_due)
                 except Exception:
                     p.log.exception("tick failed")
                 if report_due:  # counters to Prometheus once a second
