@@ -337,3 +337,101 @@ def test_a_passing_dip_in_the_estimate_does_not_step_down():
     assert s.decide(L, 1280, 720, 400_000, 2, 6.0) == 2
     assert s.decide(L, 1280, 720, 400_000, 2, 6.6) == 2
     assert s.decide(L, 1280, 720, 400_000, 2, 7.0) == 0  # short for a second: down
+
+
+def test_sequence_and_timestamp_continue_when_a_switch_crosses_both_wraps():
+    """The output's sequence numbers and timestamps wrap (16 / 32 bits) right at the
+    switch, and the new layer's own numbers wrap a packet later: still continuous."""
+    low = ForwardingTrack("VP8", video=True, ext_ids=InboundExtIds())
+    high = ForwardingTrack("VP8", video=True, ext_ids=InboundExtIds())
+    out = OutputStream(OutputParams(ssrc=5, payload_type=100, mid="1"), "s", video=True)
+    out.active = True
+    out._next_seq = 0xFFFD  # pinned (normally random) so the output wraps at the switch
+    out._ts_offset = 0
+    low.outputs.append(out)
+    sent: list[bytes] = []
+    for i in range(3):  # output seq 0xFFFD..0xFFFF, ts up to 0xFFFFF170
+        payload = vp8(10 + i, 1, 0, start=i == 0, key=i == 0)
+        pkts, _ = low.route(_video(100 + i, 0xFFFFDA00 + 3000 * i, payload, 1), 0.0)
+        sent += [p for _, p in pkts]
+    assert struct.unpack_from("!I", sent[-1], 4)[0] == 0xFFFFF170
+    low.outputs.remove(out)
+    out.pause(video=True, rebase_ts=True, ts_step=7200)  # 80 ms later: past 2**32
+    high.outputs.append(out)
+    for i in range(3):  # the new layer's own sequence number and timestamp wrap too
+        payload = vp8(700 + i, 9, 3, start=i == 0, key=i == 0)
+        data = _video(
+            (0xFFFF + i) & 0xFFFF, (0xFFFFFFFF - 1000 + 3000 * i) & 0xFFFFFFFF, payload, 2
+        )
+        pkts, _ = high.route(data, 0.0)
+        sent += [p for _, p in pkts]
+    seqs = [struct.unpack_from("!H", p, 2)[0] for p in sent]
+    tss = [struct.unpack_from("!I", p, 4)[0] for p in sent]
+    assert seqs == [0xFFFD, 0xFFFE, 0xFFFF, 0, 1, 2]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(tss)]
+    assert steps == [3000, 3000, 7200, 3000, 3000]
+    assert tss[3] < tss[2]  # the output's timestamp did wrap at the switch
+
+
+# --- binding layers by rid / repaired-rid -------------------------------------------
+
+
+class _Track:
+    payload_type, rtx_payload_type, codec, mid, mid_ext_id = 96, 97, "VP8", "1", 4
+
+
+class _LayerPub:
+    track = _Track()
+
+    def __init__(self) -> None:
+        self.ssrc = 0
+
+    def bind_ssrc(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+
+    def on_rtp(self, data: bytes, now: float) -> None:
+        pass
+
+    def on_rtx(self, data: bytes, now: float) -> None:
+        pass
+
+
+def _with_ext(pt: int, ssrc: int, items: list[tuple[int, bytes]]) -> bytes:
+    body = b"".join(bytes(((i << 4) | (len(v) - 1),)) + v for i, v in items)
+    body += b"\x00" * (-len(body) % 4)
+    head = struct.pack("!BBHII", 0x90, pt, 1, 2, ssrc)
+    return head + struct.pack("!HH", 0xBEDE, len(body) // 4) + body + b"\x90\x80\x01"
+
+
+def test_layers_are_bound_by_rid_and_their_rtx_by_repaired_rid():
+    from types import SimpleNamespace
+
+    from mediaserver.sfu.layerswitch import SimulcastLayers, bind_by_rid
+
+    offer = parse_simulcast_offer(OFFER)["1"]  # rid ext 10, repaired-rid 11, mid ext 4
+    parent = SimpleNamespace(track=_Track(), simulcast=None)
+    sim = SimulcastLayers(parent, offer, _LayerPub, 3_000_000)
+    parent.simulcast = sim
+    pubs = [parent]
+    h = sim.layer("h")
+    assert h is not None
+    # media: rid (and the m-line's mid) name the layer
+    media = _with_ext(96, 0x111, [(4, b"1"), (10, b"h")])
+    rid, rtx, handler = bind_by_rid(pubs, media, 0x111)
+    assert (rid, rtx, h.ssrc, h.pub.ssrc, sim.bound) == ("h", False, 0x111, 0x111, 1)
+    # its RTX stream: repaired-rid and the RTX payload type
+    repair = _with_ext(97, 0x222, [(4, b"1"), (11, b"h")])
+    rid, rtx, handler = bind_by_rid(pubs, repair, 0x222)
+    assert (rid, rtx, h.rtx_ssrc, h.ssrc) == ("h", True, 0x222, 0x111)
+    assert handler == h.pub.on_rtx
+    assert sim.bound == 1  # an RTX stream is not a layer
+    # not bound: repaired-rid on the media payload type, another m-line's mid, an
+    # unknown rid, no extension at all
+    for data in (
+        _with_ext(96, 0x333, [(11, b"q")]),
+        _with_ext(96, 0x333, [(4, b"2"), (10, b"q")]),
+        _with_ext(96, 0x333, [(10, b"x")]),
+        struct.pack("!BBHII", 0x80, 96, 1, 2, 0x333) + b"\x90\x80\x01",
+    ):
+        assert bind_by_rid(pubs, data, 0x333) is None
+    assert [la.ssrc for la in sim.layers] == [0, 0x111, 0]
