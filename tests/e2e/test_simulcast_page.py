@@ -4,6 +4,7 @@ size picks the layer it receives, a hidden tile receives no video."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from browser import Browsers, rising
@@ -266,3 +267,55 @@ async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_hig
 
 async def _async(value):
     return value
+
+
+async def test_simulcast_off_publishes_one_stream_and_an_off_screen_tile_is_paused(netns):
+    """`rtc.simulcast_publish = false`: the join page sends its camera as one stream. A
+    remote tile scrolled out of view: its video element is paused and the server
+    stops forwarding it (the page reports 0 x 0); back in view, video comes back."""
+    base = make_config()
+    config = dataclasses.replace(base, rtc=dataclasses.replace(base.rtc, simulcast_publish=False))
+    async with running_site(config) as site, Browsers() as b:
+        link = await site.link()
+        sender = await b.page(site.srv.http_url)
+        viewer = await b.page(site.srv.http_url, media=False)
+        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
+        await sender.get_by_role("button", name="Join meeting").click()
+        await sender.get_by_role("button", name="Leave").wait_for()
+        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
+        await viewer.get_by_role("button", name="Join meeting").click()
+        await rising(viewer, "framesDecoded")
+        pub = find_publication(site, lambda pub: pub.video)
+        assert pub is not None and pub.simulcast is None
+        assert "layers" not in pub.describe()
+        encodings = await sender.evaluate(
+            """async () => {
+              const rids = [];
+              (await window.meeting.publisher.getStats()).forEach((s) => {
+                if (s.type === "outbound-rtp" && s.kind === "video") rids.push(s.rid ?? "");
+              });
+              return rids;
+            }"""
+        )
+        assert encodings == [""], encodings  # one stream, no rid
+        assert site.srv.metrics.registry.get_sample_value("mediaserver_simulcast_layers_bound") == 0
+
+        (output,) = pub.forwarding.outputs  # the viewer's
+        tile_video = "document.querySelector('.tile:not(.self) video')"
+        await viewer.evaluate(
+            f"""() => {{ const t = {tile_video}.closest('.tile');
+              t.style.cssText = 'position:fixed;left:0;top:-5000px;width:320px;height:180px'; }}"""
+        )
+        await viewer.wait_for_function(f"() => {tile_video}.paused", timeout=10_000)
+        await _until(lambda: _async(output not in pub.forwarding.outputs), 10, "forwarding stopped")
+        first = (await viewer.evaluate(VIDEO_STATS))["packets"]
+        await asyncio.sleep(1.5)
+        assert (await viewer.evaluate(VIDEO_STATS))["packets"] == first
+        # back in view: playing, forwarded and decoded again
+        await viewer.evaluate(
+            f"() => {{ {tile_video}.closest('.tile').style.cssText ="
+            " 'position:fixed;left:0;top:0;width:320px;height:180px'; }"
+        )
+        await viewer.wait_for_function(f"() => !{tile_video}.paused", timeout=10_000)
+        await _until(lambda: _async(output in pub.forwarding.outputs), 10, "forwarding resumed")
+        await rising(viewer, "framesDecoded")
