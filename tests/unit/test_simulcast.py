@@ -435,3 +435,66 @@ def test_layers_are_bound_by_rid_and_their_rtx_by_repaired_rid():
     ):
         assert bind_by_rid(pubs, data, 0x333) is None
     assert [la.ssrc for la in sim.layers] == [0, 0x111, 0]
+
+
+# --- H264 layer sizes (from the SPS) ---------------------------------------------------
+
+#: SPS NAL units x264 wrote for 320x180 / 640x360 (baseline, cropped from 16-pixel
+#: macroblocks), 1280x720 (high profile) and 638x358 (odd crop)
+SPS = {
+    (320, 180): "6742c00bd901419f9f011000000300100000030020f142a480",
+    (640, 360): "6742c016d900a02ff97011000003000100000300020f162e48",
+    (1280, 720): "6764001facd9405005bb011000000300100000030020f1831960",
+    (638, 358): "67640016acd940a02fea6c044000000300400000030083c58b6580",
+}
+PPS = bytes.fromhex("68ce3c80")
+
+
+def _stap_a(*nals: bytes) -> bytes:
+    return b"\x18" + b"".join(struct.pack("!H", len(n)) + n for n in nals)
+
+
+def test_h264_size_is_read_from_the_sps_alone_or_in_a_stap_a():
+    from mediaserver.sfu.h264size import h264_keyframe_size, sps_size
+
+    for size, sps in SPS.items():
+        nal = bytes.fromhex(sps)
+        assert sps_size(nal) == size
+        assert h264_keyframe_size(nal) == size
+        assert h264_keyframe_size(_stap_a(nal, PPS)) == size
+        assert h264_keyframe_size(_stap_a(PPS, nal)) == size
+        assert sps_size(nal[:6]) is None  # truncated
+    assert h264_keyframe_size(_stap_a(PPS)) is None
+    assert h264_keyframe_size(b"\x65\x88\x84") is None  # an IDR slice: no size
+    assert h264_keyframe_size(b"") is None and sps_size(PPS) is None
+
+
+class _H264Track(_Track):
+    codec = "H264"
+
+
+class _H264LayerPub(_LayerPub):
+    track = _H264Track()
+
+
+def test_h264_layers_are_ordered_by_the_size_in_their_sps():
+    from types import SimpleNamespace
+
+    from mediaserver.sfu.layerswitch import SimulcastLayers, bind_by_rid
+
+    # the offer names the layers high to low: only their keyframes tell the order
+    offer = parse_simulcast_offer(OFFER.replace("q;h;f", "f;h;q"))["1"]
+    parent = SimpleNamespace(track=_H264Track(), simulcast=None)
+    sim = SimulcastLayers(parent, offer, _H264LayerPub, 3_000_000)
+    parent.simulcast = sim
+    assert [la.rid for la in sim.layers] == ["f", "h", "q"]
+    sizes = {"f": (1280, 720), "h": (640, 360), "q": (320, 180)}
+    for n, (rid, size) in enumerate(sizes.items()):
+        ssrc = 0x100 + n
+        head = _with_ext(96, ssrc, [(4, b"1"), (10, rid.encode())])[:-3]
+        _, _, handler = bind_by_rid([parent], head + b"\x41\x9a", ssrc)
+        handler(head + b"\x41\x9a\x00", 0.0)  # a delta frame: no size yet
+        assert sim.layer(rid).width == 0
+        handler(head + _stap_a(bytes.fromhex(SPS[size]), PPS), 0.1)
+    assert [(la.width, la.height) for la in sim.layers] == list(sizes.values())
+    assert [la.rid for la in sim.ordered()] == ["q", "h", "f"]
