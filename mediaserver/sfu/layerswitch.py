@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import rtcp
 from .forwarder import ForwardingTrack, OutputStream, is_keyframe_start, rtp_payload_offset
+from .h264size import h264_keyframe_size
 from .layers import LayerInfo, LayerSelector, split_budget
 from .simulcast import SimulcastOffer, read_extensions
 from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size
@@ -140,6 +141,7 @@ class SimulcastLayers:
         pub = layer.pub
         payload_type = pub.track.payload_type
         vp8 = pub.track.codec.upper() == "VP8"
+        h264 = pub.track.codec.upper() == "H264"
         codec = pub.track.codec
 
         def on_packet(data: bytes, now: float) -> None:
@@ -148,7 +150,7 @@ class SimulcastLayers:
             complete = False
             if layer.keyframe is not None:  # a switch target's keyframe is arriving
                 complete = self._keyframe_packet(layer, data, now)
-            elif data[1] & 0x7F == payload_type and (vp8 or layer.incoming):
+            elif data[1] & 0x7F == payload_type and (vp8 or h264 or layer.incoming):
                 try:
                     off = rtp_payload_offset(data)
                 except ValueError:
@@ -163,6 +165,9 @@ class SimulcastLayers:
                             keyframe = True
                     else:
                         keyframe = is_keyframe_start(codec, payload)
+                        size = h264_keyframe_size(payload) if keyframe and h264 else None
+                        if size is not None:
+                            layer.width, layer.height = size
                     if keyframe and layer.incoming:
                         layer.keyframe = []
                         layer.keyframe_ts = _ts_at.unpack_from(data, 4)[0]

@@ -100,3 +100,19 @@ async def rising(page: Page, key: str, which: str = "subscriber", timeout: float
             first = value
         await asyncio.sleep(0.4)
     raise AssertionError(f"{which} {key} did not rise: {await stats(page, which)}")
+
+
+#: Makes the page offer H264 first for video (the join page itself lets the browser pick).
+PREFER_H264 = """
+const createOffer = RTCPeerConnection.prototype.createOffer;
+RTCPeerConnection.prototype.createOffer = function (...args) {
+  const codecs = RTCRtpSender.getCapabilities("video").codecs;
+  const h264 = codecs.filter((c) => c.mimeType === "video/H264");
+  for (const t of this.getTransceivers()) {
+    if (h264.length && t.sender.track && t.sender.track.kind === "video") {
+      t.setCodecPreferences([...h264, ...codecs.filter((c) => c.mimeType !== "video/H264")]);
+    }
+  }
+  return createOffer.apply(this, args);
+};
+"""

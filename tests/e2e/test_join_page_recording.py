@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from browser import Browsers, shot
+from browser import PREFER_H264, Browsers, shot
 from server_helpers import make_config
 from sites import join_as_guest, running_site
 
@@ -63,22 +63,6 @@ async def test_recording_indicator_prejoin_notice_and_waiting_guest(site):
         await guest_indicator.wait_for(state="hidden")
         await guest.get_by_text("Recording stopped.").wait_for()
         assert await indicator.is_hidden()
-
-
-#: Makes the page offer H264 first for video (the join page itself lets the browser pick).
-PREFER_H264 = """
-const createOffer = RTCPeerConnection.prototype.createOffer;
-RTCPeerConnection.prototype.createOffer = function (...args) {
-  const codecs = RTCRtpSender.getCapabilities("video").codecs;
-  const h264 = codecs.filter((c) => c.mimeType === "video/H264");
-  for (const t of this.getTransceivers()) {
-    if (h264.length && t.sender.track && t.sender.track.kind === "video") {
-      t.setCodecPreferences([...h264, ...codecs.filter((c) => c.mimeType !== "video/H264")]);
-    }
-  }
-  return createOffer.apply(this, args);
-};
-"""
 
 
 async def test_h264_from_chromium_is_recorded_into_matroska(site):

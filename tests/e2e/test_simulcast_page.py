@@ -4,9 +4,10 @@ size picks the layer it receives, a hidden tile receives no video."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
-from browser import Browsers, rising
+from browser import PREFER_H264, Browsers, rising
 from server_helpers import make_config, slug_of
 from sites import find_publication, running_site
 
@@ -63,11 +64,21 @@ async def _until(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site):
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site, codec):
+    """VP8 (the browser's choice) and H264 (the page made to prefer it): layer sizes
+    come from VP8 keyframe headers / H264 SPSs."""
     link = await site.link()
     async with Browsers() as b:
         sender = await b.page(site.srv.http_url)
         viewer = await b.page(site.srv.http_url, media=False)  # receives only
+        if codec == "H264":
+            if not await sender.evaluate(
+                "() => RTCRtpSender.getCapabilities('video').codecs"
+                ".some((c) => c.mimeType === 'video/H264')"
+            ):
+                pytest.skip("this Chromium cannot encode H264")
+            await sender.context.add_init_script(PREFER_H264)
         await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
         await sender.get_by_role("button", name="Join meeting").click()
         await sender.get_by_role("button", name="Leave").wait_for()
@@ -86,6 +97,7 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site)
         await _until(three_bound, 30, "three bound layers")
         sim = _layers(site)
         assert sim is not None
+        assert sim.parent.track.codec.upper() == codec
 
         async def sizes_known():
             return all(la.width for la in sim.layers)
@@ -266,3 +278,55 @@ async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_hig
 
 async def _async(value):
     return value
+
+
+async def test_simulcast_off_publishes_one_stream_and_an_off_screen_tile_is_paused(netns):
+    """`rtc.simulcast_publish = false`: the join page sends its camera as one stream. A
+    remote tile scrolled out of view: its video element is paused and the server
+    stops forwarding it (the page reports 0 x 0); back in view, video comes back."""
+    base = make_config()
+    config = dataclasses.replace(base, rtc=dataclasses.replace(base.rtc, simulcast_publish=False))
+    async with running_site(config) as site, Browsers() as b:
+        link = await site.link()
+        sender = await b.page(site.srv.http_url)
+        viewer = await b.page(site.srv.http_url, media=False)
+        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
+        await sender.get_by_role("button", name="Join meeting").click()
+        await sender.get_by_role("button", name="Leave").wait_for()
+        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
+        await viewer.get_by_role("button", name="Join meeting").click()
+        await rising(viewer, "framesDecoded")
+        pub = find_publication(site, lambda pub: pub.video)
+        assert pub is not None and pub.simulcast is None
+        assert "layers" not in pub.describe()
+        encodings = await sender.evaluate(
+            """async () => {
+              const rids = [];
+              (await window.meeting.publisher.getStats()).forEach((s) => {
+                if (s.type === "outbound-rtp" && s.kind === "video") rids.push(s.rid ?? "");
+              });
+              return rids;
+            }"""
+        )
+        assert encodings == [""], encodings  # one stream, no rid
+        assert site.srv.metrics.registry.get_sample_value("mediaserver_simulcast_layers_bound") == 0
+
+        (output,) = pub.forwarding.outputs  # the viewer's
+        tile_video = "document.querySelector('.tile:not(.self) video')"
+        await viewer.evaluate(
+            f"""() => {{ const t = {tile_video}.closest('.tile');
+              t.style.cssText = 'position:fixed;left:0;top:-5000px;width:320px;height:180px'; }}"""
+        )
+        await viewer.wait_for_function(f"() => {tile_video}.paused", timeout=10_000)
+        await _until(lambda: _async(output not in pub.forwarding.outputs), 10, "forwarding stopped")
+        first = (await viewer.evaluate(VIDEO_STATS))["packets"]
+        await asyncio.sleep(1.5)
+        assert (await viewer.evaluate(VIDEO_STATS))["packets"] == first
+        # back in view: playing, forwarded and decoded again
+        await viewer.evaluate(
+            f"() => {{ {tile_video}.closest('.tile').style.cssText ="
+            " 'position:fixed;left:0;top:0;width:320px;height:180px'; }"
+        )
+        await viewer.wait_for_function(f"() => !{tile_video}.paused", timeout=10_000)
+        await _until(lambda: _async(output in pub.forwarding.outputs), 10, "forwarding resumed")
+        await rising(viewer, "framesDecoded")

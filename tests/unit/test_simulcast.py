@@ -337,3 +337,164 @@ def test_a_passing_dip_in_the_estimate_does_not_step_down():
     assert s.decide(L, 1280, 720, 400_000, 2, 6.0) == 2
     assert s.decide(L, 1280, 720, 400_000, 2, 6.6) == 2
     assert s.decide(L, 1280, 720, 400_000, 2, 7.0) == 0  # short for a second: down
+
+
+def test_sequence_and_timestamp_continue_when_a_switch_crosses_both_wraps():
+    """The output's sequence numbers and timestamps wrap (16 / 32 bits) right at the
+    switch, and the new layer's own numbers wrap a packet later: still continuous."""
+    low = ForwardingTrack("VP8", video=True, ext_ids=InboundExtIds())
+    high = ForwardingTrack("VP8", video=True, ext_ids=InboundExtIds())
+    out = OutputStream(OutputParams(ssrc=5, payload_type=100, mid="1"), "s", video=True)
+    out.active = True
+    out._next_seq = 0xFFFD  # pinned (normally random) so the output wraps at the switch
+    out._ts_offset = 0
+    low.outputs.append(out)
+    sent: list[bytes] = []
+    for i in range(3):  # output seq 0xFFFD..0xFFFF, ts up to 0xFFFFF170
+        payload = vp8(10 + i, 1, 0, start=i == 0, key=i == 0)
+        pkts, _ = low.route(_video(100 + i, 0xFFFFDA00 + 3000 * i, payload, 1), 0.0)
+        sent += [p for _, p in pkts]
+    assert struct.unpack_from("!I", sent[-1], 4)[0] == 0xFFFFF170
+    low.outputs.remove(out)
+    out.pause(video=True, rebase_ts=True, ts_step=7200)  # 80 ms later: past 2**32
+    high.outputs.append(out)
+    for i in range(3):  # the new layer's own sequence number and timestamp wrap too
+        payload = vp8(700 + i, 9, 3, start=i == 0, key=i == 0)
+        data = _video(
+            (0xFFFF + i) & 0xFFFF, (0xFFFFFFFF - 1000 + 3000 * i) & 0xFFFFFFFF, payload, 2
+        )
+        pkts, _ = high.route(data, 0.0)
+        sent += [p for _, p in pkts]
+    seqs = [struct.unpack_from("!H", p, 2)[0] for p in sent]
+    tss = [struct.unpack_from("!I", p, 4)[0] for p in sent]
+    assert seqs == [0xFFFD, 0xFFFE, 0xFFFF, 0, 1, 2]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(tss)]
+    assert steps == [3000, 3000, 7200, 3000, 3000]
+    assert tss[3] < tss[2]  # the output's timestamp did wrap at the switch
+
+
+# --- binding layers by rid / repaired-rid -------------------------------------------
+
+
+class _Track:
+    payload_type, rtx_payload_type, codec, mid, mid_ext_id = 96, 97, "VP8", "1", 4
+
+
+class _LayerPub:
+    track = _Track()
+
+    def __init__(self) -> None:
+        self.ssrc = 0
+
+    def bind_ssrc(self, ssrc: int) -> None:
+        self.ssrc = ssrc
+
+    def on_rtp(self, data: bytes, now: float) -> None:
+        pass
+
+    def on_rtx(self, data: bytes, now: float) -> None:
+        pass
+
+
+def _with_ext(pt: int, ssrc: int, items: list[tuple[int, bytes]]) -> bytes:
+    body = b"".join(bytes(((i << 4) | (len(v) - 1),)) + v for i, v in items)
+    body += b"\x00" * (-len(body) % 4)
+    head = struct.pack("!BBHII", 0x90, pt, 1, 2, ssrc)
+    return head + struct.pack("!HH", 0xBEDE, len(body) // 4) + body + b"\x90\x80\x01"
+
+
+def test_layers_are_bound_by_rid_and_their_rtx_by_repaired_rid():
+    from types import SimpleNamespace
+
+    from mediaserver.sfu.layerswitch import SimulcastLayers, bind_by_rid
+
+    offer = parse_simulcast_offer(OFFER)["1"]  # rid ext 10, repaired-rid 11, mid ext 4
+    parent = SimpleNamespace(track=_Track(), simulcast=None)
+    sim = SimulcastLayers(parent, offer, _LayerPub, 3_000_000)
+    parent.simulcast = sim
+    pubs = [parent]
+    h = sim.layer("h")
+    assert h is not None
+    # media: rid (and the m-line's mid) name the layer
+    media = _with_ext(96, 0x111, [(4, b"1"), (10, b"h")])
+    rid, rtx, handler = bind_by_rid(pubs, media, 0x111)
+    assert (rid, rtx, h.ssrc, h.pub.ssrc, sim.bound) == ("h", False, 0x111, 0x111, 1)
+    # its RTX stream: repaired-rid and the RTX payload type
+    repair = _with_ext(97, 0x222, [(4, b"1"), (11, b"h")])
+    rid, rtx, handler = bind_by_rid(pubs, repair, 0x222)
+    assert (rid, rtx, h.rtx_ssrc, h.ssrc) == ("h", True, 0x222, 0x111)
+    assert handler == h.pub.on_rtx
+    assert sim.bound == 1  # an RTX stream is not a layer
+    # not bound: repaired-rid on the media payload type, another m-line's mid, an
+    # unknown rid, no extension at all
+    for data in (
+        _with_ext(96, 0x333, [(11, b"q")]),
+        _with_ext(96, 0x333, [(4, b"2"), (10, b"q")]),
+        _with_ext(96, 0x333, [(10, b"x")]),
+        struct.pack("!BBHII", 0x80, 96, 1, 2, 0x333) + b"\x90\x80\x01",
+    ):
+        assert bind_by_rid(pubs, data, 0x333) is None
+    assert [la.ssrc for la in sim.layers] == [0, 0x111, 0]
+
+
+# --- H264 layer sizes (from the SPS) ---------------------------------------------------
+
+#: SPS NAL units x264 wrote for 320x180 / 640x360 (baseline, cropped from 16-pixel
+#: macroblocks), 1280x720 (high profile) and 638x358 (odd crop)
+SPS = {
+    (320, 180): "6742c00bd901419f9f011000000300100000030020f142a480",
+    (640, 360): "6742c016d900a02ff97011000003000100000300020f162e48",
+    (1280, 720): "6764001facd9405005bb011000000300100000030020f1831960",
+    (638, 358): "67640016acd940a02fea6c044000000300400000030083c58b6580",
+}
+PPS = bytes.fromhex("68ce3c80")
+
+
+def _stap_a(*nals: bytes) -> bytes:
+    return b"\x18" + b"".join(struct.pack("!H", len(n)) + n for n in nals)
+
+
+def test_h264_size_is_read_from_the_sps_alone_or_in_a_stap_a():
+    from mediaserver.sfu.h264size import h264_keyframe_size, sps_size
+
+    for size, sps in SPS.items():
+        nal = bytes.fromhex(sps)
+        assert sps_size(nal) == size
+        assert h264_keyframe_size(nal) == size
+        assert h264_keyframe_size(_stap_a(nal, PPS)) == size
+        assert h264_keyframe_size(_stap_a(PPS, nal)) == size
+        assert sps_size(nal[:6]) is None  # truncated
+    assert h264_keyframe_size(_stap_a(PPS)) is None
+    assert h264_keyframe_size(b"\x65\x88\x84") is None  # an IDR slice: no size
+    assert h264_keyframe_size(b"") is None and sps_size(PPS) is None
+
+
+class _H264Track(_Track):
+    codec = "H264"
+
+
+class _H264LayerPub(_LayerPub):
+    track = _H264Track()
+
+
+def test_h264_layers_are_ordered_by_the_size_in_their_sps():
+    from types import SimpleNamespace
+
+    from mediaserver.sfu.layerswitch import SimulcastLayers, bind_by_rid
+
+    # the offer names the layers high to low: only their keyframes tell the order
+    offer = parse_simulcast_offer(OFFER.replace("q;h;f", "f;h;q"))["1"]
+    parent = SimpleNamespace(track=_H264Track(), simulcast=None)
+    sim = SimulcastLayers(parent, offer, _H264LayerPub, 3_000_000)
+    parent.simulcast = sim
+    assert [la.rid for la in sim.layers] == ["f", "h", "q"]
+    sizes = {"f": (1280, 720), "h": (640, 360), "q": (320, 180)}
+    for n, (rid, size) in enumerate(sizes.items()):
+        ssrc = 0x100 + n
+        head = _with_ext(96, ssrc, [(4, b"1"), (10, rid.encode())])[:-3]
+        _, _, handler = bind_by_rid([parent], head + b"\x41\x9a", ssrc)
+        handler(head + b"\x41\x9a\x00", 0.0)  # a delta frame: no size yet
+        assert sim.layer(rid).width == 0
+        handler(head + _stap_a(bytes.fromhex(SPS[size]), PPS), 0.1)
+    assert [(la.width, la.height) for la in sim.layers] == list(sizes.values())
+    assert [la.rid for la in sim.ordered()] == ["q", "h", "f"]
