@@ -29,6 +29,9 @@ from .service import iso
 __all__ = ["SIGNED_URL_SECONDS", "setup_recordings", "sign_file"]
 
 SIGNED_URL_SECONDS = 300
+NOT_ON_THIS_NODE = (
+    "the file is not on this node: a recording's files stay on the node that recorded it"
+)
 _RECORDING_ID = re.compile(r"^RE[0-9a-f]{16}$")
 
 
@@ -121,7 +124,11 @@ async def delete_recording(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     folder, manifest = await _owned(request)
-    return _file_response(_file_of(folder, manifest, request.match_info["name"]))
+    path = _file_of(folder, manifest, request.match_info["name"])
+    if not await asyncio.to_thread(path.is_file):
+        # listed in the store, but the files stay on the node that recorded it
+        raise ApiProblem(404, "not-found", "Not found", NOT_ON_THIS_NODE)
+    return _file_response(path)
 
 
 def _file_response(path: Path) -> web.FileResponse:

@@ -15,7 +15,7 @@ from media import COLOURS, ColourTrack, ToneTrack
 from recording_helpers import recording_event
 from server_helpers import event, make_config, slug_of, start_server, webhook_sink
 
-from mediaserver.app_keys import LINKS
+from mediaserver.app_keys import CONFIG, LINKS
 from mediaserver.client.sdk import ClientError
 from mediaserver.config import RecordingConfig
 
@@ -102,6 +102,16 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
                 bad = f"{srv.http_url}/v1/recordings/{rid}/files/..%2Fmanifest.json"
                 async with s.get(bad, headers={"Authorization": f"Bearer {key}"}) as r:
                     assert r.status == 404
+                # as another node of a cluster sees it: listed in the store, files elsewhere
+                folder = Path(srv.app[CONFIG].recording_directory) / rid
+                folder.rename(folder.with_name("elsewhere"))
+                async with s.get(url, headers={"Authorization": f"Bearer {key}"}) as r:
+                    problem = await r.json(content_type=None)
+                    assert r.status == 404 and "not on this node" in problem["detail"]
+                async with s.get(signed["url"]) as r:
+                    assert r.status == 404
+                assert (await api.get(f"/v1/recordings/{rid}"))[0] == 200
+                folder.with_name("elsewhere").rename(folder)
             code, deleted, _ = await api.delete(f"/v1/recordings/{rid}")
             assert code == 200 and deleted["id"] == rid
             assert (await api.get(f"/v1/recordings/{rid}"))[0] == 404
