@@ -49,7 +49,8 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
     _, other_key = await srv.app[LINKS].create_tenant("Other")
     api, other = ApiClient(srv.http_url, key), ApiClient(srv.http_url, other_key)
     try:
-        async with webhook_sink() as hook_url:
+        hooks: list = []
+        async with webhook_sink(hooks) as hook_url:
             await api.post("/v1/webhooks", {"url": hook_url})
             _, link, _ = await api.post("/v1/links", {"event": event("r1")})
             assert link["options"]["recording"] == "host"  # the tenant's default
@@ -123,6 +124,14 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
                     break
                 await asyncio.sleep(0.05)
             assert "recording.started" in types and "recording.ready" in types
+            for _ in range(100):  # the bodies: the recording's manifest as it was then
+                got = {h["type"]: h["data"] for h in hooks if h["type"].startswith("recording.")}
+                if len(got) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert got["recording.started"]["recording"]["state"] == "recording"
+            ready = got["recording.ready"]["recording"]
+            assert ready["id"] == rid and ready["state"] == "ready" and len(ready["tracks"]) == 2
     finally:
         await api.close()
         await other.close()
