@@ -68,9 +68,10 @@ async def _owned(request: web.Request) -> tuple[Path, dict[str, Any]]:
 
 
 def _file_of(folder: Path, manifest: dict[str, Any], name: str) -> Path:
-    """Only the files the manifest lists (no path ever comes from the request)."""
+    """Only the files the manifest lists (no path ever comes from the request), and of
+    those the ones that were started (a track that never got a frame has no file)."""
     for track in manifest.get("tracks", []):
-        if track.get("file") == name:
+        if track.get("file") == name and track.get("start_offset_seconds") is not None:
             return folder / name
     raise ApiProblem(404, "not-found", "Not found", "no such file in this recording")
 

@@ -293,3 +293,20 @@ async def test_retention_in_config_deletes_old_recordings_when_the_server_starts
         assert cut["state"] == "interrupted"
     finally:
         await server.runner.cleanup()
+
+
+def test_only_started_tracks_have_a_file_to_download(tmp_path: Path) -> None:
+    from linkapi.problems import ApiProblem
+    from linkapi.recordings import _file_of
+
+    manifest = {
+        "tracks": [
+            {"file": "a.webm", "start_offset_seconds": 0.5},
+            {"file": "v.webm", "start_offset_seconds": None},  # never got a keyframe
+        ]
+    }
+    assert _file_of(tmp_path, manifest, "a.webm") == tmp_path / "a.webm"
+    for name in ("v.webm", "manifest.json", "../a.webm"):
+        with pytest.raises(ApiProblem) as info:
+            _file_of(tmp_path, manifest, name)
+        assert info.value.status == 404
