@@ -100,6 +100,8 @@ class RoomRecording:
         self.state = "recording"
         self.reason: str | None = None
         self.tracks: dict[str, TrackRecorder] = {}
+        #: Where each track taps packets (its publication, or its top simulcast layer).
+        self._sources: dict[str, Publication] = {}
         self.track_info: dict[str, dict[str, Any]] = {}
         self._clocks: dict[str, ParticipantClock] = {}
         self._on_stopped = on_stopped
@@ -169,7 +171,9 @@ class RoomRecording:
             "kind": pub.kind,
             "publication_id": pub.id,
         }
-        pub.recording_source().recorder = track  # simulcast: its top layer
+        source = pub.recording_source()  # simulcast: its top layer
+        source.recorder = track
+        self._sources[pub.id] = source
         if track.video:
             request_keyframe()
 
@@ -199,8 +203,12 @@ class RoomRecording:
         self.state = "stopping"
         if self._checkpoints is not None:
             self._checkpoints.cancel()
-        for track in self.tracks.values():
+        for pub_id, track in self.tracks.items():
             track.close()
+            source = self._sources.get(pub_id)
+            if source is not None and source.recorder is track:
+                source.recorder = None  # not recording: no call per packet
+        self._sources.clear()
         self.stopped_at = time.time()
         await asyncio.to_thread(self._finish_writer)
         failed = self.writer.failed

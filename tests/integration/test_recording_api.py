@@ -77,6 +77,8 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
             code, state, _ = await api.post(f"/v1/links/{lid}/recording", {"active": False})
             assert code == 200 and state == {"active": False, "recording_id": rid}
             assert (await recording_event(host, 2))["reason"] == "stopped_by_api"
+            pubs = list(srv.rooms.rooms[lid].participants.values())[0].publications.values()
+            assert len(pubs) == 2 and all(p.recording_source().recorder is None for p in pubs)
 
             code, listed, _ = await api.get(f"/v1/links/{lid}/recordings")
             assert code == 200 and [r["id"] for r in listed["recordings"]] == [rid]
