@@ -356,3 +356,21 @@ def test_start_offsets_come_from_sender_reports_not_arrival(tmp_path: Path) -> N
     for seq, ts, payload, marker in vp8_packets(KEY, 1, base_v + 45000):
         late.on_rtp(rtp(seq, ts, payload, marker=marker), 50.72)
     assert late.start_time() == 50.72
+
+
+def test_track_recorder_asks_for_a_keyframe_and_starts_its_file_there(tmp_path: Path) -> None:
+    from mediaserver.recording.writer import OpenTrack, WriteFrame
+
+    items: list[object] = []
+    asked: list[int] = []
+    track = _recorder(tmp_path, "VP8", ParticipantClock(), items)
+    track._request_keyframe = lambda: asked.append(len(items))
+    seq = 0
+    for n, frame in enumerate([INTER, INTER, KEY, INTER]):
+        for _, ts, payload, marker in vp8_packets(frame, seq, n * 3000):
+            track.on_rtp(rtp(seq, ts, payload, marker=marker), n / 30)
+            seq += 1
+    assert asked and asked[0] == 0  # asked before anything was written
+    assert isinstance(items[0], OpenTrack)  # the file starts at the keyframe
+    written = [i for i in items if isinstance(i, WriteFrame)]
+    assert [(w.data, w.ms) for w in written] == [(KEY, 0), (INTER, 33)]
