@@ -29,6 +29,9 @@ from .service import iso
 __all__ = ["SIGNED_URL_SECONDS", "setup_recordings", "sign_file"]
 
 SIGNED_URL_SECONDS = 300
+NOT_ON_THIS_NODE = (
+    "the file is not on this node: a recording's files stay on the node that recorded it"
+)
 _RECORDING_ID = re.compile(r"^RE[0-9a-f]{16}$")
 
 
@@ -65,9 +68,10 @@ async def _owned(request: web.Request) -> tuple[Path, dict[str, Any]]:
 
 
 def _file_of(folder: Path, manifest: dict[str, Any], name: str) -> Path:
-    """Only the files the manifest lists (no path ever comes from the request)."""
+    """Only the files the manifest lists (no path ever comes from the request), and of
+    those the ones that were started (a track that never got a frame has no file)."""
     for track in manifest.get("tracks", []):
-        if track.get("file") == name:
+        if track.get("file") == name and track.get("start_offset_seconds") is not None:
             return folder / name
     raise ApiProblem(404, "not-found", "Not found", "no such file in this recording")
 
@@ -121,7 +125,11 @@ async def delete_recording(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     folder, manifest = await _owned(request)
-    return _file_response(_file_of(folder, manifest, request.match_info["name"]))
+    path = _file_of(folder, manifest, request.match_info["name"])
+    if not await asyncio.to_thread(path.is_file):
+        # listed in the store, but the files stay on the node that recorded it
+        raise ApiProblem(404, "not-found", "Not found", NOT_ON_THIS_NODE)
+    return _file_response(path)
 
 
 def _file_response(path: Path) -> web.FileResponse:

@@ -64,7 +64,7 @@ def add_recording_api(
             "/v1/recordings/{recording_id}/files/{name}": {
                 "parameters": [*rec_id, file_name],
                 "get": {
-                    "summary": "Download one file of a recording (WebM)",
+                    "summary": "Download one file of a recording (WebM, or Matroska for H264)",
                     "responses": {
                         "200": {
                             "description": "The file",

@@ -1,4 +1,5 @@
-"""Test instrumentation: records every encoder/decoder aiortc creates in a process.
+"""Test instrumentation: records every encoder/decoder aiortc creates in a process, and
+every codec context created through PyAV directly (``av.CodecContext.create``).
 
 The SFU forwards RTP as bytes, so a server process must create none. The server-process
 test starts ``mediaserver serve`` through this file (``python tests/codec_guard.py serve
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import av
 
 _originals: dict[str, Callable[..., Any]] = {}
 
@@ -39,10 +41,24 @@ def install(log_path: str | None = None) -> list[str]:
 
         return factory
 
+    def wrap_pyav(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create(codec: Any, mode: Any = None, *args: Any, **kwargs: Any) -> Any:
+            name = getattr(codec, "name", codec)
+            line = f"pyav {name} {mode or 'r'}"
+            created.append(line)
+            if log_path:
+                with open(log_path, "a") as f:
+                    f.write(line + "\n")
+            return original(codec, mode, *args, **kwargs)
+
+        return create
+
     _originals["decoder"] = aiortc.rtcrtpreceiver.get_decoder
     _originals["encoder"] = aiortc.rtcrtpsender.get_encoder
+    _originals["pyav"] = av.CodecContext.create
     aiortc.rtcrtpreceiver.get_decoder = wrap("decoder", _originals["decoder"])
     aiortc.rtcrtpsender.get_encoder = wrap("encoder", _originals["encoder"])
+    av.CodecContext.create = staticmethod(wrap_pyav(_originals["pyav"]))
     return created
 
 
@@ -50,6 +66,7 @@ def uninstall() -> None:
     if _originals:
         aiortc.rtcrtpreceiver.get_decoder = _originals.pop("decoder")
         aiortc.rtcrtpsender.get_encoder = _originals.pop("encoder")
+        av.CodecContext.create = staticmethod(_originals.pop("pyav"))
 
 
 if __name__ == "__main__":

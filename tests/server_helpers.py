@@ -198,10 +198,13 @@ async def serving(config: Config, backend: str = "memory") -> AsyncIterator[Serv
 
 
 @contextlib.asynccontextmanager
-async def webhook_sink() -> AsyncIterator[str]:
-    """The URL of a loopback webhook receiver that answers 204 to everything."""
+async def webhook_sink(received: list[Any] | None = None) -> AsyncIterator[str]:
+    """The URL of a loopback webhook receiver that answers 204 to everything (and appends
+    each JSON body to ``received`` when given)."""
 
     async def ok(request: web.Request) -> web.Response:
+        if received is not None:
+            received.append(await request.json())
         return web.Response(status=204)
 
     app = web.Application()

@@ -93,6 +93,7 @@ async def start_recording(room: Room, by: Participant | None = None) -> RoomReco
     for participant in room.participants.values():
         for pub in participant.publications.values():
             rec.attach(pub)
+    rec.start_checkpoints()
     room.manager.emit(
         room,
         "recording.started",

@@ -1,13 +1,14 @@
 """One recording of one meeting: a writer thread, a :class:`TrackRecorder` per published
 track, and the JSON manifest (written when the recording starts, with state "recording",
-and again when it ends) so that a player or editor can line the files up."""
+every ``CHECKPOINT_SECONDS`` while it runs, so that a node killed mid-recording leaves a
+manifest that lists its files, and again when it ends) so that a player or editor can
+line the files up."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import json
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -16,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..telemetry import get_logger
 from .track import CODECS, ParticipantClock, TrackRecorder
-from .writer import WriterThread
+from .writer import WriteJson, WriterThread, write_json
 
 if TYPE_CHECKING:
     from ..sfu.publication import Publication
 
-__all__ = ["MANIFEST", "RoomRecording", "mark_interrupted", "new_recording_id"]
+__all__ = [
+    "CHECKPOINT_SECONDS",
+    "MANIFEST",
+    "RoomRecording",
+    "mark_interrupted",
+    "new_recording_id",
+]
 
 MANIFEST = "manifest.json"
 #: Space kept aside at the start of a recording and given back before its last manifest
@@ -32,6 +39,9 @@ RESERVE_BYTES = 64 * 1024
 #: publication's own throttle): publishers that do not answer NACKs lose packets for good,
 #: and each PLI costs them a keyframe burst.
 KEYFRAME_REQUEST_SECONDS = 1.0
+#: While recording, the manifest is rewritten this often (through the writer thread, after
+#: the frames queued before it): what an "interrupted" recording's manifest lists.
+CHECKPOINT_SECONDS = 2.0
 
 
 def new_recording_id() -> str:
@@ -40,9 +50,7 @@ def new_recording_id() -> str:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Atomically (a reader never sees half a manifest)."""
-    tmp = directory / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, directory / MANIFEST)
+    write_json(directory / MANIFEST, manifest)
 
 
 def mark_interrupted(root: Path) -> list[dict[str, Any]]:
@@ -92,10 +100,13 @@ class RoomRecording:
         self.state = "recording"
         self.reason: str | None = None
         self.tracks: dict[str, TrackRecorder] = {}
+        #: Where each track taps packets (its publication, or its top simulcast layer).
+        self._sources: dict[str, Publication] = {}
         self.track_info: dict[str, dict[str, Any]] = {}
         self._clocks: dict[str, ParticipantClock] = {}
         self._on_stopped = on_stopped
         self._stopping: asyncio.Task[None] | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self.stopped_at: float | None = None
         self.log = get_logger(room=room_id, recording=self.id)
         self.writer = WriterThread(self.id, queue_frames, self._writer_failed, "mediaserver")
@@ -106,6 +117,19 @@ class RoomRecording:
         (self.directory / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)
         self.writer.start()
         self.log.info("recording started")
+
+    def start_checkpoints(self) -> None:
+        """On the event loop, once started: rewrite the manifest every CHECKPOINT_SECONDS."""
+        if self._checkpoints is None:
+            self._checkpoints = asyncio.ensure_future(self._checkpoint_loop())
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            if not self.active:
+                return
+            if not self.writer.full:  # else the next one (a checkpoint is never counted)
+                self.writer.submit(WriteJson(self.directory / MANIFEST, self.manifest()))
 
     @property
     def active(self) -> bool:
@@ -147,7 +171,9 @@ class RoomRecording:
             "kind": pub.kind,
             "publication_id": pub.id,
         }
-        pub.recording_source().recorder = track  # simulcast: its top layer
+        source = pub.recording_source()  # simulcast: its top layer
+        source.recorder = track
+        self._sources[pub.id] = source
         if track.video:
             request_keyframe()
 
@@ -175,8 +201,14 @@ class RoomRecording:
         if self.state != "recording":
             return
         self.state = "stopping"
-        for track in self.tracks.values():
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+        for pub_id, track in self.tracks.items():
             track.close()
+            source = self._sources.get(pub_id)
+            if source is not None and source.recorder is track:
+                source.recorder = None  # not recording: no call per packet
+        self._sources.clear()
         self.stopped_at = time.time()
         await asyncio.to_thread(self._finish_writer)
         failed = self.writer.failed

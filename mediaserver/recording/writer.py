@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .ebml import MatroskaWriter, TrackSpec
 
-__all__ = ["CloseTrack", "OpenTrack", "WriteFrame", "WriterThread"]
+__all__ = ["CloseTrack", "OpenTrack", "WriteFrame", "WriteJson", "WriterThread", "write_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,22 @@ class CloseTrack:
     duration_ms: float
 
 
-_Item = OpenTrack | WriteFrame | CloseTrack
+@dataclass(frozen=True, slots=True)
+class WriteJson:
+    """A JSON file written whole (the manifest's checkpoints, after the frames before)."""
+
+    path: Path
+    data: dict[str, Any]
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically: a reader (or a node restarting after a kill) never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+_Item = OpenTrack | WriteFrame | CloseTrack | WriteJson
 #: How often the writer thread takes what was queued (what a kill can lose on top).
 DRAIN_SECONDS = 0.05
 
@@ -68,7 +85,11 @@ class WriterThread:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, item: OpenTrack | WriteFrame | CloseTrack) -> bool:
+    @property
+    def full(self) -> bool:
+        return len(self._queue) >= self._capacity
+
+    def submit(self, item: _Item) -> bool:
         """Queue ``item``; False (and counted) when the queue is full or writing stopped."""
         if self._stopping or self.failed is not None:
             return False
@@ -104,11 +125,13 @@ class WriterThread:
                 break
         self._close_all(clean=self.failed is None)
 
-    def _handle(self, item: OpenTrack | WriteFrame | CloseTrack) -> None:
+    def _handle(self, item: _Item) -> None:
         if isinstance(item, WriteFrame):
             entry = self._files.get(item.key)
             if entry is not None:
                 entry[1].write(item.ms, item.data, item.keyframe)
+        elif isinstance(item, WriteJson):
+            write_json(item.path, item.data)
         elif isinstance(item, OpenTrack):
             item.path.parent.mkdir(parents=True, exist_ok=True)
             fh: BinaryIO = item.path.open("wb", buffering=0)  # every frame reaches the file

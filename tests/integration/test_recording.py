@@ -32,6 +32,7 @@ from server_helpers import (
 )
 
 from mediaserver.client.sdk import MeetingClient
+from mediaserver.recording.session import CHECKPOINT_SECONDS
 
 pytestmark = [
     pytest.mark.integration,
@@ -197,6 +198,13 @@ async def test_killed_node_leaves_playable_files_marked_interrupted(node, client
     await node.start()  # the same node comes back
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["state"] == "interrupted"
+    # the manifest describes what was written (as of its last checkpoint before the kill)
+    assert sorted(t["file"] for t in manifest["tracks"]) == [p.name for p in files]
+    assert [p["name"] for p in manifest["participants"]] == ["Host"]
+    for track in manifest["tracks"]:
+        played = await asyncio.to_thread(_played_seconds, folder / track["file"])
+        assert played - CHECKPOINT_SECONDS - 0.5 <= track["duration_seconds"] <= played + 0.05
+        assert track["start_offset_seconds"] is not None
 
 
 def _played_seconds(path: Path) -> float:

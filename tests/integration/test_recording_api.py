@@ -15,7 +15,7 @@ from media import COLOURS, ColourTrack, ToneTrack
 from recording_helpers import recording_event
 from server_helpers import event, make_config, slug_of, start_server, webhook_sink
 
-from mediaserver.app_keys import LINKS
+from mediaserver.app_keys import CONFIG, LINKS
 from mediaserver.client.sdk import ClientError
 from mediaserver.config import RecordingConfig
 
@@ -49,7 +49,8 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
     _, other_key = await srv.app[LINKS].create_tenant("Other")
     api, other = ApiClient(srv.http_url, key), ApiClient(srv.http_url, other_key)
     try:
-        async with webhook_sink() as hook_url:
+        hooks: list = []
+        async with webhook_sink(hooks) as hook_url:
             await api.post("/v1/webhooks", {"url": hook_url})
             _, link, _ = await api.post("/v1/links", {"event": event("r1")})
             assert link["options"]["recording"] == "host"  # the tenant's default
@@ -76,6 +77,8 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
             code, state, _ = await api.post(f"/v1/links/{lid}/recording", {"active": False})
             assert code == 200 and state == {"active": False, "recording_id": rid}
             assert (await recording_event(host, 2))["reason"] == "stopped_by_api"
+            pubs = list(srv.rooms.rooms[lid].participants.values())[0].publications.values()
+            assert len(pubs) == 2 and all(p.recording_source().recorder is None for p in pubs)
 
             code, listed, _ = await api.get(f"/v1/links/{lid}/recordings")
             assert code == 200 and [r["id"] for r in listed["recordings"]] == [rid]
@@ -102,6 +105,16 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
                 bad = f"{srv.http_url}/v1/recordings/{rid}/files/..%2Fmanifest.json"
                 async with s.get(bad, headers={"Authorization": f"Bearer {key}"}) as r:
                     assert r.status == 404
+                # as another node of a cluster sees it: listed in the store, files elsewhere
+                folder = Path(srv.app[CONFIG].recording_directory) / rid
+                folder.rename(folder.with_name("elsewhere"))
+                async with s.get(url, headers={"Authorization": f"Bearer {key}"}) as r:
+                    problem = await r.json(content_type=None)
+                    assert r.status == 404 and "not on this node" in problem["detail"]
+                async with s.get(signed["url"]) as r:
+                    assert r.status == 404
+                assert (await api.get(f"/v1/recordings/{rid}"))[0] == 200
+                folder.with_name("elsewhere").rename(folder)
             code, deleted, _ = await api.delete(f"/v1/recordings/{rid}")
             assert code == 200 and deleted["id"] == rid
             assert (await api.get(f"/v1/recordings/{rid}"))[0] == 404
@@ -113,6 +126,14 @@ async def test_link_api_starts_lists_downloads_and_deletes_recordings(srv, clien
                     break
                 await asyncio.sleep(0.05)
             assert "recording.started" in types and "recording.ready" in types
+            for _ in range(100):  # the bodies: the recording's manifest as it was then
+                got = {h["type"]: h["data"] for h in hooks if h["type"].startswith("recording.")}
+                if len(got) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert got["recording.started"]["recording"]["state"] == "recording"
+            ready = got["recording.ready"]["recording"]
+            assert ready["id"] == rid and ready["state"] == "ready" and len(ready["tracks"]) == 2
     finally:
         await api.close()
         await other.close()
@@ -238,3 +259,56 @@ async def test_two_hosts_starting_at_once_make_one_recording(srv, clients):
         assert [r["id"] for r in listed["recordings"]] == [started["recording_id"]]
     finally:
         await api.close()
+
+
+async def test_retention_in_config_deletes_old_recordings_when_the_server_starts(
+    tmp_path: Path,
+) -> None:
+    import json
+    import time
+
+    root = tmp_path / "rec"
+    for rec_id, state, age_days in [
+        ("RE00000000000000a1", "ready", 10),
+        ("RE00000000000000a2", "interrupted", 10),
+        ("RE00000000000000a3", "ready", 1),
+        ("RE00000000000000a4", "recording", 1),
+        ("RE00000000000000a5", "recording", 10),
+    ]:
+        (root / rec_id).mkdir(parents=True)
+        manifest = {"id": rec_id, "state": state, "started_at": time.time() - age_days * 86400}
+        (root / rec_id / "manifest.json").write_text(json.dumps(manifest))
+    config = dataclasses.replace(
+        make_config(), recording=RecordingConfig(directory=str(root), retention_days=7)
+    )
+    server = await start_server(config)
+    try:
+        for _ in range(100):  # the first sweep runs as the server starts
+            left = sorted(p.name for p in root.iterdir())
+            if len(left) == 2:
+                break
+            await asyncio.sleep(0.05)
+        # old finished ones are gone, recent ones stay; those a crash cut are marked
+        # interrupted at start-up first, then expire from their own start like the others
+        assert left == ["RE00000000000000a3", "RE00000000000000a4"]
+        cut = json.loads((root / "RE00000000000000a4" / "manifest.json").read_text())
+        assert cut["state"] == "interrupted"
+    finally:
+        await server.runner.cleanup()
+
+
+def test_only_started_tracks_have_a_file_to_download(tmp_path: Path) -> None:
+    from linkapi.problems import ApiProblem
+    from linkapi.recordings import _file_of
+
+    manifest = {
+        "tracks": [
+            {"file": "a.webm", "start_offset_seconds": 0.5},
+            {"file": "v.webm", "start_offset_seconds": None},  # never got a keyframe
+        ]
+    }
+    assert _file_of(tmp_path, manifest, "a.webm") == tmp_path / "a.webm"
+    for name in ("v.webm", "manifest.json", "../a.webm"):
+        with pytest.raises(ApiProblem) as info:
+            _file_of(tmp_path, manifest, name)
+        assert info.value.status == 404

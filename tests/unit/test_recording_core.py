@@ -19,6 +19,7 @@ from mediaserver.recording.assemble import OpusAssembler, Vp8Assembler, vp8_dime
 from mediaserver.recording.ebml import MatroskaWriter, TrackSpec, opus_head
 from mediaserver.recording.reorder import ReorderBuffer
 from mediaserver.recording.rtp import SeqUnwrapper, TsUnwrapper, parse_rtp
+from mediaserver.recording.track import ParticipantClock, TrackRecorder
 
 ffmpeg_missing = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
 
@@ -291,3 +292,85 @@ def test_a_full_writer_queue_drops_and_counts_and_video_waits_for_a_keyframe(
     assert writer.dropped == track.dropped_queue > 0  # never blocked: dropped and counted
     assert asked  # and a keyframe was asked for, to resume
     assert track.describe(0.0)["dropped_frames"] >= track.dropped_queue
+
+
+def _recorder(
+    tmp_path: Path, codec: str, clock: ParticipantClock, items: list[object]
+) -> TrackRecorder:
+    def submit(item: object) -> bool:
+        items.append(item)
+        return True
+
+    return TrackRecorder(
+        key=codec,
+        codec=codec,
+        clock_rate=90000 if codec == "VP8" else 48000,
+        path=tmp_path / f"{codec}.webm",
+        clock=clock,
+        submit=submit,
+        request_keyframe=lambda: None,
+    )
+
+
+def test_track_recorder_puts_reordered_packets_back_in_order(tmp_path: Path) -> None:
+    from mediaserver.recording.writer import WriteFrame
+
+    items: list[object] = []
+    track = _recorder(tmp_path, "VP8", ParticipantClock(), items)
+    packets = vp8_packets(KEY, 100, 3000) + vp8_packets(INTER, 106, 6000)
+    assert len(packets) == 11
+    packets[2], packets[3] = packets[3], packets[2]  # swapped within the keyframe
+    packets[8], packets[9] = packets[9], packets[8]  # and within the inter frame
+    for seq, ts, payload, marker in packets:
+        track.on_rtp(rtp(seq, ts, payload, marker=marker), 0.0)
+    written = [i for i in items if isinstance(i, WriteFrame)]
+    assert [(w.data, w.keyframe, w.ms) for w in written] == [(KEY, True, 0), (INTER, False, 33)]
+    assert track.assembly_dropped == 0
+
+
+def test_start_offsets_come_from_sender_reports_not_arrival(tmp_path: Path) -> None:
+    """Audio and video captured at the same instant line up in the manifest even when the
+    video arrives 200 ms later (pacing, a large keyframe): the offsets are placed through
+    the publisher's sender reports (one NTP↔local mapping per participant)."""
+
+    def ntp(seconds: float) -> int:
+        return round(seconds * 2**32)
+
+    clock = ParticipantClock()
+    audio = _recorder(tmp_path, "OPUS", clock, [])
+    video = _recorder(tmp_path, "VP8", clock, [])
+    base_a, base_v = 0xFFFF0000, 123_456  # arbitrary RTP bases (audio's wraps)
+    # publisher NTP 1000.0 s is local 50.0 s; the SRs arrive 10 ms after they are sent
+    audio.on_sender_report(ntp(1000.0), base_a, 50.01)
+    video.on_sender_report(ntp(1000.1), base_v + 9000, 50.11)
+    # both captured at NTP 1000.5: audio arrives at 50.52, video at 50.72
+    audio.on_rtp(rtp(1, (base_a + 24000) & 0xFFFFFFFF, b"\xfc\x01"), 50.52)
+    for seq, ts, payload, marker in vp8_packets(KEY, 1, base_v + 45000):
+        video.on_rtp(rtp(seq, ts, payload, marker=marker), 50.72)
+    a, v = audio.start_time(), video.start_time()
+    assert a == pytest.approx(50.51, abs=1e-3) and v == pytest.approx(50.51, abs=1e-3)
+    offsets = [t.describe(50.0)["start_offset_seconds"] for t in (audio, video)]
+    assert offsets == [pytest.approx(0.51, abs=1e-3)] * 2
+    # without sender reports only the arrival is known
+    late = _recorder(tmp_path, "VP8", ParticipantClock(), [])
+    for seq, ts, payload, marker in vp8_packets(KEY, 1, base_v + 45000):
+        late.on_rtp(rtp(seq, ts, payload, marker=marker), 50.72)
+    assert late.start_time() == 50.72
+
+
+def test_track_recorder_asks_for_a_keyframe_and_starts_its_file_there(tmp_path: Path) -> None:
+    from mediaserver.recording.writer import OpenTrack, WriteFrame
+
+    items: list[object] = []
+    asked: list[int] = []
+    track = _recorder(tmp_path, "VP8", ParticipantClock(), items)
+    track._request_keyframe = lambda: asked.append(len(items))
+    seq = 0
+    for n, frame in enumerate([INTER, INTER, KEY, INTER]):
+        for _, ts, payload, marker in vp8_packets(frame, seq, n * 3000):
+            track.on_rtp(rtp(seq, ts, payload, marker=marker), n / 30)
+            seq += 1
+    assert asked and asked[0] == 0  # asked before anything was written
+    assert isinstance(items[0], OpenTrack)  # the file starts at the keyframe
+    written = [i for i in items if isinstance(i, WriteFrame)]
+    assert [(w.data, w.ms) for w in written] == [(KEY, 0), (INTER, 33)]
