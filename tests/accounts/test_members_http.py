@@ -67,6 +67,11 @@ async def test_sessions_cookies_csp_and_sign_out(server, tenant) -> None:
 
 async def test_password_change(server, tenant) -> None:
     member = await new_member(server, tenant)
+    # the member signed in in another browser too
+    elsewhere = Member(
+        server, member.email, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    )
+    assert (await elsewhere.sign_in()).status == 303
     async with member.http.get(server.url + "/account/password") as page:
         fields = hidden_fields(await page.text())
     new = "a brand new passphrase"
@@ -87,9 +92,13 @@ async def test_password_change(server, tenant) -> None:
         allow_redirects=False,
     ) as r:
         assert r.status == 303
+    # every session ended, the other browser's too
+    async with elsewhere.http.get(server.url + "/account", allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"].startswith("/signin")
     assert (await member.sign_in(PASSWORD)).status == 401
     assert (await member.sign_in(new)).status == 303
     await member.close()
+    await elsewhere.close()
 
 
 async def test_secrets_are_stored_hashed(server, tenant, client) -> None:
