@@ -12,6 +12,8 @@ import pytest
 from accounts_server import PASSWORD, Member, hidden_fields
 from oauth_steps import api, connect, new_member, next_email
 
+from mediaserver.app import PAGE_HEADERS
+
 pytestmark = pytest.mark.integration
 
 
@@ -41,15 +43,18 @@ async def test_sessions_cookies_csp_and_sign_out(server, tenant) -> None:
     cookie = r.cookies["ms_session"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
     value = cookie.value
+    # the join page's headers; forms may post to this server only
+    csp = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'none'", "form-action 'self'"
+    )
     async with aiohttp.ClientSession() as anonymous, anonymous.get(server.url + "/signin") as page:
-        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        assert page.headers["Content-Security-Policy"] == csp
         pre = page.cookies["ms_csrf"]
         assert pre["httponly"] and pre["samesite"] == "Lax"
     for path in ("/account", "/account/password"):
         async with member.http.get(server.url + path, allow_redirects=False) as page:
-            csp = page.headers["Content-Security-Policy"]
-            assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
-            assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+            assert page.status == 200, path
+            assert page.headers["Content-Security-Policy"] == csp, path
             assert page.headers["X-Frame-Options"] == "DENY"
     async with member.http.get(server.url + "/account") as page:
         html = await page.text()

@@ -30,6 +30,8 @@ from oauth_steps import (
 )
 from server_helpers import event
 
+from mediaserver.app import PAGE_HEADERS
+
 pytestmark = pytest.mark.integration
 
 
@@ -258,6 +260,11 @@ async def test_consent_without_the_csrf_token(server, tenant, client) -> None:
         server.url + "/oauth/authorize", params=auth_params(client, challenge)
     ) as page:
         fields = hidden_fields(await page.text())
+        # the join page's CSP; the form may post here and end at the client's origin only
+        assert page.headers["Content-Security-Policy"] == PAGE_HEADERS[
+            "Content-Security-Policy"
+        ].replace("form-action 'none'", "form-action 'self' http://127.0.0.1:9")
+        assert page.headers["X-Frame-Options"] == "DENY"
     async with member.http.post(
         server.url + "/oauth/authorize",
         data={**fields, "csrf": "x" * len(fields["csrf"]), "decision": "allow"},
