@@ -198,6 +198,11 @@ async def test_a_scope_not_granted(server, tenant, client) -> None:
         scope="meetings:write",
     )
     assert status == 400 and body["error"] == "invalid_scope", body
+    # ...and the refused request did not use up the refresh token
+    status, body = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 200 and body["scope"] == "meetings:read", body
     # an unknown scope at authorization
     _, challenge = pkce()
     r = await member.authorize(auth_params(client, challenge, "meetings:write admin"))
