@@ -244,25 +244,32 @@ class OAuthServer:
     async def refresh(
         self, client: OAuthClient, refresh_token: str, scope: str | None
     ) -> dict[str, Any]:
+        """Rotate: the refresh token is used up only by a request that gets a new pair
+        (a refused one, e.g. a scope too wide, leaves it usable); used a second time, it
+        ends the connection."""
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token required")
-        cred = await self.accounts.use_credential(hash_token(refresh_token), self.now())
+        token_hash = hash_token(refresh_token)
+        cred = await self.accounts.get_credential(token_hash)
         if cred is None or cred.kind != "refresh" or cred.grant_id is None:
             raise OAuthError("invalid_grant", "unknown refresh token")
         grant = await self.accounts.get_grant(cred.grant_id)
         if grant is None or grant.client_id != client.id:
             raise OAuthError("invalid_grant", "the refresh token was issued to another client")
-        if cred.used_at is not None:  # rotated already: someone replays it
-            await self.revoke_grant(grant, "refresh_token_reused")
-            raise OAuthError("invalid_grant", "refresh token already used; connection revoked")
-        if grant.revoked_at is not None or cred.revoked_at is not None:
-            raise OAuthError("invalid_grant", "the connection was revoked")
-        if cred.expires_at <= self.now():
-            raise OAuthError("invalid_grant", "refresh token expired")
-        wanted = tuple(scope.split()) if scope else grant.scope
-        if not wanted or any(s not in grant.scope for s in wanted):
-            raise OAuthError("invalid_scope", "scope exceeds what the member granted")
-        return await self._issue(grant, tuple(s for s in SCOPES if s in wanted))
+        if cred.used_at is None:
+            if grant.revoked_at is not None or cred.revoked_at is not None:
+                raise OAuthError("invalid_grant", "the connection was revoked")
+            if cred.expires_at <= self.now():
+                raise OAuthError("invalid_grant", "refresh token expired")
+            wanted = tuple(scope.split()) if scope else grant.scope
+            if not wanted or any(s not in grant.scope for s in wanted):
+                raise OAuthError("invalid_scope", "scope exceeds what the member granted")
+            before = await self.accounts.use_credential(token_hash, self.now())
+            if before is not None and before.used_at is None:  # this request won the race
+                return await self._issue(grant, tuple(s for s in SCOPES if s in wanted))
+        # rotated already: someone replays it
+        await self.revoke_grant(grant, "refresh_token_reused")
+        raise OAuthError("invalid_grant", "refresh token already used; connection revoked")
 
     async def _issue(self, grant: Grant, scope: tuple[str, ...]) -> dict[str, Any]:
         now = self.now()

@@ -1,8 +1,10 @@
 """Steps the account tests share: a signed-in member, an authorization request, a
-connection (consent + code exchange), a call of the link API with a token."""
+connection (consent + code exchange), a call of the link API with a token, a webhook
+receiver."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -15,6 +17,7 @@ from accounts_server import (
     token_request,
 )
 from accounts_server import auth_params as base_auth_params
+from aiohttp import web
 
 REDIRECT = "http://127.0.0.1:9/callback"
 OTHER_REDIRECT = "http://127.0.0.1:9/other"
@@ -76,3 +79,42 @@ async def api(
     ):
         text = await r.text()
         return r.status, (json.loads(text) if text else None), r.headers
+
+
+class WebhookReceiver:
+    """A tenant's webhook endpoint on loopback: the bodies it received, in order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app)
+        self.url = ""
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        self._arrived.set()
+        return web.Response(text="ok")
+
+    async def start(self) -> str:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self.url
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [b for b in self.bodies if b["type"] == event_type]
+
+    async def wait_for(self, event_type: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """The bodies of ``event_type`` once there is at least one."""
+        async with asyncio.timeout(timeout):
+            while not self.of_type(event_type):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.of_type(event_type)
+
+    async def close(self) -> None:
+        await self._runner.cleanup()

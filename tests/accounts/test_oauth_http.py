@@ -3,10 +3,8 @@ every refusal of issue 16 as an HTTP test (RFC 6749, 7636, 7009, 8414, 6750 rule
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from typing import Any
 
 import aiohttp
 import pytest
@@ -23,6 +21,7 @@ from accounts_server import (
 from oauth_steps import (
     OTHER_REDIRECT,
     REDIRECT,
+    WebhookReceiver,
     api,
     auth_params,
     connect,
@@ -30,6 +29,8 @@ from oauth_steps import (
     next_email,
 )
 from server_helpers import event
+
+from mediaserver.app import PAGE_HEADERS
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +198,11 @@ async def test_a_scope_not_granted(server, tenant, client) -> None:
         scope="meetings:write",
     )
     assert status == 400 and body["error"] == "invalid_scope", body
+    # ...and the refused request did not use up the refresh token
+    status, body = await token_request(
+        server, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert status == 200 and body["scope"] == "meetings:read", body
     # an unknown scope at authorization
     _, challenge = pkce()
     r = await member.authorize(auth_params(client, challenge, "meetings:write admin"))
@@ -259,6 +265,11 @@ async def test_consent_without_the_csrf_token(server, tenant, client) -> None:
         server.url + "/oauth/authorize", params=auth_params(client, challenge)
     ) as page:
         fields = hidden_fields(await page.text())
+        # the join page's CSP; the form may post here and end at the client's origin only
+        assert page.headers["Content-Security-Policy"] == PAGE_HEADERS[
+            "Content-Security-Policy"
+        ].replace("form-action 'none'", "form-action 'self' http://127.0.0.1:9")
+        assert page.headers["X-Frame-Options"] == "DENY"
     async with member.http.post(
         server.url + "/oauth/authorize",
         data={**fields, "csrf": "x" * len(fields["csrf"]), "decision": "allow"},
@@ -299,30 +310,15 @@ async def test_not_signed_in_goes_to_sign_in_and_back(server, tenant, client) ->
 async def test_revocation_rfc7009_ends_the_grant_and_tells_the_tenant(
     server, tenant, client
 ) -> None:
-    received: list[dict[str, Any]] = []
-    got = asyncio.Event()
-
-    async def hook(request: aiohttp.web.Request) -> aiohttp.web.Response:
-        body = await request.json()
-        received.append(body)
-        if body["type"] == "connection.revoked":
-            got.set()
-        return aiohttp.web.Response(text="ok")
-
-    app = aiohttp.web.Application()
-    app.router.add_post("/hook", hook)
-    runner = aiohttp.web.AppRunner(app)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    hooks = WebhookReceiver()
+    await hooks.start()
     tenant_id, key = server.tenant("Initech")
     status, _, _ = await api(
         server,
         "POST",
         "/v1/webhooks",
         key,
-        {"url": f"http://127.0.0.1:{port}/hook", "events": ["connection.revoked"]},
+        {"url": hooks.url, "events": ["connection.revoked"]},
     )
     assert status == 201
     member = await new_member(server, (tenant_id, key))
@@ -358,13 +354,12 @@ async def test_revocation_rfc7009_ends_the_grant_and_tells_the_tenant(
     # the link minted before is still there and active
     status, still, _ = await api(server, "GET", f"/v1/links/{link['id']}", key)
     assert status == 200 and still["status"] == "active"
-    await asyncio.wait_for(got.wait(), 30)
-    revoked = [b for b in received if b["type"] == "connection.revoked"]
+    revoked = await hooks.wait_for("connection.revoked")
     assert len(revoked) == 1
     assert revoked[0]["data"]["connection"]["reason"] == "revoked_by_client"
     assert revoked[0]["data"]["connection"]["client_name"] == "Bookly"
     await member.close()
-    await runner.cleanup()
+    await hooks.close()
 
 
 async def test_metadata_rfc8414(server) -> None:

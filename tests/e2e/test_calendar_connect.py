@@ -1,8 +1,9 @@
 """Issue 16 in real Chromium against a real server process: a small calendar product
-(an aiohttp app in this test) connects a member's conferencing account with OAuth 2.0
-(PKCE), mints a link for an event, refreshes its token; the member joins signed in as
-host without a token, disconnects on /account; the product's next mint gets 401 and the
-old link still joins."""
+(an aiohttp app in this test) sends the member to the authorization URL; they sign in
+and refuse (the product gets error=access_denied), then connect with OAuth 2.0 (PKCE);
+the product mints a link for an event and refreshes its token; the member joins signed
+in as host without a token, disconnects on /account; the product's next mint gets 401
+and the old link still joins."""
 
 from __future__ import annotations
 
@@ -162,7 +163,13 @@ async def test_calendar_product_connects_mints_and_is_disconnected(netns, tmp_pa
             await page.fill("#email", "mia@example.com")
             await page.fill("#password", "correct horse battery staple")
             await page.click("#signin")
-            # ...and consent
+            # ...and refuse first: the product hears error=access_denied
+            await page.get_by_text("Bookly wants to create meeting links for you.").wait_for()
+            await page.click("#deny")
+            await page.get_by_text("Not connected: access_denied").wait_for()
+            assert page.url.startswith(product.url + "/callback?") and "code=" not in page.url
+            # ...then, signed in already, consent
+            await page.goto(product.url + "/connect")
             await page.get_by_text("Bookly wants to create meeting links for you.").wait_for()
             await shot(page, "oauth-consent")
             await page.click("#allow")

@@ -228,3 +228,26 @@ async def test_a_new_consent_replaces_the_connection(world: World) -> None:
     assert await world.oauth.access(second["access_token"]) is not None
     grants = await world.oauth.accounts.list_grants(world.member.id)
     assert [g.revoked_reason for g in grants] == ["replaced", None]
+
+
+async def test_a_refused_refresh_leaves_the_refresh_token_usable(world: World) -> None:
+    """A refresh asking for more than was granted (invalid_scope) or sent by another
+    client is refused without rotating: the client can still refresh with the token,
+    and that is not a reuse that ends the connection."""
+    client, _ = await world.oauth.register_client("B", [REDIRECT], confidential=True)
+    other, _ = await world.oauth.register_client("O", [REDIRECT], confidential=True)
+    tokens = await world.oauth.exchange_code(
+        client, await code_for(world, client.id), REDIRECT, RFC7636_VERIFIER
+    )
+    with pytest.raises(OAuthError) as exc:
+        await world.oauth.refresh(client, tokens["refresh_token"], "meetings:write meetings:read")
+    assert exc.value.error == "invalid_scope"
+    with pytest.raises(OAuthError) as exc:
+        await world.oauth.refresh(other, tokens["refresh_token"], None)
+    assert exc.value.error == "invalid_grant"
+    fresh = await world.oauth.refresh(client, tokens["refresh_token"], None)
+    assert await world.oauth.access(fresh["access_token"]) is not None
+    # the rotated token, used again, still ends the connection
+    with pytest.raises(OAuthError, match="already used"):
+        await world.oauth.refresh(client, tokens["refresh_token"], None)
+    assert await world.oauth.access(fresh["access_token"]) is None
