@@ -41,6 +41,7 @@ _PERSON = {
         "name": {"type": "string", "maxLength": 256, **_SAFE},
     },
 }
+_PEOPLE = {"type": "array", "maxItems": 1000, "items": _PERSON}
 _TIME_STRING = {"type": "string", "maxLength": 64, "format": "event-time"}
 _TZID = {"type": "string", "maxLength": 64, "pattern": TZID_PATTERN}
 _EVENT_TIME = {
@@ -69,7 +70,14 @@ _EVENT_FIELDS = {
     "end": _EVENT_TIME,
     "tzid": _TZID,
     "organizer": _PERSON,
-    "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+    "attendees": {
+        "description": "A list of people (Google; Cronofy's events as read), or Cronofy's"
+        " {invite: [...], reject: [...]} of its Create or Update Event; kept as sent",
+        "anyOf": [
+            _PEOPLE,
+            {"type": "object", "properties": {"invite": _PEOPLE, "reject": _PEOPLE}},
+        ],
+    },
     "recurrence": {
         "description": "RFC 5545 RRULE, EXDATE and RDATE lines (as Google Calendar sends them)",
         "type": "array",

@@ -88,6 +88,10 @@ CRONOFY = {
     "transparency": "opaque",
     "reminders": [{"minutes": 60}],
 }
+CRONOFY_UPSERT_ATTENDEES = {
+    "invite": [{"email": "ada@example.com", "display_name": "Ada"}],
+    "reject": [{"email": "bob@example.com"}],
+}
 CRONOFY_CONFERENCING = {
     "profile_id": "explicit",
     "provider_description": "Acme Meet",
@@ -149,6 +153,13 @@ async def test_cronofy_and_google_shaped_events_are_accepted_unmodified(api_serv
         {"event": {**CRONOFY, "event_id": "d"}, "conferencing": {"profile_id": "default"}},
     )
     assert code == 201 and default["profile"] == "default"
+    # Cronofy's Create or Update Event writes attendees as {invite, reject}
+    upsert = {**CRONOFY, "event_id": "u", "attendees": CRONOFY_UPSERT_ATTENDEES}
+    code, link, _ = await api.post("/v1/links", {"event": upsert})
+    assert code == 201 and link["event"] == upsert
+    bad = {**upsert, "event_id": "b", "attendees": {"invite": "ada@example.com"}}
+    code, problem, _ = await api.post("/v1/links", {"event": bad})
+    assert code == 422 and problem["errors"][0]["field"].startswith("event.attendees"), problem
 
     code, series, _ = await api.post("/v1/links", {"event": GOOGLE})
     assert code == 201, series
