@@ -77,6 +77,7 @@ async def test_listing_pages_and_reconciles_with_updated_since(api_server):
     assert status == 200 and body == {"links": [], "next_cursor": None}
 
 
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_listing_refuses_malformed_parameters(api_server):
     _, api = api_server
     for cursor, message in [
@@ -97,6 +98,7 @@ async def test_listing_refuses_malformed_parameters(api_server):
 
 
 # --- 7. guest invites: list and revoke ----------------------------------------------------
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_guest_invites_listed_and_revoked_invite_admits_no_one(api_server, clients):
     srv, api = api_server
     _, link, _ = await api.post("/v1/links", {"event": event("inv")})
@@ -152,6 +154,7 @@ async def test_guest_invites_listed_and_revoked_invite_admits_no_one(api_server,
 
 
 # --- 7. webhooks: change, disable/enable, ping ----------------------------------------------
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_webhook_patch_disable_enable_and_ping(api_server):
     _srv, api = api_server
     receiver = Receiver()
