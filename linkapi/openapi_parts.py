@@ -41,6 +41,7 @@ _PERSON = {
         "name": {"type": "string", "maxLength": 256, **_SAFE},
     },
 }
+_PEOPLE = {"type": "array", "maxItems": 1000, "items": _PERSON}
 _TIME_STRING = {"type": "string", "maxLength": 64, "format": "event-time"}
 _TZID = {"type": "string", "maxLength": 64, "pattern": TZID_PATTERN}
 _EVENT_TIME = {
@@ -69,7 +70,14 @@ _EVENT_FIELDS = {
     "end": _EVENT_TIME,
     "tzid": _TZID,
     "organizer": _PERSON,
-    "attendees": {"type": "array", "maxItems": 1000, "items": _PERSON},
+    "attendees": {
+        "description": "A list of people (Google; Cronofy's events as read), or Cronofy's"
+        " {invite: [...], reject: [...]} of its Create or Update Event; kept as sent",
+        "anyOf": [
+            _PEOPLE,
+            {"type": "object", "properties": {"invite": _PEOPLE, "reject": _PEOPLE}},
+        ],
+    },
     "recurrence": {
         "description": "RFC 5545 RRULE, EXDATE and RDATE lines (as Google Calendar sends them)",
         "type": "array",
@@ -102,11 +110,13 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
+#: Required on every response of an authenticated request (errors included), so that
+#: schemathesis checks they are there; a 401 has none (no tenant, no bucket).
 _RATE_HEADERS = {
     name: {
         "description": description
         + " (on every authenticated response; not on 401 or the OpenAPI document)",
-        "required": False,
+        "required": True,
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     }
     for name, description in (
@@ -130,7 +140,14 @@ _PROBLEM = {
     "headers": _RATE_HEADERS,
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
-_ERRORS = {str(s): _PROBLEM for s in (400, 401, 404, 409, 413, 415, 422, 429)}
+_UNAUTHORIZED = {  # refused before the rate limit: no RateLimit-* headers
+    "description": "Problem (no API key, or an unknown or revoked one)",
+    "content": _PROBLEM["content"],
+}
+_ERRORS = {
+    str(s): _UNAUTHORIZED if s == 401 else _PROBLEM
+    for s in (400, 401, 404, 409, 413, 415, 422, 429)
+}
 _PATH_ID = {"type": "string", "minLength": 1, **_SAFE}
 _LINK_ID = [{"name": "link_id", "in": "path", "required": True, "schema": _PATH_ID}]
 _LIMIT = {

@@ -133,5 +133,14 @@ def _http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
     )
 
 
+_KEPT_HEADERS = (
+    "allow",
+    "retry-after",
+    "ratelimit-limit",  # set by the rate limit on every authenticated answer
+    "ratelimit-remaining",
+    "ratelimit-reset",
+)
+
+
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
-    return {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    return {k: v for k, v in exc.headers.items() if k.lower() in _KEPT_HEADERS}

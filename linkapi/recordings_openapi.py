@@ -68,6 +68,7 @@ def add_recording_api(
                     "responses": {
                         "200": {
                             "description": "The file",
+                            "headers": errors["404"]["headers"],  # the RateLimit-* ones
                             "content": {
                                 "video/webm": {},
                                 "audio/webm": {},

@@ -64,6 +64,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[TENANT] = tenant
     request[KEY_ID] = key_id
     try:
+        if member is not None and member.refusal is not None:
+            raise member.refusal  # a member token on an operation it may not call: 403
         _check_parameters(request)
         response = await handler(request)
     except ApiProblem as problem:

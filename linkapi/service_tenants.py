@@ -29,9 +29,7 @@ class TenantsAndKeys(ServiceCore):
             raise ValueError(f"guest policy must be allow, lobby or deny, not {guest_policy!r}")
         if recording not in RECORDING_POLICIES:
             raise ValueError(f"recording must be off, host or always, not {recording!r}")
-        for value in (rate_limit_per_minute, rate_limit_burst):
-            if value is not None and not 1 <= value <= 1_000_000:
-                raise ValueError("rate limits must be between 1 and 1000000")
+        _check_rate_limits(rate_limit_per_minute, rate_limit_burst)
         tenant = Tenant(
             id=new_id("tn"),
             name=name,
@@ -44,6 +42,21 @@ class TenantsAndKeys(ServiceCore):
         await self.store.create_tenant(tenant)
         key = await self.create_api_key(tenant.id)
         return tenant, key
+
+    async def set_rate_limit(
+        self, tenant_id: str, rate_limit_per_minute: int | None, rate_limit_burst: int | None
+    ) -> Tenant:
+        """A tenant's own rate limit and burst (None: the configured ones), in effect
+        from its next request on every node (the tenant is read with every request's
+        key). KeyError if there is no such tenant."""
+        _check_rate_limits(rate_limit_per_minute, rate_limit_burst)
+        tenant = await self.store.update_tenant(
+            tenant_id,
+            {"rate_limit_per_minute": rate_limit_per_minute, "rate_limit_burst": rate_limit_burst},
+        )
+        if tenant is None:
+            raise KeyError(tenant_id)
+        return tenant
 
     async def create_api_key(self, tenant_id: str) -> str:
         if await self.store.get_tenant(tenant_id) is None:
@@ -88,3 +101,9 @@ class TenantsAndKeys(ServiceCore):
         if tenant is None:
             raise unauthorized("unknown tenant")
         return tenant, key.id
+
+
+def _check_rate_limits(*values: int | None) -> None:
+    for value in values:
+        if value is not None and not 1 <= value <= 1_000_000:
+            raise ValueError("rate limits must be between 1 and 1000000")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import Config
+    from .state.models import Tenant
     from .state.store import Store
 
 __all__ = ["main", "worker_udp_ports"]
@@ -114,13 +115,17 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         async with _open_store(config) as store:
             service = LinkService(store, config)
             if args.tenant_command == "create":
-                tenant, key = await service.create_tenant(
-                    args.name,
-                    args.guest_policy,
-                    rate_limit_per_minute=args.rate_limit,
-                    rate_limit_burst=args.burst,
-                    recording=args.recording,
-                )
+                try:
+                    tenant, key = await service.create_tenant(
+                        args.name,
+                        args.guest_policy,
+                        rate_limit_per_minute=args.rate_limit,
+                        rate_limit_burst=args.burst,
+                        recording=args.recording,
+                    )
+                except ValueError as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
                 print(f"tenant {tenant.id} ({tenant.name}) created")
                 print("API key (shown once; store it now):")
                 print(key)
@@ -140,17 +145,60 @@ def cmd_tenant(args: argparse.Namespace) -> int:
                     print(f"no API key {key_id}", file=sys.stderr)
                     return 1
                 print(f"API key {key_id} revoked")
+            elif args.tenant_command == "set-rate-limit":
+                current = await store.get_tenant(args.tenant_id)
+                if current is None:
+                    print(f"no tenant {args.tenant_id}", file=sys.stderr)
+                    return 1
+                if args.rate_limit is None and args.burst is None:
+                    print("give --rate-limit and/or --burst", file=sys.stderr)
+                    return 2
+
+                def chosen(given: int | None, now: int | None) -> int | None:
+                    return now if given is None else (given or None)  # 0: the configured
+
+                try:
+                    tenant = await service.set_rate_limit(
+                        args.tenant_id,
+                        chosen(args.rate_limit, current.rate_limit_per_minute),
+                        chosen(args.burst, current.rate_limit_burst),
+                    )
+                except ValueError as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
+                except KeyError:
+                    print(f"no tenant {args.tenant_id}", file=sys.stderr)
+                    return 1
+                print(f"tenant {tenant.id}: {_rate_limit_text(tenant, config)}")
             elif args.tenant_command == "list":
                 for tenant in await store.list_tenants():
                     keys = await store.list_api_keys(tenant.id)
                     active = sum(1 for k in keys if k.revoked_at is None)
-                    print(f"{tenant.id}\t{tenant.name}\t{active} active key(s)")
+                    print(
+                        f"{tenant.id}\t{tenant.name}\t{active} active key(s)"
+                        f"\t{_rate_limit_text(tenant, config)}"
+                    )
                     for k in keys:
                         state = "revoked" if k.revoked_at else "active"
                         print(f"  key {k.id}\t{state}\t{','.join(k.scopes)}")
             return 0
 
     return asyncio.run(run())
+
+
+def _rate_limit_text(tenant: Tenant, config: Config) -> str:
+    """``rate limit 6000/min, burst 1000``, "(configured)" after a number the tenant
+    takes from linkapi.rate_limit_per_minute / rate_limit_burst."""
+    cfg = config.linkapi
+    per_minute = tenant.rate_limit_per_minute or cfg.rate_limit_per_minute
+    if tenant.rate_limit_burst is not None:
+        burst = str(tenant.rate_limit_burst)
+    elif tenant.rate_limit_per_minute is not None:
+        burst = f"{per_minute} (its rate limit)"
+    else:
+        burst = f"{cfg.rate_limit_burst or per_minute} (configured)"
+    configured = " (configured)" if tenant.rate_limit_per_minute is None else ""
+    return f"rate limit {per_minute}/min{configured}, burst {burst}"
 
 
 @contextlib.asynccontextmanager
@@ -362,7 +410,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "revoke-key", parents=[config_opt], help="revoke an API key (the key or its id)"
     )
     revoke.add_argument("key")
-    tsub.add_parser("list", parents=[config_opt], help="list tenants and their keys")
+    limits = tsub.add_parser(
+        "set-rate-limit",
+        parents=[config_opt],
+        help="change a tenant's own rate limit and burst (at once, also on running servers)",
+    )
+    limits.add_argument("tenant_id")
+    limits.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="link API requests per minute (0: linkapi.rate_limit_per_minute again;"
+        " omitted: unchanged)",
+    )
+    limits.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        help="requests at once (0: the configured burst again; omitted: unchanged)",
+    )
+    tsub.add_parser(
+        "list", parents=[config_opt], help="list tenants, their rate limits and their keys"
+    )
     tenant.set_defaults(func=cmd_tenant)
     room_token = sub.add_parser(
         "room-token",

@@ -1,10 +1,12 @@
 """An HTTP client for the link API that validates every response against the
-OpenAPI document (status code declared, body matches the declared schema)."""
+OpenAPI document (status code declared, body matches the declared schema, the
+required headers are there: the RateLimit-* ones on every authenticated answer)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -38,11 +40,21 @@ def _validate(ref: str, body: Any, what: str) -> None:
     assert not errors, f"{what}: {errors[0].message} at {list(errors[0].path)}"
 
 
-def validate_response(method: str, path: str, status: int, ctype: str, body: Any) -> None:
+def validate_response(
+    method: str,
+    path: str,
+    status: int,
+    ctype: str,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     matched = _match(path.split("?")[0])
     if matched is None:  # an undocumented path: must be a 404 problem
         assert status == 404 and ctype == "application/problem+json", (path, status)
         _validate("#/components/schemas/Problem", body, f"{method} {path}")
+        if headers is not None:  # authenticated (a 401 would come first): rate headers
+            missing = [h for h in RATE_HEADERS if h not in headers]
+            assert not missing, f"{method} {path} {status}: headers {missing} missing"
         return
     template, item = matched
     op = item.get(method.lower())
@@ -53,6 +65,13 @@ def validate_response(method: str, path: str, status: int, ctype: str, body: Any
     content = response.get("content", {})
     assert media in content, f"{method} {template} {status}: content type {media} undocumented"
     _validate(content[media]["schema"]["$ref"], body, f"{method} {path} {status}")
+    if headers is not None:
+        required = [n for n, h in response.get("headers", {}).items() if h.get("required")]
+        missing = [n for n in required if n not in headers]
+        assert not missing, f"{method} {template} {status}: headers {missing} missing"
+
+
+RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
 class ApiClient:
@@ -86,7 +105,7 @@ class ApiClient:
         ) as resp:
             raw = await resp.read()
             body = json.loads(raw) if raw else None
-            validate_response(method, path, resp.status, resp.content_type, body)
+            validate_response(method, path, resp.status, resp.content_type, body, resp.headers)
             return resp.status, body, resp.headers
 
     async def get(self, path: str, **kw: Any) -> tuple[int, Any, Any]:

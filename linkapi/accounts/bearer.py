@@ -25,9 +25,16 @@ SCOPE_OF: dict[tuple[str, str], str] = {
 
 
 class MemberAuth:
-    def __init__(self, access: AccessGrant, tenant: Tenant) -> None:
+    """A member's valid access token. ``refusal``: the 403 of an operation it may not
+    call, raised by the /v1 authentication after the rate limit (so that it carries
+    the RateLimit-* headers like every authenticated answer)."""
+
+    def __init__(
+        self, access: AccessGrant, tenant: Tenant, refusal: ApiProblem | None = None
+    ) -> None:
         self.access = access
         self.tenant = tenant
+        self.refusal = refusal
 
     @property
     def member_id(self) -> str:
@@ -55,7 +62,8 @@ def _bearer_problem(status: int, error: str, detail: str, scope: str = "") -> Ap
 
 def member_auth(oauth: OAuthServer) -> Callable[[web.Request], Awaitable[MemberAuth | None]]:
     """The hook of the /v1 authentication: None when the request has no member token
-    (a tenant key then); a MemberAuth (also in ``request[MEMBER]``); or 401/403."""
+    (a tenant key then); a MemberAuth (also in ``request[MEMBER]``; with a 403
+    ``refusal`` for an operation it may not call); or a 401."""
 
     async def check(request: web.Request) -> MemberAuth | None:
         header = request.headers.get("Authorization")
@@ -73,12 +81,18 @@ def member_auth(oauth: OAuthServer) -> Callable[[web.Request], Awaitable[MemberA
             resource = "/v1" + resource
         needed = SCOPE_OF.get((resource, request.method))
         if needed is None:
-            raise _bearer_problem(
-                403, "insufficient_scope", "this operation needs a tenant API key"
+            return MemberAuth(
+                access,
+                tenant,
+                _bearer_problem(403, "insufficient_scope", "this operation needs a tenant API key"),
             )
         if needed and needed not in access.scope:
-            raise _bearer_problem(
-                403, "insufficient_scope", f"this operation needs the scope {needed}", needed
+            return MemberAuth(
+                access,
+                tenant,
+                _bearer_problem(
+                    403, "insufficient_scope", f"this operation needs the scope {needed}", needed
+                ),
             )
         auth = MemberAuth(access, tenant)
         request[MEMBER] = auth

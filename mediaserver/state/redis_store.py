@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import redis_manage
@@ -90,6 +90,13 @@ class RedisStore(RedisWebhookOutbox):
     async def list_tenants(self) -> list[Tenant]:
         return await self._list(
             Tenant, self._key(KEY_TENANTS), KEY_TENANT, newest_first=False, limit=-1
+        )
+
+    async def update_tenant(self, tenant_id: str, changes: Mapping[str, Any]) -> Tenant | None:
+        if "id" in changes:
+            raise ValueError("a tenant's id cannot change")
+        return await redis_manage.replace_record(
+            self._r, self._key(KEY_TENANT, id=tenant_id), Tenant, changes
         )
 
     async def add_api_key(self, key: ApiKey) -> None:

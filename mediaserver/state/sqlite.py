@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import sqlite_manage
@@ -64,6 +64,9 @@ class SqliteStore(SqliteWebhookOutbox):
 
     async def list_tenants(self) -> list[Tenant]:
         return await self._many(Tenant, "SELECT data FROM tenants ORDER BY created_at, id")
+
+    async def update_tenant(self, tenant_id: str, changes: Mapping[str, Any]) -> Tenant | None:
+        return await self._tx(lambda conn: sqlite_manage.update_tenant(conn, tenant_id, changes))
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._tx(

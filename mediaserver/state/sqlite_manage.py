@@ -15,13 +15,14 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from .models import ApiKey, GuestInvite, Link, WebhookEndpoint, from_dict, to_dict
+from .models import ApiKey, GuestInvite, Link, Tenant, WebhookEndpoint, from_dict, to_dict
 
 __all__ = [
     "MIGRATION_LINKS_UPDATED_AT",
     "list_links_page",
     "revoke_api_key_keeping_admin",
     "revoke_guest_invite",
+    "update_tenant",
     "update_webhook_endpoint",
 ]
 
@@ -89,6 +90,19 @@ def update_webhook_endpoint(
         "UPDATE webhook_endpoints SET data = ? WHERE id = ?", (_dumps(endpoint), endpoint_id)
     )
     return endpoint
+
+
+def update_tenant(
+    conn: sqlite3.Connection, tenant_id: str, changes: Mapping[str, Any]
+) -> Tenant | None:
+    if "id" in changes:
+        raise ValueError("a tenant's id cannot change")
+    row = conn.execute("SELECT data FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+    if row is None:
+        return None
+    tenant = dataclasses.replace(from_dict(Tenant, json.loads(row[0])), **changes)
+    conn.execute("UPDATE tenants SET data = ? WHERE id = ?", (_dumps(tenant), tenant_id))
+    return tenant
 
 
 def _active_admin(key: ApiKey) -> bool:

@@ -189,6 +189,7 @@ async def test_a_scope_not_granted(server, tenant, client) -> None:
     assert status == 403, problem
     assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
     assert 'scope="meetings:write"' in headers["WWW-Authenticate"]
+    assert int(headers["RateLimit-Remaining"]) >= 0  # authenticated: counted, told
     # a refresh cannot widen the grant
     status, body = await token_request(
         server,
@@ -211,6 +212,7 @@ async def test_a_scope_not_granted(server, tenant, client) -> None:
     for method, path in (("GET", "/v1/links"), ("POST", "/v1/webhooks"), ("GET", "/v1/users")):
         status, _, headers = await api(server, method, path, tokens["access_token"], {})
         assert status == 403, (method, path)
+        assert "RateLimit-Limit" in headers, (method, path)
     await member.close()
 
 

@@ -10,8 +10,19 @@ import subprocess
 import sys
 import time
 
+import aiohttp
 import pytest
-from cluster_nodes import ROOT, Node, client, mint_link, owner_of, sees_colour
+from cluster_nodes import (
+    ROOT,
+    Node,
+    client,
+    create_tenant,
+    mint_link,
+    owner_of,
+    post_link,
+    sees_colour,
+    slug,
+)
 from media import COLOURS, ColourTrack, ToneTrack
 from redis_server import RedisServer
 from server_helpers import ADHOC_ENV, join_room, room_token
@@ -157,6 +168,41 @@ async def test_lobby_across_nodes(cluster, clients):
     joined = next(e for e in guest.events if e["type"] == "joined")
     assert joined["role"] == "guest" and [p["name"] for p in joined["participants"]] == ["Hana"]
     assert json.dumps(joined)  # a plain JSON message travelled node to node
+
+
+async def test_invite_revoked_on_another_node_sends_its_waiting_guest_away(cluster, clients):
+    """DELETE of a guest invite on a node that does not host the meeting: the owner
+    sends away the guest waiting through it (docs/linkapi.md §9), the host is told."""
+    redis, nodes = cluster
+    a, b, _ = nodes
+    key = create_tenant(a)
+    link = await post_link(a, key, "x-node-invite")
+    auth = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=auth) as s:
+        async with s.post(f"{a.http}/v1/links/{link['id']}/guest-invites", json={}) as r:
+            assert r.status == 201
+            invite = await r.json()
+    host = client(a.ws, "Hana")
+    guest = client(b.ws, "Gus")
+    clients += [host, guest]
+    await host.connect()
+    await guest.connect()
+    await host.request({"type": "join", "link": slug(link["host_url"]), "name": "Hana"})
+    token = invite["url"].split("invite=", 1)[1]
+    waiting = await guest.request(
+        {"type": "join", "link": slug(link["join_url"]).split("?")[0], "invite": token}
+    )
+    assert waiting["type"] == "lobby"
+    owner = await owner_of(redis, link["id"])
+    other = next(n for n in nodes if n.name != owner)
+    async with aiohttp.ClientSession(headers=auth) as s:
+        path = f"{other.http}/v1/links/{link['id']}/guest-invites/{invite['id']}"
+        async with s.delete(path) as r:
+            assert r.status == 200 and (await r.json())["status"] == "revoked"
+    await guest.wait_for(lambda: any(e["type"] == "refused" for e in guest.events), timeout=10)
+    refused = next(e for e in guest.events if e["type"] == "refused")
+    assert refused["code"] == "invalid_invite"
+    await host.wait_for(lambda: any(e["type"] == "knock_resolved" for e in host.events), timeout=10)
 
 
 async def test_workers_share_the_port_as_cluster_nodes(tmp_path):

@@ -405,6 +405,26 @@ async def test_rate_limit_per_tenant_with_a_burst():
         await srv.runner.cleanup()
 
 
+async def test_rate_limit_headers_on_aiohttp_own_answers(api_server):
+    """Every authenticated answer carries the RateLimit-* headers, also the 404 and 405
+    that aiohttp makes itself (ApiClient checks the documented ones on every call);
+    a 401 has none."""
+    _, api = api_server
+    auth = {"Authorization": f"Bearer {api.key}"}
+    for method, path, status in [
+        ("GET", "/v1/no-such-path", 404),
+        ("PUT", "/v1/webhooks/deliveries", 405),
+        ("GET", "/v1/links", 200),
+    ]:
+        async with api.session.request(method, api.base_url + path, headers=auth) as resp:
+            assert resp.status == status, (method, path)
+            assert resp.headers["RateLimit-Limit"] == "600", (method, path)
+            assert int(resp.headers["RateLimit-Remaining"]) < 600
+            assert int(resp.headers["RateLimit-Reset"]) >= 1
+    async with api.session.get(api.base_url + "/v1/links") as resp:
+        assert resp.status == 401 and "RateLimit-Limit" not in resp.headers
+
+
 async def test_openapi_document_is_served(api_server):
     _, api = api_server
     async with api.session.get(api.base_url + "/v1/openapi.json") as resp:

@@ -88,6 +88,10 @@ CRONOFY = {
     "transparency": "opaque",
     "reminders": [{"minutes": 60}],
 }
+CRONOFY_UPSERT_ATTENDEES = {
+    "invite": [{"email": "ada@example.com", "display_name": "Ada"}],
+    "reject": [{"email": "bob@example.com"}],
+}
 CRONOFY_CONFERENCING = {
     "profile_id": "explicit",
     "provider_description": "Acme Meet",
@@ -149,6 +153,13 @@ async def test_cronofy_and_google_shaped_events_are_accepted_unmodified(api_serv
         {"event": {**CRONOFY, "event_id": "d"}, "conferencing": {"profile_id": "default"}},
     )
     assert code == 201 and default["profile"] == "default"
+    # Cronofy's Create or Update Event writes attendees as {invite, reject}
+    upsert = {**CRONOFY, "event_id": "u", "attendees": CRONOFY_UPSERT_ATTENDEES}
+    code, link, _ = await api.post("/v1/links", {"event": upsert})
+    assert code == 201 and link["event"] == upsert
+    bad = {**upsert, "event_id": "b", "attendees": {"invite": "ada@example.com"}}
+    code, problem, _ = await api.post("/v1/links", {"event": bad})
+    assert code == 422 and problem["errors"][0]["field"].startswith("event.attendees"), problem
 
     code, series, _ = await api.post("/v1/links", {"event": GOOGLE})
     assert code == 201, series
@@ -294,3 +305,20 @@ async def test_series_known_only_by_its_instances(api_server):
         "2030-06-03T08:45:00Z",
         "2030-06-10T10:30:00Z",
     )
+
+
+async def test_patch_turns_an_event_into_a_series(api_server):
+    _, api = api_server
+    single = {"id": "p1", "start": "2030-06-03T09:00:00Z", "end": "2030-06-03T09:30:00Z"}
+    code, link, _ = await api.post("/v1/links", {"event": single})
+    assert code == 201 and link["series"] is None
+    patch = {"event": {"recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]}}
+    code, series, _ = await api.patch(f"/v1/links/{link['id']}", patch)
+    assert code == 200 and series["series"] is not None
+    assert (series["valid_from"], series["valid_until"]) == (
+        "2030-06-03T08:45:00Z",
+        "2030-06-05T10:30:00Z",
+    )
+    # PATCH takes the known fields only (a re-sent POST replaces the whole event)
+    code, problem, _ = await api.patch(f"/v1/links/{link['id']}", {"event": {"location": "x"}})
+    assert code == 422 and problem["errors"][0]["field"] == "event.location", problem

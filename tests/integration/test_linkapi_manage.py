@@ -1,16 +1,22 @@
 """The management calls of the link API (issue 17) end to end: real HTTP against an
 in-process server (memory and Redis stores), responses checked against the OpenAPI
-document, real signalling joins, a real webhook receiver."""
+document, real signalling joins, a real webhook receiver; and a tenant's own rate limit
+changed with the CLI while the server runs (a SQLite file)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from server_helpers import event, slug_of
+from api_client import ApiClient
+from server_helpers import cli_tenant_key, event, make_config, serving, slug_of
 from test_linkapi import api_server
 from test_webhooks import Receiver
 
@@ -71,6 +77,7 @@ async def test_listing_pages_and_reconciles_with_updated_since(api_server):
     assert status == 200 and body == {"links": [], "next_cursor": None}
 
 
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_listing_refuses_malformed_parameters(api_server):
     _, api = api_server
     for cursor, message in [
@@ -91,6 +98,7 @@ async def test_listing_refuses_malformed_parameters(api_server):
 
 
 # --- 7. guest invites: list and revoke ----------------------------------------------------
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_guest_invites_listed_and_revoked_invite_admits_no_one(api_server, clients):
     srv, api = api_server
     _, link, _ = await api.post("/v1/links", {"event": event("inv")})
@@ -146,6 +154,7 @@ async def test_guest_invites_listed_and_revoked_invite_admits_no_one(api_server,
 
 
 # --- 7. webhooks: change, disable/enable, ping ----------------------------------------------
+@pytest.mark.parametrize("api_server", ["memory", "redis"], indirect=True)
 async def test_webhook_patch_disable_enable_and_ping(api_server):
     _srv, api = api_server
     receiver = Receiver()
@@ -261,3 +270,69 @@ async def test_api_keys_created_listed_revoked_by_admin_keys(api_server, capsys,
     logged = capsys.readouterr()
     for secret in (k["key"].split("_", 2)[2] for k in (made, admin)):
         assert secret not in logged.out + logged.err + caplog.text
+
+
+# --- 8. a tenant's own rate limit, changed while the server runs --------------------------
+def _cli(config_path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mediaserver", "tenant", *args, "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+async def test_rate_limit_of_an_existing_tenant_changed_with_the_cli(tmp_path):
+    """An integrator about to import a calendar gets a bigger limit and burst for its
+    existing tenant (same key, same links), at once on the running server; 0 gives
+    back the configured numbers."""
+    data = tmp_path / "data"
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        f'[state]\nbackend = "sqlite"\ndata_dir = "{data}"\n'
+        "[linkapi]\nrate_limit_per_minute = 60\nrate_limit_burst = 3\n"
+    )
+    config = make_config()
+    config = dataclasses.replace(
+        config,
+        state=dataclasses.replace(config.state, backend="sqlite", data_dir=str(data)),
+        linkapi=dataclasses.replace(config.linkapi, rate_limit_per_minute=60, rate_limit_burst=3),
+    )
+    key = cli_tenant_key(toml)
+    async with serving(config, "sqlite") as srv:
+        api = ApiClient(srv.http_url, key)
+        try:
+            tenant_id = (await srv.app[STORE].get_api_key(key.split("_")[1])).tenant_id
+            codes = [(await api.get("/v1/links"))[0] for _ in range(4)]
+            assert codes == [200, 200, 200, 429]
+            out = _cli(toml, "set-rate-limit", tenant_id, "--rate-limit", "6000", "--burst", "100")
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.strip() == f"tenant {tenant_id}: rate limit 6000/min, burst 100"
+            code, _, headers = await api.get("/v1/links")
+            assert code == 200 and headers["RateLimit-Limit"] == "100"
+            codes = [(await api.get("/v1/links"))[0] for _ in range(20)]
+            assert codes == [200] * 20
+            listed = _cli(toml, "list").stdout
+            assert f"{tenant_id}\tAcme\t1 active key(s)\trate limit 6000/min, burst 100" in listed
+            # only the burst given: the limit stays; 0: the configured numbers again
+            out = _cli(toml, "set-rate-limit", tenant_id, "--burst", "50")
+            assert out.stdout.strip().endswith("rate limit 6000/min, burst 50"), out
+            out = _cli(toml, "set-rate-limit", tenant_id, "--rate-limit", "0", "--burst", "0")
+            assert out.stdout.strip().endswith(
+                "rate limit 60/min (configured), burst 3 (configured)"
+            ), out
+            code, _, headers = await api.get("/v1/links")
+            assert headers["RateLimit-Limit"] == "3"
+            # refusals: out of range, nothing given, no such tenant
+            for args, rc in [
+                (("--rate-limit", "-1"), 2),
+                (("--burst", "1000001"), 2),
+                ((), 2),
+            ]:
+                out = _cli(toml, "set-rate-limit", tenant_id, *args)
+                assert out.returncode == rc, (args, out)
+            out = _cli(toml, "set-rate-limit", "tn_nope", "--burst", "5")
+            assert out.returncode == 1 and "no tenant tn_nope" in out.stderr
+        finally:
+            await api.close()

@@ -1,7 +1,7 @@
 """The store operations of the management calls (issue 17), on SQLite and on a real
 Redis: the link listing by (created_at, id) with updated_since, the one-time Redis
-update-index build, revoking guest invites, changing webhook endpoints, and revoking
-API keys except a tenant's last admin key."""
+update-index build, revoking guest invites, changing webhook endpoints, revoking
+API keys except a tenant's last admin key, and changing a tenant's own rate limit."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from mediaserver.state import (
     Link,
     RedisStore,
     Store,
+    Tenant,
     WebhookEndpoint,
     redis_manage,
 )
@@ -271,3 +272,24 @@ async def test_concurrent_revokes_of_the_last_two_admin_keys(store: Store) -> No
         assert sorted(results) == ["last-admin", "revoked"]
         active = [k for k in await store.list_api_keys(tenant) if k.revoked_at is None]
         assert len(active) == 1
+
+
+# --- a tenant's own rate limit -----------------------------------------------------------
+async def test_update_tenant_rate_limit(store: Store) -> None:
+    tenant = Tenant(id=uid("tn"), name="Bulk", created_at=1.0, guest_policy="allow")
+    other = Tenant(id=uid("tn"), name="Other", created_at=2.0)
+    await store.create_tenant(tenant)
+    await store.create_tenant(other)
+    changes = {"rate_limit_per_minute": 6000, "rate_limit_burst": 1000}
+    updated = await store.update_tenant(tenant.id, changes)
+    assert updated == dataclasses.replace(tenant, **changes)
+    assert await store.get_tenant(tenant.id) == updated
+    assert await store.get_tenant(other.id) == other
+    assert await store.list_tenants() == [updated, other]
+    back = {"rate_limit_per_minute": None, "rate_limit_burst": None}
+    assert await store.update_tenant(tenant.id, back) == tenant
+    assert await store.get_tenant(tenant.id) == tenant
+    assert await store.update_tenant("tn_missing", changes) is None
+    assert await store.get_tenant("tn_missing") is None
+    with pytest.raises(ValueError):
+        await store.update_tenant(tenant.id, {"id": "tn_x"})
