@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import math
 import secrets
@@ -60,6 +61,7 @@ async def healthz(request: web.Request) -> web.Response:
             "participants": sum(len(r.participants) for r in manager.rooms.values()),
             "state_backend": request.app[CONFIG].state.backend,
             "forwarding": {**fastpath.status(), **rxpath.status()},
+            "gc_frozen_objects": gc.get_freeze_count(),
             **(
                 {"cluster": {"node": relay.node, "redis": relay.cluster.healthy}}
                 if (relay := request.app.get(RELAY)) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -12,6 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .config import Config
     from .state.models import Tenant
     from .state.store import Store
@@ -40,6 +43,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Move everything the process has built by now (modules, classes, the app: ~85 000
+    objects) out of the cyclic garbage collector's reach: it lives as long as the process,
+    and every full collection scanned it again (tens of milliseconds in the event loop,
+    e.g. in the middle of a join). Objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -59,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_workers(args, config)
     app = create_app(config, Metrics(), reuse_port=bool(args.reuse_port))
+    app.on_startup.append(_freeze_startup_objects)  # after the cleanup contexts' start
     log = get_logger()
     from .sfu import fastpath
 
