@@ -235,8 +235,10 @@ class Participant(SubscriberNegotiation):
 
     def _on_publisher_rtcp(self, data: bytes) -> None:
         try:
-            items = rtcp.parse_rtcp(data)
+            items = rtcp.parse_rtcp(data, rtcp.FEEDBACK)  # its receiver reports: unused
         except ValueError:
+            return
+        if not items:
             return
         now = asyncio.get_running_loop().time()
         for item in items:
@@ -249,8 +251,10 @@ class Participant(SubscriberNegotiation):
 
     def _on_subscriber_rtcp(self, data: bytes) -> None:
         try:
-            items = rtcp.parse_rtcp(data)
+            items = rtcp.parse_rtcp(data, rtcp.FEEDBACK)  # its receiver reports: unused
         except ValueError:
+            return
+        if not items:
             return
         now = asyncio.get_running_loop().time()
         m = self.metrics

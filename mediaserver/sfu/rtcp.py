@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
+    "FEEDBACK",
     "MAX_REPORT_BLOCKS",
     "RTCP_APP",
     "RTCP_BYE",
@@ -248,11 +249,17 @@ def _parse_one(data: bytes, pt: int, count: int, pos: int, end: int) -> RtcpItem
     return Other(pt, count)
 
 
-def parse_rtcp(data: bytes) -> list[RtcpItem]:
+#: The packet types of transport and payload-specific feedback (NACK, PLI, FIR, REMB).
+FEEDBACK = frozenset({RTCP_RTPFB, RTCP_PSFB})
+
+
+def parse_rtcp(data: bytes, only: frozenset[int] | None = None) -> list[RtcpItem]:
     """Parse a (compound) RTCP datagram.
 
-    Unknown packet types become :class:`Other`. Raises :class:`ValueError` (and only
-    that) for empty, truncated or malformed input.
+    Unknown packet types become :class:`Other`. ``only``: packet types to parse; the
+    others are checked for framing and skipped (e.g. :data:`FEEDBACK`: a subscriber's
+    receiver reports, which the SFU does not use, cost nothing). Raises
+    :class:`ValueError` (and only that) for empty, truncated or malformed input.
     """
     n = len(data)
     if n == 0:
@@ -279,7 +286,8 @@ def parse_rtcp(data: bytes) -> list[RtcpItem]:
                 if pad == 0 or pad > end - start:
                     raise ValueError(f"RTCP: invalid padding length at offset {pos}")
                 payload_end = end - pad
-            items.append(_parse_one(data, pt, first & 0x1F, start, payload_end))
+            if only is None or pt in only:
+                items.append(_parse_one(data, pt, first & 0x1F, start, payload_end))
             pos = end
     except struct.error as exc:  # defensive: length checks above should prevent this
         raise ValueError(f"RTCP: malformed packet ({exc})") from exc

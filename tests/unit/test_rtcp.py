@@ -21,6 +21,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from mediaserver.sfu import rtcp
 from mediaserver.sfu.rtcp import (
     Bye,
     Fir,
@@ -796,3 +797,15 @@ def test_sr_clock_keeps_audio_video_consistent() -> None:
         rtp_elapsed = ((clock.rtp_at(now, 48000) - 123_456) % 2**32) / 48000
         assert ntp_elapsed == pytest.approx(now - 50.0, abs=1e-6)
         assert rtp_elapsed == pytest.approx(now - 50.0, abs=1 / 48000)
+
+
+def test_parse_only_feedback_skips_reports_but_still_checks_framing() -> None:
+    rr = rtcp.build_rr(1, [rtcp.ReportBlock(2, 0, 0, 100, 0, 0, 0)])
+    sr = rtcp.build_sr(3, 1 << 40, 90_000, 10, 1_000)
+    nack = rtcp.build_nack(1, 2, [5, 7])
+    remb = rtcp.build_remb(1, 300_000, [2])
+    items = rtcp.parse_rtcp(sr + rr + nack + remb + rtcp.build_sdes_cname(3, "x"), rtcp.FEEDBACK)
+    assert [type(i).__name__ for i in items] == ["Nack", "Remb"]
+    assert rtcp.parse_rtcp(rr, rtcp.FEEDBACK) == []
+    with pytest.raises(ValueError):  # a truncated report is still an error
+        rtcp.parse_rtcp(rr[:-4] + nack, rtcp.FEEDBACK)
