@@ -235,10 +235,8 @@ class Participant(SubscriberNegotiation):
 
     def _on_publisher_rtcp(self, data: bytes) -> None:
         try:
-            items = rtcp.parse_rtcp(data, rtcp.FEEDBACK)  # its receiver reports: unused
+            items = rtcp.parse_rtcp(data)  # its sender reports are the publication's clock
         except ValueError:
-            return
-        if not items:
             return
         now = asyncio.get_running_loop().time()
         for item in items:
