@@ -130,6 +130,7 @@ class Publication:
         if nacks is not None:
             lost = nacks.on_packet(seq, now)
             if lost:  # sent at once, not awaited (SRTCP + sendto on the selected pair)
+                self.participant.room.hurry()  # their retries are due in 100 ms
                 self.participant.send_to_publisher(
                     rtcp.build_nack(self.participant.rtcp_ssrc, self.ssrc, lost)
                 )
@@ -213,6 +214,13 @@ class Publication:
             self.forwarding.pause_outputs()
         if self.simulcast is not None:
             self.simulcast.set_muted(muted)
+
+    @property
+    def pending(self) -> bool:
+        """Work that needs the room's fast tick: NACKs to retry, simulcast layers."""
+        if self.simulcast is not None:
+            return True
+        return self.nacks is not None and self.nacks.pending
 
     async def tick(self, now: float, report_due: bool) -> bytes:
         """Periodic work; returns RTCP bytes to append to the publisher's report."""

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room"]
 
+#: The room's ticker: every 50 ms while something is pending (a NACK to retry, an
+#: output waiting for a keyframe, simulcast layers), else every 250 ms.
 TICK_SECONDS = 0.05
+IDLE_TICK_SECONDS = 0.25
 SPEAKER_INTERVAL = 0.5
 STATS_INTERVAL = 2.0
 REPORT_INTERVAL = 1.0
@@ -82,7 +85,16 @@ class Room:
         self.negotiation_turn = asyncio.Lock()
         #: Joins first: others' subscriber offers wait while someone joins (turns.py).
         self.join_gate = JoinGate()
+        self._fast = True  # the next tick comes after TICK_SECONDS
+        self._sleeper: asyncio.Future[None] | None = None
         self._ticker = asyncio.ensure_future(self._run())
+
+    def hurry(self) -> None:
+        """Something needs the fast tick now (a new loss to NACK again): end a slow wait."""
+        self._fast = True
+        sleeper = self._sleeper
+        if sleeper is not None and not sleeper.done():
+            sleeper.set_result(None)
 
     async def broadcast(self, message: dict[str, Any], *, exclude: str | None = None) -> None:
         for p in list(self.participants.values()):
@@ -260,7 +272,16 @@ class Room:
         metrics = self.manager.metrics
         timeout = self.manager.config.rooms.empty_timeout_seconds
         while not self.closed:
-            await asyncio.sleep(TICK_SECONDS)
+            sleeper = self._sleeper = loop.create_future()
+            wake = loop.call_later(
+                TICK_SECONDS if self._fast else IDLE_TICK_SECONDS, _wake, sleeper
+            )
+            try:
+                await sleeper
+            finally:
+                wake.cancel()
+                self._sleeper = None
+            self._fast = False
             now = loop.time()
             if (
                 self.empty_since is not None
@@ -280,6 +301,8 @@ class Room:
                     p.tick_reports(now)
                     if report_due or p.publications:  # nothing else to do between reports
                         await p.tick(now, report_due)
+                    if not self._fast:
+                        self._fast = any(pub.pending for pub in p.publications.values())
                 except Exception:
                     p.log.exception("tick failed")
                 if report_due:  # counters to Prometheus once a second
@@ -377,3 +400,8 @@ class Room:
                     "report": report,
                 },
             )
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)

@@ -225,6 +225,11 @@ class NackTracker:
         """Currently missing sequence numbers, oldest first."""
         return tuple(self._missing)
 
+    @property
+    def pending(self) -> bool:
+        """Sequence numbers are missing (``due`` may have retries to send)."""
+        return bool(self._missing)
+
     def _reset(self, seq: int) -> None:
         self._missing.clear()
         self._highest = seq
