@@ -162,32 +162,52 @@ class JanusParticipant(Participant):
     async def add_feeds(self, room: int, feeds: list[int]) -> None:
         """Receive ``feeds`` too, as a VideoRoom client does when publishers arrive: the
         first call joins one multistream subscription, later ones ``update`` it (Janus
-        offers again, the bot answers with ``start``), one renegotiation at a time."""
-        from .janus import JanusError, _jsep
+        offers again, the bot answers with ``start``), one renegotiation at a time. A
+        subscription whose connection has closed (an overloaded machine) is made again
+        with every feed, as a client would (counted in ``resubscribes``)."""
+        from aiortc.exceptions import InvalidStateError
+
+        from .janus import JanusError
 
         if not feeds:
             return
         lock = self.__dict__.setdefault("_sub_lock", asyncio.Lock())
         async with lock:
+            known: list[int] = self.__dict__.setdefault("_sub_feeds", [])
+            known += [f for f in feeds if f not in known]
             handle: int | None = getattr(self, "_sub_handle", None)
-            if handle is None:
-                await self.subscribe(room, feeds)
-                self._sub_handle = self._last_handle
-                return
-            pc = self.pcs[-1]
-            data, offer = await self.session.message(
-                handle, {"request": "update", "subscribe": [{"feed": f} for f in feeds]}
-            )
-            if offer is None:  # the renegotiation's offer follows as an event
-                event = await self.session.wait_event(handle, lambda ev: bool(ev.get("jsep")))
-                offer = event["jsep"]
-            if offer is None:
-                raise JanusError(0, f"update returned no offer: {data}")
-            await pc.setRemoteDescription(
-                RTCSessionDescription(sdp=offer["sdp"], type=offer["type"])
-            )
-            await pc.setLocalDescription(await pc.createAnswer())
-            await self.session.message(handle, {"request": "start"}, _jsep(pc.localDescription))
+            if handle is not None:
+                try:
+                    await self._update(handle, feeds)
+                    return
+                except (InvalidStateError, JanusError, ConnectionError, TimeoutError):
+                    self.resubscribes = getattr(self, "resubscribes", 0) + 1
+                    with contextlib.suppress(Exception):
+                        await self.session.detach(handle)
+                    with contextlib.suppress(Exception):
+                        await self.pcs[-1].close()
+            await self.subscribe(room, list(known))
+            self._sub_handle = self._last_handle
+
+    async def _update(self, handle: int, feeds: list[int]) -> None:
+        from aiortc.exceptions import InvalidStateError
+
+        from .janus import JanusError, _jsep
+
+        pc = self.pcs[-1]
+        if pc.signalingState == "closed" or pc.connectionState in ("failed", "closed"):
+            raise InvalidStateError("the subscriber connection has closed")
+        data, offer = await self.session.message(
+            handle, {"request": "update", "subscribe": [{"feed": f} for f in feeds]}
+        )
+        if offer is None:  # the renegotiation's offer follows as an event
+            event = await self.session.wait_event(handle, lambda ev: bool(ev.get("jsep")))
+            offer = event["jsep"]
+        if offer is None:
+            raise JanusError(0, f"update returned no offer: {data}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.session.message(handle, {"request": "start"}, _jsep(pc.localDescription))
 
     def counters(self) -> list[RtpCounter]:
         return [c for c in [self.counter, *getattr(self, "extra_counters", [])] if c]
@@ -386,6 +406,8 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
         result.update(arrivals)
         result["publish_busy_retries"] = sum(p.busy_retries for p in people)
+        if args.system == "janus":  # subscriptions made again after their connection closed
+            result["resubscribes"] = sum(getattr(p, "resubscribes", 0) for p in people)
         if args.system == "mediaserver":  # where streams are missing: offers or media
             subs = [p.client.subscriber for p in people if isinstance(p, OurParticipant)]
             result["tracks_offered"] = sum(
