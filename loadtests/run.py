@@ -33,7 +33,9 @@ PORT = 8080
 JANUS_WS_PORT = 8188
 
 FULL = {
-    "fanout": [1, 5, 10, 20, 40, 80],
+    # fan-out 1 and 5 left in session 5 (not among issue 13's goals; ~1 min of a run
+    # that had grown past 10 minutes with Janus's full rooms renegotiating per arrival)
+    "fanout": [10, 20, 40, 80],
     "fullroom": [5, 10, 15, 25],
     "churn": [10],
     "linkapi": [400],
