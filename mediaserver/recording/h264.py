@@ -1,6 +1,6 @@
 """H264 RTP payloads (RFC 6184, packetization mode 0/1) → access units for Matroska
-(pure): NAL units length-prefixed (AVCC), the avcC record from the stream's SPS/PPS, and
-the picture size from the SPS. Nothing is decoded."""
+(pure): NAL units length-prefixed (AVCC) and the avcC record from the stream's SPS/PPS
+(the picture size: :func:`mediaserver.h264.sps_size`). Nothing is decoded."""
 
 from __future__ import annotations
 
@@ -8,100 +8,9 @@ import struct
 
 from .assemble import Frame, FrameAssembler
 
-__all__ = ["H264Assembler", "avcc_record", "sps_dimensions"]
+__all__ = ["H264Assembler", "avcc_record"]
 
 _NAL_IDR, _NAL_SPS, _NAL_PPS, _STAP_A, _FU_A = 5, 7, 8, 24, 28
-#: Profiles whose SPS carries chroma format and bit depths (H.264 §7.3.2.1.1).
-_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
-
-
-class _Bits:
-    """Reads an RBSP (emulation prevention bytes removed) bit by bit."""
-
-    def __init__(self, nal: bytes) -> None:
-        self.data = nal.replace(b"\x00\x00\x03", b"\x00\x00")
-        self.pos = 0
-
-    def bit(self) -> int:
-        byte = self.pos >> 3
-        if byte >= len(self.data):
-            raise ValueError("SPS ends too early")
-        value = (self.data[byte] >> (7 - (self.pos & 7))) & 1
-        self.pos += 1
-        return value
-
-    def bits(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            value = (value << 1) | self.bit()
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("bad exp-Golomb code in SPS")
-        return (1 << zeros) - 1 + self.bits(zeros)
-
-    def se(self) -> int:
-        k = self.ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
-
-
-def _skip_scaling_list(r: _Bits, size: int) -> None:
-    last = nxt = 8
-    for _ in range(size):
-        if nxt:
-            nxt = (last + r.se() + 256) % 256
-        last = nxt or last
-
-
-def sps_dimensions(sps: bytes) -> tuple[int, int]:
-    """(width, height) from an SPS NAL unit (with its one-byte NAL header)."""
-    r = _Bits(sps[1:])
-    profile = r.bits(8)
-    r.bits(16)  # constraint flags, level
-    r.ue()  # seq_parameter_set_id
-    chroma = 1
-    if profile in _HIGH_PROFILES:
-        chroma = r.ue()
-        if chroma == 3:
-            r.bit()  # separate_colour_plane_flag
-        r.ue()
-        r.ue()  # bit depths
-        r.bit()  # qpprime_y_zero_transform_bypass_flag
-        if r.bit():  # seq_scaling_matrix_present_flag
-            for i in range(12 if chroma == 3 else 8):
-                if r.bit():
-                    _skip_scaling_list(r, 16 if i < 6 else 64)
-    r.ue()  # log2_max_frame_num_minus4
-    poc_type = r.ue()
-    if poc_type == 0:
-        r.ue()
-    elif poc_type == 1:
-        r.bit()
-        r.se()
-        r.se()
-        for _ in range(r.ue()):
-            r.se()
-    r.ue()  # max_num_ref_frames
-    r.bit()  # gaps_in_frame_num_value_allowed_flag
-    width_mbs = r.ue() + 1
-    height_units = r.ue() + 1
-    frame_mbs_only = r.bit()
-    if not frame_mbs_only:
-        r.bit()  # mb_adaptive_frame_field_flag
-    r.bit()  # direct_8x8_inference_flag
-    width = width_mbs * 16
-    height = (2 - frame_mbs_only) * height_units * 16
-    if r.bit():  # frame_cropping_flag
-        left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
-        unit_x = 1 if chroma == 0 or chroma == 3 else 2
-        unit_y = (2 - frame_mbs_only) * (2 if chroma == 1 else 1)
-        width -= (left + right) * unit_x
-        height -= (top + bottom) * unit_y
-    return width, height
 
 
 def avcc_record(sps: bytes, pps: bytes) -> bytes:

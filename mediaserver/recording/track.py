@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..h264 import sps_size
 from ..telemetry import get_logger
 from .assemble import Frame, FrameAssembler, OpusAssembler, Vp8Assembler, vp8_dimensions
 from .ebml import TrackSpec, opus_head
-from .h264 import H264Assembler, avcc_record, sps_dimensions
+from .h264 import H264Assembler, avcc_record
 from .reorder import ReorderBuffer
 from .rtp import RtpPacket, SeqUnwrapper, TsUnwrapper, parse_rtp
 from .writer import CloseTrack, OpenTrack, WriteFrame
@@ -174,10 +175,10 @@ class TrackRecorder:
         if isinstance(asm, H264Assembler):
             if asm.sps is None or asm.pps is None:
                 return None
-            try:
-                width, height = sps_dimensions(asm.sps)
-            except ValueError:
+            size = sps_size(asm.sps)
+            if size is None:
                 return None
+            width, height = size
             private = avcc_record(asm.sps, asm.pps)
             return TrackSpec(self.codec.matroska_id, True, width, height, codec_private=private)
         dims = vp8_dimensions(frame.data)

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from ..h264 import h264_keyframe_size
 from . import rtcp
 from .forwarder import ForwardingTrack, OutputStream, is_keyframe_start, rtp_payload_offset
-from .h264size import h264_keyframe_size
 from .layers import LayerInfo, LayerSelector, split_budget
 from .simulcast import SimulcastOffer, read_extensions
 from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size

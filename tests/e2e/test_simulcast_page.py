@@ -54,6 +54,15 @@ def _layers(site):
     return None if pub is None else pub.simulcast
 
 
+async def join_sender_and_viewer(site, link, sender, viewer) -> None:
+    """Sam Sender joins as host (publishing once joined), then Vic Viewer as a member."""
+    await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
+    await sender.get_by_role("button", name="Join meeting").click()
+    await sender.get_by_role("button", name="Leave").wait_for()
+    await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
+    await viewer.get_by_role("button", name="Join meeting").click()
+
+
 async def _until(condition, timeout: float, what: str):
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -79,11 +88,7 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site,
             ):
                 pytest.skip("this Chromium cannot encode H264")
             await sender.context.add_init_script(PREFER_H264)
-        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
-        await sender.get_by_role("button", name="Join meeting").click()
-        await sender.get_by_role("button", name="Leave").wait_for()
-        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
-        await viewer.get_by_role("button", name="Join meeting").click()
+        await join_sender_and_viewer(site, link, sender, viewer)
         await viewer.get_by_role("button", name="Leave").wait_for()
         # the tile starts small (before its first frame), as in a big grid
         await viewer.locator(".tile:not(.self)").first.wait_for(state="attached")
@@ -218,11 +223,7 @@ async def test_constrained_subscriber_gets_the_low_layer_the_other_keeps_the_hig
     async with Browsers() as b:
         sender = await b.page(site.srv.http_url)
         viewer = await b.page(site.srv.http_url, media=False)
-        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
-        await sender.get_by_role("button", name="Join meeting").click()
-        await sender.get_by_role("button", name="Leave").wait_for()
-        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
-        await viewer.get_by_role("button", name="Join meeting").click()
+        await join_sender_and_viewer(site, link, sender, viewer)
         await rising(viewer, "framesDecoded")
         bot = site.srv.client("Cap Bot")
         clients.append(bot)
@@ -290,11 +291,7 @@ async def test_simulcast_off_publishes_one_stream_and_an_off_screen_tile_is_paus
         link = await site.link()
         sender = await b.page(site.srv.http_url)
         viewer = await b.page(site.srv.http_url, media=False)
-        await sender.goto(await site.token_url(link, "host", "Sam Sender", "u-sender"))
-        await sender.get_by_role("button", name="Join meeting").click()
-        await sender.get_by_role("button", name="Leave").wait_for()
-        await viewer.goto(await site.token_url(link, "member", "Vic Viewer", "u-viewer"))
-        await viewer.get_by_role("button", name="Join meeting").click()
+        await join_sender_and_viewer(site, link, sender, viewer)
         await rising(viewer, "framesDecoded")
         pub = find_publication(site, lambda pub: pub.video)
         assert pub is not None and pub.simulcast is None

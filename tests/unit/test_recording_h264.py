@@ -9,7 +9,8 @@ import struct
 import av
 import numpy as np
 
-from mediaserver.recording.h264 import H264Assembler, avcc_record, sps_dimensions
+from mediaserver.h264 import sps_size
+from mediaserver.recording.h264 import H264Assembler, avcc_record
 
 
 def encoded_nals(width: int, height: int, frames: int) -> list[list[bytes]]:
@@ -49,7 +50,7 @@ def test_sps_size_with_cropping_and_avcc() -> None:
     units = encoded_nals(170, 98, 1)
     sps = next(n for n in units[0] if n[0] & 0x1F == 7)
     pps = next(n for n in units[0] if n[0] & 0x1F == 8)
-    assert sps_dimensions(sps) == (170, 98)
+    assert sps_size(sps) == (170, 98)
     record = avcc_record(sps, pps)
     assert record[:2] == b"\x01" + sps[1:2] and record[5] == 0xE1 and record.endswith(pps)
 

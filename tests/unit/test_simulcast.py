@@ -455,7 +455,7 @@ def _stap_a(*nals: bytes) -> bytes:
 
 
 def test_h264_size_is_read_from_the_sps_alone_or_in_a_stap_a():
-    from mediaserver.sfu.h264size import h264_keyframe_size, sps_size
+    from mediaserver.h264 import h264_keyframe_size, sps_size
 
     for size, sps in SPS.items():
         nal = bytes.fromhex(sps)

@@ -1,9 +1,10 @@
-"""The picture size of an H264 keyframe, read from its sequence parameter set (pure).
+"""The picture size of H264 video, read from its sequence parameter set (pure).
 
-A simulcast layer's size orders the layers and picks the one that covers a viewer's
-tile (:mod:`.layers`). VP8 carries the size in every keyframe's header
-(:func:`.vp8rewrite.vp8_keyframe_size`); H264 carries it in the SPS that browsers send
-at the start of each keyframe, alone or in a STAP-A (RFC 6184).
+Two users, one parser: the SFU orders simulcast layers by size and picks the one that
+covers a viewer's tile (:mod:`.sfu.layers`; VP8 carries the size in every keyframe's
+header, :func:`.sfu.vp8rewrite.vp8_keyframe_size`; H264 in the SPS browsers send at the
+start of each keyframe, alone or in a STAP-A, RFC 6184), and the recorder writes it in
+the Matroska track header (:mod:`.recording.h264`). Nothing is decoded.
 """
 
 from __future__ import annotations
