@@ -252,9 +252,10 @@ class Links(WebhookEvents):
             if link.kind == "event":
                 self._read_event(event)
                 valid_from, valid_until = self._window(event, options, link.overrides)
-            return dataclasses.replace(
+            new = dataclasses.replace(
                 link, event=event, options=options, valid_from=valid_from, valid_until=valid_until
             )
+            return link if new == link else new  # the same patch again: no write, no webhook
 
         return await self._update(tenant, link_id, change, "link.updated")
 
@@ -296,19 +297,19 @@ class Links(WebhookEvents):
         if created and events:
             self.wake_dispatcher()
         elif not created and (body.get("options") or body.get("display_name")):
-            stored = await self._update(
-                tenant,
-                stored.id,
-                lambda ln: dataclasses.replace(
+
+            def change(ln: Link) -> Link:
+                new = dataclasses.replace(
                     ln,
                     options=self._options(body.get("options"), ln.options),
                     event={
                         **ln.event,
                         **({"summary": body["display_name"]} if body.get("display_name") else {}),
                     },
-                ),
-                "link.updated",
-            )
+                )
+                return ln if new == ln else new  # the same body again: no webhook
+
+            stored = await self._update(tenant, stored.id, change, "link.updated")
         return stored, created
 
     async def rotate_personal_room(self, tenant: Tenant, user_id: str) -> Link:

@@ -307,6 +307,27 @@ async def test_series_known_only_by_its_instances(api_server):
     )
 
 
+@BOTH
+async def test_the_same_patch_or_personal_room_body_again_changes_nothing(api_server):
+    srv, api = api_server
+    code, link, _ = await api.post("/v1/links", {"event": event("pp1")})
+    assert code == 201
+    patch = {"event": {"summary": "Renamed"}, "options": {"join_before_minutes": 7}}
+    code, first, _ = await api.patch(f"/v1/links/{link['id']}", patch)
+    assert code == 200 and first["event"]["summary"] == "Renamed"
+    assert (await outbox_types(srv, api.tenant.id))["link.updated"] == 1
+    code, second, _ = await api.patch(f"/v1/links/{link['id']}", patch)
+    assert code == 200 and second == first  # updated_at unchanged too: nothing written
+    assert (await outbox_types(srv, api.tenant.id))["link.updated"] == 1
+    room = {"display_name": "Ada's room", "options": {"join_before_minutes": 3}}
+    code, created, _ = await api.put("/v1/users/ada/personal-room", room)
+    assert code == 201
+    for _ in range(2):  # the first repeat changes nothing either: same name and options
+        code, same, _ = await api.put("/v1/users/ada/personal-room", room)
+        assert code == 200 and same == created
+    assert (await outbox_types(srv, api.tenant.id))["link.updated"] == 1
+
+
 async def test_patch_turns_an_event_into_a_series(api_server):
     _, api = api_server
     single = {"id": "p1", "start": "2030-06-03T09:00:00Z", "end": "2030-06-03T09:30:00Z"}
