@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -23,10 +24,11 @@ __all__ = ["MemberError", "Members", "Session", "normalise_email"]
 class MemberError(Exception):
     """A refusal with a reason code (``throttled``, ``bad_credentials``, ...) and text."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds (``throttled``: at most this long)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,10 @@ class Members:
             if await self.accounts.count_failures(key, now, cfg.signin_window_seconds) >= limit:
                 self.log.warning("sign-in throttled", by=key.split(":")[0])
                 raise MemberError(
-                    "throttled", "Too many failed sign-ins. Try again in a few minutes."
+                    "throttled",
+                    "Too many failed sign-ins. Try again in a few minutes.",
+                    # the failures are counted over a sliding window: by then all have left it
+                    retry_after=math.ceil(cfg.signin_window_seconds),
                 )
         member = await self.accounts.get_member_by_email(email)
         usable = member is not None and member.disabled_at is None

@@ -70,7 +70,11 @@ async def signin_post(request: web.Request) -> web.Response:
     except MemberError as exc:
         status = 429 if exc.code == "throttled" else 401
         csrf = pre_csrf(request)
-        return page(request, signin_page(csrf, next_path, email=email, error=exc.message), status)
+        text = signin_page(csrf, next_path, email=email, error=exc.message)
+        refused = page(request, text, status)
+        if exc.retry_after is not None:
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     response = web.HTTPSeeOther(next_path)
     ttl = int(request.app[MEMBERS].config.session_ttl_seconds)
     set_cookie(request, response, SESSION_COOKIE, token, max_age=ttl)

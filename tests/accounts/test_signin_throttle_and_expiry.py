@@ -42,7 +42,9 @@ async def test_sign_in_is_throttled_per_account_then_per_address(server) -> None
     for _ in range(3):
         assert (await alice.sign_in("wrong password")).status == 401
     # the right password no longer helps for this account...
-    assert (await alice.sign_in()).status == 429
+    throttled = await alice.sign_in()
+    assert throttled.status == 429
+    assert throttled.headers["Retry-After"] == "900"  # signin_window_seconds: the upper bound
     # ...while another account from the same address still signs in
     assert (await bob.sign_in()).status == 303
     # unknown accounts count for the address as well
