@@ -40,7 +40,7 @@ DEFAULT_SIZE = (1280, 720)
 #: A new output whose subscriber has not sent a size yet starts on the smallest layer
 #: for this long (a small first keyframe; the join page reports within ~0.3 s).
 START_LOW_SECONDS = 1.5
-#: Layer decisions at most this often (the room ticks every 50 ms).
+#: Layer decisions at most this often (a room with simulcast ticks every 50 ms).
 DECIDE_INTERVAL = 0.25
 #: A layer without packets for this long is not offered to the policy.
 LAYER_IDLE_SECONDS = 1.5
