@@ -39,7 +39,10 @@ from .procstat import (
 from .rtp import RtpCounter, RtpPump
 from .servermetrics import metrics_url, scrape_buckets, server_join_figures
 
-SETUP_TIMEOUT = 60.0
+#: How long the streams may take to all flow before a scenario is measured anyway and
+#: marked overloaded (a server that keeps up needs a few seconds; 60 s made an overloaded
+#: full room 25 alone take two minutes of a `make bench` that must stay under ten).
+SETUP_TIMEOUT = 30.0
 
 
 async def bounded(what: str, predicate: Callable[[], bool], timeout: float) -> None:
