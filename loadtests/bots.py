@@ -121,6 +121,12 @@ class JanusParticipant(Participant):
         self.session = JanusSession(url)
         self.pcs: list[RTCPeerConnection] = []
         self.feed_id: int | None = None
+        # the multistream subscription that add_feeds keeps up to date
+        self._sub_lock = asyncio.Lock()
+        self._sub_handle: int | None = None
+        self._sub_feeds: list[int] = []
+        self.resubscribes = 0
+        self.extra_counters: list[RtpCounter] = []  # of later subscriber connections
 
     async def join(self, room: int, *, publish: bool, video: bool = True) -> None:
         from .janus import create_room
@@ -139,11 +145,12 @@ class JanusParticipant(Participant):
             self.pump.start()
         self.join_seconds = time.monotonic() - started
 
-    async def subscribe(self, room: int, feeds: list[int]) -> None:
+    async def subscribe(self, room: int, feeds: list[int]) -> int | None:
+        """A new subscriber connection receiving ``feeds``; returns its Janus handle."""
         from .janus import subscribe as janus_subscribe
 
         if not feeds:
-            return
+            return None
         pc = RTCPeerConnection(make_configuration([]))
         self.pcs.append(pc)
         counter = self.counter or RtpCounter(pc)
@@ -152,7 +159,7 @@ class JanusParticipant(Participant):
         else:  # a second subscriber connection: count into the same counter
             counter = RtpCounter(pc)
             counter.streams = self.counter.streams
-            self.extra_counters = [*getattr(self, "extra_counters", []), counter]
+            self.extra_counters.append(counter)
         original = pc.setRemoteDescription
 
         async def set_remote(desc: Any) -> None:
@@ -160,7 +167,7 @@ class JanusParticipant(Participant):
             counter.hook()
 
         pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
-        self._last_handle = await janus_subscribe(self.session, room, feeds, pc)
+        return await janus_subscribe(self.session, room, feeds, pc)
 
     async def add_feeds(self, room: int, feeds: list[int]) -> None:
         """Receive ``feeds`` too, as a VideoRoom client does when publishers arrive: the
@@ -174,23 +181,21 @@ class JanusParticipant(Participant):
 
         if not feeds:
             return
-        lock = self.__dict__.setdefault("_sub_lock", asyncio.Lock())
-        async with lock:
-            known: list[int] = self.__dict__.setdefault("_sub_feeds", [])
+        async with self._sub_lock:
+            known = self._sub_feeds
             known += [f for f in feeds if f not in known]
-            handle: int | None = getattr(self, "_sub_handle", None)
+            handle = self._sub_handle
             if handle is not None:
                 try:
                     await self._update(handle, feeds)
                     return
                 except (InvalidStateError, JanusError, ConnectionError, TimeoutError):
-                    self.resubscribes = getattr(self, "resubscribes", 0) + 1
+                    self.resubscribes += 1
                     with contextlib.suppress(Exception):
                         await self.session.detach(handle)
                     with contextlib.suppress(Exception):
                         await self.pcs[-1].close()
-            await self.subscribe(room, list(known))
-            self._sub_handle = self._last_handle
+            self._sub_handle = await self.subscribe(room, list(known))
 
     async def _update(self, handle: int, feeds: list[int]) -> None:
         from aiortc.exceptions import InvalidStateError
@@ -213,7 +218,7 @@ class JanusParticipant(Participant):
         await self.session.message(handle, {"request": "start"}, _jsep(pc.localDescription))
 
     def counters(self) -> list[RtpCounter]:
-        return [c for c in [self.counter, *getattr(self, "extra_counters", [])] if c]
+        return [c for c in [self.counter, *self.extra_counters] if c]
 
     async def close(self) -> None:
         if self.pump is not None:
@@ -410,7 +415,9 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         result.update(arrivals)
         result["publish_busy_retries"] = sum(p.busy_retries for p in people)
         if args.system == "janus":  # subscriptions made again after their connection closed
-            result["resubscribes"] = sum(getattr(p, "resubscribes", 0) for p in people)
+            result["resubscribes"] = sum(
+                p.resubscribes for p in people if isinstance(p, JanusParticipant)
+            )
         if args.system == "mediaserver":  # where streams are missing: offers or media
             subs = [p.client.subscriber for p in people if isinstance(p, OurParticipant)]
             result["tracks_offered"] = sum(

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["JoinRefused", "Participant", "Publication", "Refused", "Room"]
 
-#: The room's ticker: every 50 ms while something is pending (a NACK to retry, an
-#: output waiting for a keyframe, simulcast layers), else every 250 ms.
+#: The room's ticker: every 50 ms while a publication has work pending (NACKs to retry,
+#: simulcast layers: Publication.pending), else every 250 ms.
 TICK_SECONDS = 0.05
 IDLE_TICK_SECONDS = 0.25
 SPEAKER_INTERVAL = 0.5

@@ -46,7 +46,6 @@ class SenderReports:
         self._rand = rand
         self._senders: dict[Any, Report] = {}
         self.due = 0.0
-        self.datagrams = 0  # sent, for tests and diagnostics
 
     def __len__(self) -> int:
         return len(self._senders)
@@ -73,17 +72,15 @@ class SenderReports:
                 if (sr := report(sender)) is not None
             ]
         )
-        sent = sum(1 for data in datagrams if self._send(data))
-        self.datagrams += sent
-        return sent
+        return sum(1 for data in datagrams if self._send(data))
 
     def send_bye(self, ssrc: int) -> None:
         self._send(rtcp.build_bye([ssrc]))
 
 
 def compound_reports(reports: list[tuple[bytes, str | None]]) -> list[bytes]:
-    """Compound RTCP packets: each starts with up to :data:`REPORTS_PER_DATAGRAM` SRs and
-    ends with one SDES holding the CNAME of each of their SSRCs (if known)."""
+    """Compound RTCP packets: each starts with up to :data:`REPORTS_PER_DATAGRAM` SRs,
+    followed by the CNAME of each of their SSRCs (if known), one SDES each."""
     out = []
     for i in range(0, len(reports), REPORTS_PER_DATAGRAM):
         group = reports[i : i + REPORTS_PER_DATAGRAM]
