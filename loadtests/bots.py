@@ -77,6 +77,8 @@ TOKEN_SECRET = b""
 class OurParticipant(Participant):
     def __init__(self, url: str, name: str) -> None:
         self.client = MeetingClient(url, name=name)
+        #: seconds from the start of the join to each step (join_phases in the result)
+        self.phases: dict[str, float] = {}
 
     async def join(self, room: str, *, publish: bool, subscribe: bool, video: bool = True) -> None:
         token, _ = mint_room_token(TOKEN_SECRET, room, self.client.name, ttl_seconds=3600)
@@ -91,17 +93,51 @@ class OurParticipant(Participant):
                 self.counter.hook()
 
             self.client.subscriber_hook = hook
+        marks = self.phases
         await self.client.connect()
         await self.client.join(room, token)
-        self.join_seconds = time.monotonic() - started
+        self.join_seconds = marks["joined"] = time.monotonic() - started
         if publish:  # for publishers, joining ends when their media connection is up
             tracks = [IdleTrack("audio")] + ([IdleTrack("video")] if video else [])
+            request = self.client._publish_request
+
+            async def timed(message: dict[str, Any]) -> dict[str, Any]:
+                marks["offer_made"] = time.monotonic() - started
+                reply = await request(message)
+                marks["answered"] = time.monotonic() - started
+                return reply
+
+            self.client._publish_request = timed  # type: ignore[method-assign]
             await self.client.publish(tracks)  # the SDK sends it again after busy
             self.busy_retries = self.client.busy_retries
             pc = self.client.publisher
             assert pc is not None
-            await bounded("publisher connection", lambda: pc.connectionState == "connected", 30)
-            self.join_seconds = time.monotonic() - started
+            marks["answer_applied"] = time.monotonic() - started
+            ice, connected = asyncio.Event(), asyncio.Event()
+
+            def ice_state() -> None:
+                if pc.iceConnectionState == "completed" and not ice.is_set():
+                    marks["ice_connected"] = time.monotonic() - started
+                    ice.set()
+
+            def state() -> None:
+                if pc.connectionState == "connected" and not connected.is_set():
+                    self.join_seconds = marks["connected"] = time.monotonic() - started
+                    connected.set()
+
+            # timed when the states change, not by polling (a 50 ms poll added up to
+            # 50 ms to every join the bots measured)
+            pc.on("iceconnectionstatechange", ice_state)
+            pc.on("connectionstatechange", state)
+            ice_state()
+            state()
+            try:
+                await asyncio.wait_for(connected.wait(), 30)
+            except TimeoutError:
+                raise TimeoutError("timed out waiting for the publisher connection") from None
+            finally:
+                pc.remove_listener("iceconnectionstatechange", ice_state)
+                pc.remove_listener("connectionstatechange", state)
             self.pump = RtpPump(pc, video=video)
             self.pump.start()
 
@@ -329,6 +365,37 @@ async def measure(
     return {"windows": results}
 
 
+#: The steps of a publishing bot's join, as (name, the mark that ends it): the join
+#: request answered; the publish offer made (ICE gathering); the server's answer (its
+#: SDP work and queue); the answer applied; ICE checks done; DTLS done (connected).
+JOIN_STEPS = (
+    ("join", "joined"),
+    ("offer", "offer_made"),
+    ("answer", "answered"),
+    ("apply", "answer_applied"),
+    ("ice", "ice_connected"),
+    ("dtls", "connected"),
+)
+
+
+def join_steps(people: list[OurParticipant]) -> dict[str, list[float]]:
+    """Per step of the join: [median, max] in ms over the bots that went through it."""
+    out: dict[str, list[float]] = {}
+    for name, mark in JOIN_STEPS:
+        took = []
+        for p in people:
+            previous = 0.0
+            for _, m in JOIN_STEPS:
+                if m == mark:
+                    break
+                previous = p.phases.get(m, previous)
+            if mark in p.phases:
+                took.append(p.phases[mark] - previous)
+        if took:
+            out[name] = [round(statistics.median(took) * 1000, 1), round(max(took) * 1000, 1)]
+    return out
+
+
 # ----------------------------------------------------------------- scenarios
 
 
@@ -413,6 +480,9 @@ async def scenario_fullroom(args: argparse.Namespace) -> dict[str, Any]:
         )
         result["memory_per_participant_kb"] = (rss_bytes(args.server_pid) - rss0) / n / 1024
         result.update(arrivals)
+        if args.system == "mediaserver":
+            ours_ = [p for p in people if isinstance(p, OurParticipant)]
+            result["join_steps_ms"] = join_steps(ours_)
         result["publish_busy_retries"] = sum(p.busy_retries for p in people)
         if args.system == "janus":  # subscriptions made again after their connection closed
             result["resubscribes"] = sum(

@@ -388,7 +388,7 @@ def main() -> int:
                             **median_of(runs),
                             "repeats": len(runs),
                         }
-                        for key in ("subscriber_states",):  # diagnostics, as they came
+                        for key in ("subscriber_states", "join_steps_ms"):  # as they came
                             if runs and key in runs[-1]:
                                 row[key] = runs[-1][key]
                         if runs and "server_join_buckets" in runs[-1]:
@@ -404,7 +404,11 @@ def main() -> int:
                         results.append(row)
                         print(
                             f"{row['scenario']:>14} {server.name:<12} "
-                            + " ".join(f"{m}={row.get(m)}" for m in METRICS + EXTRAS if m in row),
+                            + " ".join(
+                                f"{m}={row.get(m)}"
+                                for m in METRICS + EXTRAS + ("join_steps_ms",)
+                                if m in row
+                            ),
                             flush=True,
                         )
             finally:

@@ -17,7 +17,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..sfu.aiortc_speedups import own_descriptions, preparsed
+from ..sfu.aiortc_speedups import SectionCache, own_descriptions, preparsed, reused_sections
 
 __all__ = ["Receiving", "RemoteTrack"]
 
@@ -47,6 +47,7 @@ class Receiving:
     _tasks: set[asyncio.Task[None]]
     _ids: itertools.count[int]
     _answer_ids: set[int]
+    _offer_sections: SectionCache
 
     async def send(self, message: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -71,13 +72,17 @@ class Receiving:
             if self.subscriber is None:
                 self.subscriber = self._watched_pc("subscriber")
                 self.subscriber.on("track", self._on_pc_track)
+                self._offer_sections = SectionCache()
             if old is not None:
                 task = asyncio.ensure_future(self._retire(old, self.subscriber, old_tracks))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             previous = self._track_map
             self._track_map = dict(data.get("tracks", {}))
-            offer = aiortc_sdp.SessionDescription.parse(data["sdp"])  # parsed once (speedups)
+            # parsed once (speedups), and each m-section unchanged since the last offer
+            # (a renegotiation adds one participant's) taken from it, not parsed again
+            with reused_sections(self._offer_sections):
+                offer = aiortc_sdp.SessionDescription.parse(data["sdp"])
             with preparsed(data["sdp"], offer):
                 await self.subscriber.setRemoteDescription(
                     RTCSessionDescription(sdp=data["sdp"], type="offer")

@@ -23,6 +23,7 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from ..sfu.aiortc_speedups import SectionCache
 from ..sfu.peer import IdleTrack, configure_ice_addresses, make_configuration
 from . import liveness
 from .receiving import Receiving, RemoteTrack
@@ -111,6 +112,8 @@ class MeetingClient(Receiving):
         self._tasks: set[asyncio.Task[None]] = set()
         #: ids of our recent subscribe answers: a refused one restarts the subscriber
         self._answer_ids: set[int] = set()
+        #: the subscriber connection's last offer, by m-section (parsed once: receiving.py)
+        self._offer_sections = SectionCache()
 
     def _configuration(self) -> Any:
         return make_configuration(self.ice_servers, self.ice_transport_policy)

@@ -18,6 +18,7 @@ from mediaserver.sfu.aiortc_speedups import (
     ORIGINALS,
     SectionCache,
     find_common_codecs,
+    preparsed,
     reused_sections,
 )
 
@@ -225,6 +226,48 @@ async def test_server_peer_applies_answers_with_reused_sections():
     finally:
         await client.close()
         await server.close()
+
+
+async def test_client_applies_offers_with_reused_sections():
+    """The SDK's side (client/receiving.py): subscribe offers that grow by two m-lines
+    each round parse the same through the cache, reuse the earlier m-sections, and the
+    answers aiortc makes from them are the answers made from a plain parse."""
+    server = RTCPeerConnection(peer.make_configuration([]))
+    cached_client = RTCPeerConnection(peer.make_configuration([]))
+    plain_client = RTCPeerConnection(peer.make_configuration([]))
+    cache = SectionCache()
+    previous: aiortc_sdp.SessionDescription | None = None
+    try:
+        for _ in range(3):
+            server.addTransceiver("audio", direction="sendonly")
+            server.addTransceiver("video", direction="sendonly")
+            await server.setLocalDescription(await server.createOffer())
+            text = server.localDescription.sdp
+            got = _cached(cache, text)
+            _same(got, original_parse(text))
+            if previous is not None:
+                assert all(a is b for a, b in zip(got.media, previous.media, strict=False))
+            previous = got
+            answers = []
+            for client in (cached_client, plain_client):
+                offer = RTCSessionDescription(sdp=text, type="offer")
+                if client is cached_client:
+                    with preparsed(text, got):
+                        await client.setRemoteDescription(offer)
+                else:
+                    await client.setRemoteDescription(offer)
+                await client.setLocalDescription(await client.createAnswer())
+                answers.append(original_parse(client.localDescription.sdp))
+            cached_answer, plain_answer = answers
+            # the same but for what is each connection's own (ICE, DTLS, origin)
+            for a, b in zip(cached_answer.media, plain_answer.media, strict=True):
+                assert (a.kind, a.direction, a.rtp.muxId) == (b.kind, b.direction, b.rtp.muxId)
+                assert _plain(a.rtp.codecs) == _plain(b.rtp.codecs)
+                assert _plain(a.rtp.headerExtensions) == _plain(b.rtp.headerExtensions)
+            await server.setRemoteDescription(cached_client.localDescription)
+    finally:
+        for pc in (server, cached_client, plain_client):
+            await pc.close()
 
 
 async def test_subscriber_offers_are_the_local_description():
