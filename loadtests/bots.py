@@ -343,6 +343,11 @@ async def measure(
                 "forwarded_pps": received / elapsed,
                 "latency_ms_p50": percentile(lat, 0.5) / 1000,
                 "latency_ms_p99": percentile(lat, 0.99) / 1000,
+                # to when the bots read the packets (before session 6: the latency figure)
+                "read_latency_ms_p99": percentile(
+                    [v for c in counters for v in c.read_latencies()], 0.99
+                )
+                / 1000,
                 "loss_pct": 100.0 * max(0, expected - received) / expected if expected else 0.0,
                 "server_cpu_pct": 100.0 * (cpu1 - cpu0) / elapsed,
                 # the bots' own process: near 100 % means they cannot keep up

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import socket
 import struct
 import time
@@ -159,6 +160,8 @@ class StreamStats:
     last_seq: int = -1  # the last 16-bit sequence number seen, and its wrap count
     cycles: int = 0
     latencies_us: list[int] = field(default_factory=list)
+    #: the same samples to when the bots' event loop read them (their own delays too)
+    read_latencies_us: list[int] = field(default_factory=list)
 
 
 #: The bots' receive buffer per socket (root: SO_RCVBUFFORCE, past net.core.rmem_max):
@@ -179,6 +182,35 @@ def enlarge_receive_buffer(proto: Any) -> None:
                 return
 
 
+#: The kernel's receive time of a socket's last datagram (ioctl SIOCGSTAMPNS, struct
+#: timespec; Python does not name it). Its first call turns receive timestamps on. Not
+#: SO_TIMESTAMPNS: with that option the kernel hands the time over as a control
+#: message and stops updating what the ioctl reads.
+SIOCGSTAMPNS = 0x8907
+_timespec = struct.Struct("@qq")
+_TIMESPEC_BUFFER = bytes(_timespec.size)
+
+
+def timestamped_fd(proto: Any) -> int:
+    """Turn on kernel receive timestamps for ``proto``'s socket; its fd (-1: none)."""
+    transport = getattr(proto, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return -1
+    fd = int(sock.fileno())
+    kernel_receive_ns(fd)  # ENOENT now (nothing stamped yet); stamps from here on
+    return fd
+
+
+def kernel_receive_ns(fd: int) -> int | None:
+    """When the kernel received the last datagram read from ``fd`` (None: unknown)."""
+    try:
+        sec, nsec = _timespec.unpack(fcntl.ioctl(fd, SIOCGSTAMPNS, _TIMESPEC_BUFFER))
+    except OSError:
+        return None
+    return sec * 1_000_000_000 + nsec
+
+
 _seq_ssrc = struct.Struct("!2xH4xI")
 _NOT_OURS = -(1 << 62)
 
@@ -194,7 +226,9 @@ class RtpCounter:
     and aiortc as before. Loss is from the sequence numbers of each SSRC (gaps between
     the lowest and highest extended sequence number of the window). Latency has the
     same definition as the payload stamp always had (the publisher bot's send time →
-    this bot's receipt, now taken when the datagram arrives): a sample of the packets
+    this bot's receipt), where the receipt is the kernel's receive timestamp of the
+    datagram (SIOCGSTAMPNS), so the bots' own event-loop delays are not counted as the
+    server's (``read_latencies`` keeps the time the bot read it): a sample of the packets
     is decrypted with the connection's own SRTP session to read the stamp — the first
     packet of every SSRC (a stream counts only if it carries the bots' stamp: RTX or
     padding would not) and then every :attr:`sample_every`-th packet of each stream.
@@ -214,6 +248,7 @@ class RtpCounter:
         self._ignored: set[int] = set()  # SSRCs without the stamp (RTX, padding)
         self.seen: set[int] = set()  # SSRCs seen while recording (diagnostics)
         self._hooked: set[int] = set()  # ids of the hooked connections
+        self._read_latency_us = 0  # of the last stamp read (see _stamp_of)
 
     def hook(self) -> None:
         """Call after each setRemoteDescription (the transports exist then)."""
@@ -257,21 +292,24 @@ class RtpCounter:
             proto._bench_counted = self
             original = proto.datagram_received
             enlarge_receive_buffer(proto)
+            fd = timestamped_fd(proto)
 
             def datagram_received(
-                data: bytes, addr: Any, dtls: Any = dtls, original: Any = original
+                data: bytes, addr: Any, dtls: Any = dtls, original: Any = original, fd: int = fd
             ) -> None:
                 srtp = dtls._rx_srtp
                 if 127 < data[0] < 192 and not 191 < data[1] < 209 and srtp is not None:
                     self.total += 1
                     if self.recording:
-                        self._on_srtp(data, srtp)
+                        self._on_srtp(data, srtp, fd)
                 else:
                     original(data, addr)
 
             proto.datagram_received = datagram_received
 
-    def _on_srtp(self, data: bytes, srtp: Any) -> None:
+    def _on_srtp(self, data: bytes, srtp: Any, fd: int = -1) -> None:
+        """One SRTP datagram (``fd``: the socket it was read from, for its kernel
+        receive time; -1 when it came through the connection, not a socket hook)."""
         if len(data) < 12:
             return
         seq, ssrc = _seq_ssrc.unpack_from(data)
@@ -280,18 +318,18 @@ class RtpCounter:
             self.seen.add(ssrc)
             if ssrc in self._ignored:
                 return
-            stamp = self._stamp_of(data, srtp)
+            stamp = self._stamp_of(data, srtp, fd)
             if stamp is None:  # not decrypted: try the next one
                 return
             if stamp == _NOT_OURS:
                 self._ignored.add(ssrc)
                 return
             st = self.streams[ssrc] = StreamStats(last_seq=seq)
-            st.latencies_us.append(stamp)
+            self._sample(st, stamp)
         elif st.received % self.sample_every == 0:
-            stamp = self._stamp_of(data, srtp)
+            stamp = self._stamp_of(data, srtp, fd)
             if stamp is not None and stamp != _NOT_OURS:
-                st.latencies_us.append(stamp)
+                self._sample(st, stamp)
         # extended sequence number
         last = st.last_seq
         if (seq - last) & 0xFFFF < 0x8000:  # forward (or equal)
@@ -311,10 +349,18 @@ class RtpCounter:
     def _on_packet(self, data: bytes) -> None:
         """Every counted SRTP packet (while recording): for subclasses."""
 
-    def _stamp_of(self, data: bytes, srtp: Any) -> int | None:
-        """Decrypt one packet and return its latency in µs (None: not decrypted,
-        ``_NOT_OURS``: no stamp in it)."""
+    def _sample(self, st: StreamStats, stamp: int) -> None:
+        st.latencies_us.append(stamp)
+        st.read_latencies_us.append(self._read_latency_us)
+
+    def _stamp_of(self, data: bytes, srtp: Any, fd: int = -1) -> int | None:
+        """Decrypt one packet and return its latency in µs to the kernel's receipt
+        (None: not decrypted, ``_NOT_OURS``: no stamp in it); the latency to this read
+        is left in ``_read_latency_us``."""
         now = time.time_ns()
+        received = kernel_receive_ns(fd) if fd >= 0 else None
+        if received is None or received > now:
+            received = now
         try:
             clear = srtp.unprotect(data)
             off = rtp_payload_offset(clear)
@@ -326,7 +372,8 @@ class RtpCounter:
         if i < 0:
             return _NOT_OURS
         sent_ns = _stamp.unpack_from(clear, i)[1]
-        return int((now - sent_ns) // 1000)
+        self._read_latency_us = int((now - sent_ns) // 1000)
+        return int((received - sent_ns) // 1000)
 
     def start_window(self) -> None:
         self.streams.clear()
@@ -345,3 +392,7 @@ class RtpCounter:
                 expected += st.max_seq - st.first_seq + 1
             lat.extend(st.latencies_us)
         return received, expected, lat
+
+    def read_latencies(self) -> list[int]:
+        """The last window's latency samples (µs) to when the bot read each packet."""
+        return [v for st in self.streams.values() for v in st.read_latencies_us]

@@ -33,10 +33,11 @@ PORT = 8080
 JANUS_WS_PORT = 8188
 
 FULL = {
-    # fan-out 1 and 5 left in session 5 (not among issue 13's goals; ~1 min of a run
-    # that had grown past 10 minutes with Janus's full rooms renegotiating per arrival)
+    # fan-out 1 and 5 left in session 5, full room 5 in session 6 (not among issue 13's
+    # goals; a run had grown past 10 minutes with Janus's full rooms renegotiating per
+    # arrival)
     "fanout": [10, 20, 40, 80],
-    "fullroom": [5, 10, 15, 25],
+    "fullroom": [10, 15, 25],
     "churn": [10],
     "linkapi": [400],
     "abuse": [10],
@@ -80,6 +81,7 @@ EXTRAS = (
     "arrivals_bots_cpu_pct",
     "drops_at_bots",
     "drops_at_server",
+    "read_latency_ms_p99",
 )
 
 
