@@ -27,7 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from . import aiortc_speedups, fastpath, rxpath
+from . import aiortc_speedups, fastpath, ice_pacing, rxpath
 from .aiortc_speedups import (
     SectionCache,
     captured_parse,
@@ -172,6 +172,7 @@ def configure_announced_addresses(mapping: Mapping[str, str]) -> None:
 
 
 aiortc_speedups.install(is_server_side)
+ice_pacing.install()
 
 
 def make_configuration(

@@ -12,7 +12,7 @@ from importlib.metadata import version
 
 import pytest
 
-from mediaserver.sfu import aiortc_speedups
+from mediaserver.sfu import aiortc_speedups, ice_pacing
 from mediaserver.sfu.peer import AIORTC_PRIVATE_NAMES
 
 
@@ -78,7 +78,10 @@ def _resolve(spec: str) -> object:
 
 @pytest.mark.parametrize(
     ("owner", "attribute"),
-    list(AIORTC_PRIVATE_NAMES) + list(aiortc_speedups.PRIVATE_NAMES) + list(CLIENT_PRIVATE_NAMES),
+    list(AIORTC_PRIVATE_NAMES)
+    + list(aiortc_speedups.PRIVATE_NAMES)
+    + list(ice_pacing.PRIVATE_NAMES)
+    + list(CLIENT_PRIVATE_NAMES),
     ids=lambda x: str(x),
 )
 async def test_private_name_exists(owner: str, attribute: str):
