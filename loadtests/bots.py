@@ -77,7 +77,7 @@ TOKEN_SECRET = b""
 class OurParticipant(Participant):
     def __init__(self, url: str, name: str) -> None:
         self.client = MeetingClient(url, name=name)
-        #: seconds from the start of the join to each step (join_phases in the result)
+        #: seconds from the start of the join to the end of each step (JOIN_STEPS)
         self.phases: dict[str, float] = {}
 
     async def join(self, room: str, *, publish: bool, subscribe: bool, video: bool = True) -> None:
@@ -113,12 +113,11 @@ class OurParticipant(Participant):
             pc = self.client.publisher
             assert pc is not None
             marks["answer_applied"] = time.monotonic() - started
-            ice, connected = asyncio.Event(), asyncio.Event()
+            connected = asyncio.Event()
 
             def ice_state() -> None:
-                if pc.iceConnectionState == "completed" and not ice.is_set():
+                if pc.iceConnectionState == "completed" and "ice_connected" not in marks:
                     marks["ice_connected"] = time.monotonic() - started
-                    ice.set()
 
             def state() -> None:
                 if pc.connectionState == "connected" and not connected.is_set():
@@ -385,20 +384,18 @@ JOIN_STEPS = (
 
 def join_steps(people: list[OurParticipant]) -> dict[str, list[float]]:
     """Per step of the join: [median, max] in ms over the bots that went through it."""
-    out: dict[str, list[float]] = {}
-    for name, mark in JOIN_STEPS:
-        took = []
-        for p in people:
-            previous = 0.0
-            for _, m in JOIN_STEPS:
-                if m == mark:
-                    break
-                previous = p.phases.get(m, previous)
+    took: dict[str, list[float]] = {}
+    for p in people:
+        previous = 0.0  # a step runs from the last mark the bot reached before it
+        for name, mark in JOIN_STEPS:
             if mark in p.phases:
-                took.append(p.phases[mark] - previous)
-        if took:
-            out[name] = [round(statistics.median(took) * 1000, 1), round(max(took) * 1000, 1)]
-    return out
+                took.setdefault(name, []).append(p.phases[mark] - previous)
+                previous = p.phases[mark]
+    return {
+        name: [round(statistics.median(took[name]) * 1000, 1), round(max(took[name]) * 1000, 1)]
+        for name, _ in JOIN_STEPS
+        if name in took
+    }
 
 
 # ----------------------------------------------------------------- scenarios

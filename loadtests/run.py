@@ -82,6 +82,7 @@ EXTRAS = (
     "drops_at_bots",
     "drops_at_server",
     "read_latency_ms_p99",
+    "join_steps_ms",
 )
 
 
@@ -406,11 +407,7 @@ def main() -> int:
                         results.append(row)
                         print(
                             f"{row['scenario']:>14} {server.name:<12} "
-                            + " ".join(
-                                f"{m}={row.get(m)}"
-                                for m in METRICS + EXTRAS + ("join_steps_ms",)
-                                if m in row
-                            ),
+                            + " ".join(f"{m}={row.get(m)}" for m in METRICS + EXTRAS if m in row),
                             flush=True,
                         )
             finally:

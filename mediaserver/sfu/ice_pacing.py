@@ -37,9 +37,10 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice.Connection source", "self._check_list_state.put_nowait("),
 )
 
-#: (connection, the task running its connect()): tasks that connect() creates (consent
-#: checks) inherit the variable, so the task is what tells connect's own sleeps apart
-_CONNECTING: contextvars.ContextVar[tuple[Any, asyncio.Task[Any] | None] | None] = (
+#: (the connection's outcome queue, the task running its connect()): tasks that
+#: connect() creates (consent checks) inherit the variable, so the task is what tells
+#: connect's own sleeps apart
+_CONNECTING: contextvars.ContextVar[tuple[_SignallingQueue, asyncio.Task[Any] | None] | None] = (
     contextvars.ContextVar("ice_connecting", default=None)
 )
 #: [pacing sleeps ended early by the check list's outcome]
@@ -63,15 +64,13 @@ async def _sleep(delay: float, result: Any = None) -> Any:
     """``asyncio.sleep`` for aioice's ICE module: in ``connect`` itself (not in the tasks
     it starts, e.g. consent checks), it ends as soon as the check list has an outcome."""
     connecting = _CONNECTING.get()
-    queue = None
-    if connecting is not None and connecting[1] is asyncio.current_task():
-        queue = getattr(connecting[0], "_check_list_state", None)
-    if not isinstance(queue, _SignallingQueue) or delay <= 0:
+    if connecting is None or connecting[1] is not asyncio.current_task() or delay <= 0:
         return await asyncio.sleep(delay, result)
-    if not queue.changed.is_set():
+    changed = connecting[0].changed
+    if not changed.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
-                await queue.changed.wait()
+                await changed.wait()
                 _counts[0] += 1
     return result
 
@@ -94,12 +93,12 @@ def install() -> None:
 
     async def connect(self: aioice.ice.Connection) -> None:
         queue = self._check_list_state
-        if type(queue) is asyncio.Queue:
+        if not isinstance(queue, _SignallingQueue):
             signalling = _SignallingQueue()
             while not queue.empty():
                 signalling.put_nowait(queue.get_nowait())
-            self._check_list_state = signalling
-        token = _CONNECTING.set((self, asyncio.current_task()))
+            self._check_list_state = queue = signalling
+        token = _CONNECTING.set((queue, asyncio.current_task()))
         try:
             await original_connect(self)
         finally:

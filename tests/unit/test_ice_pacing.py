@@ -51,7 +51,7 @@ class _Connecting:
 
 async def test_the_pacing_sleep_ends_when_the_check_list_has_an_outcome():
     conn = _Connecting()
-    token = ice_pacing._CONNECTING.set((conn, asyncio.current_task()))
+    token = ice_pacing._CONNECTING.set((conn._check_list_state, asyncio.current_task()))
     try:
         asyncio.get_running_loop().call_later(0.01, conn._check_list_state.put_nowait, 1)
         async with asyncio.timeout(5):  # not the 30 s asked for
@@ -64,7 +64,9 @@ async def test_the_pacing_sleep_ends_when_the_check_list_has_an_outcome():
 @pytest.mark.parametrize("connecting", [True, False])
 async def test_without_an_outcome_the_pacing_is_kept(connecting: bool):
     conn = _Connecting()
-    token = ice_pacing._CONNECTING.set((conn, asyncio.current_task()) if connecting else None)
+    token = ice_pacing._CONNECTING.set(
+        (conn._check_list_state, asyncio.current_task()) if connecting else None
+    )
     try:
         started = time.monotonic()
         await ice_pacing._sleep(0.05)
@@ -78,7 +80,7 @@ async def test_tasks_started_by_connect_sleep_in_full_after_the_outcome():
     check list is complete its sleeps must still last (a bug once made them spin)."""
     conn = _Connecting()
     conn._check_list_state.put_nowait(1)  # completed
-    token = ice_pacing._CONNECTING.set((conn, asyncio.current_task()))
+    token = ice_pacing._CONNECTING.set((conn._check_list_state, asyncio.current_task()))
     try:
 
         async def consent() -> float:
