@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
@@ -44,6 +45,14 @@ __all__ = [
 
 #: Takes one SRTP or SRTCP datagram as it came off the socket.
 DirectReceive = Callable[[bytes], None]
+
+#: Seconds without an authenticated consent check from the remote after which a server
+#: connection closes (RFC 7675 section 5.1: consent expires after 30 s); browsers and
+#: aioice check every ~5 s. Checked every CONSENT_SWEEP seconds.
+CONSENT_TIMEOUT = 30.0
+CONSENT_SWEEP = 5.0
+
+_log = logging.getLogger(__name__)
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
 
@@ -156,6 +165,8 @@ class ServerConnection(aioice.ice.Connection):
         #: Set by the peer connection once its DTLS handshake is done (:mod:`.rxpath`):
         #: SRTP/SRTCP datagrams go there synchronously instead of to the queue.
         self.direct_rx: DirectReceive | None = None
+        #: loop time of the remote's last authenticated check on a nominated pair
+        self.consent_at = 0.0
 
     def data_received(self, data: bytes, component: int) -> None:
         # relayed (TURN) datagrams arrive here, past the protocols above
@@ -164,6 +175,32 @@ class ServerConnection(aioice.ice.Connection):
             rx(data)
             return
         super().data_received(data, component)
+
+    def check_incoming(self, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        # aioice calls this once the check is authenticated (and answered)
+        super().check_incoming(message, addr, protocol)
+        for pair in self._nominated.values():
+            if pair.remote_addr == addr and pair.protocol is protocol:
+                self.consent_at = asyncio.get_running_loop().time()
+                return
+
+    async def query_consent(self) -> None:
+        """RFC 7675 consent, on the server passively, as ICE-lite servers keep it (e.g.
+        mediasoup): the remote's own consent checks, authenticated with our password and
+        coming from the pair's address, renew it; none for :data:`CONSENT_TIMEOUT`
+        seconds and the connection closes (as aioice closes it after its sixth
+        unanswered check). aioice's active checks (its default, kept for SDK peers)
+        cost the server a STUN transaction and two wake-ups per connection every ~5 s."""
+        if not self._server:
+            return await super().query_consent()
+        loop = asyncio.get_running_loop()
+        self.consent_at = max(self.consent_at, loop.time())  # connected just now
+        while True:
+            await asyncio.sleep(CONSENT_SWEEP)
+            if loop.time() - self.consent_at > CONSENT_TIMEOUT:
+                _log.info("ICE consent expired: no check from the remote in %ss", CONSENT_TIMEOUT)
+                self._query_consent_task = None
+                return await self.close()
 
     async def get_component_candidates(
         self, component: int, addresses: list[str], timeout: int = 5

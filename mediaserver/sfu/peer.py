@@ -87,6 +87,16 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice", "server_reflexive_candidate"),
     ("aioice.ice", "candidate_foundation"),
     ("aioice.ice", "candidate_priority"),
+    # publisher receivers' RTCP loops replaced (_quiet_receiver_rtcp)
+    ("aiortc.rtcrtpreceiver.RTCRtpReceiver", "_run_rtcp"),
+    (
+        "aiortc.rtcrtpreceiver.RTCRtpReceiver source",
+        "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())",
+    ),
+    # passive ICE consent on the server (ServerConnection.query_consent / check_incoming)
+    ("aioice.ice.Connection", "query_consent"),
+    ("aioice.ice.Connection", "check_incoming"),
+    ("aioice.ice.Connection source", "self._query_consent_task"),
     # fast send path (SubscriberPeer.send_rtp_now)
     ("aiortc.rtcdtlstransport.RTCDtlsTransport source", "_tx_srtp"),
     ("aiortc.rtcicetransport.RTCIceTransport()", "_connection"),
@@ -148,6 +158,27 @@ def _slim_idle_receiver(receiver: Any) -> None:
         return  # started: keep everything
     for name in IDLE_RECEIVER_STATE:
         setattr(receiver, name, None)
+
+
+def _quiet_receiver_rtcp(receiver: Any) -> None:
+    """Replace the RTCP loop a publisher connection's receiver starts in ``receive``: it
+    wakes every 0.5-1.5 s to send receiver reports on the streams aiortc received, and
+    aiortc receives none (inbound RTP is routed past it; the participant sends our own
+    reports), so it only woke the server, once a second per published track. ``stop``
+    cancels the replacement as it cancelled the loop."""
+    if getattr(receiver, "_mediaserver_quiet", False):
+        return
+
+    async def run_rtcp() -> None:
+        receiver._RTCRtpReceiver__rtcp_started.set()
+        try:
+            await asyncio.Event().wait()  # until RTCRtpReceiver.stop cancels the task
+        except asyncio.CancelledError:
+            pass
+        receiver._RTCRtpReceiver__rtcp_exited.set()
+
+    setattr(receiver, "_run_rtcp", run_rtcp)  # noqa: B010
+    setattr(receiver, "_mediaserver_quiet", True)  # noqa: B010
 
 
 _ssrc_at = struct.Struct("!I")
@@ -383,6 +414,7 @@ class PublisherPeer(_PeerBase):
 
     def _hook(self) -> None:
         for t in self.pc.getTransceivers():
+            _quiet_receiver_rtcp(t.receiver)
             dtls = t.receiver.transport
             if dtls is not None and not getattr(dtls, "_mediaserver_hooked", False):
                 setattr(dtls, "_handle_rtp_data", self._handle_rtp_data)  # noqa: B010

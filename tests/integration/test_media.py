@@ -123,6 +123,14 @@ async def test_server_sendonly_receivers_hold_no_receiving_state(server, clients
             assert t.receiver._RTCRtpReceiver__started
             assert t.receiver._RTCRtpReceiver__jitter_buffer is not None
             assert t.receiver._RTCRtpReceiver__decoder_queue is not None
+            # its RTCP loop (receiver reports on streams aiortc receives: none, here)
+            # is replaced by one that never wakes; stopping it still completes
+            task = t.receiver._RTCRtpReceiver__rtcp_task
+            assert "_quiet_receiver_rtcp" in task.get_coro().__qualname__
+            assert not task.done()
+    receiver = participants[0].publisher.pc.getTransceivers()[0].receiver
+    await asyncio.wait_for(receiver.stop(), 5)
+    assert receiver._RTCRtpReceiver__rtcp_task.done()
 
 
 async def test_late_joiner_decodes_video_within_a_second(server, clients):
