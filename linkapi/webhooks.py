@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import random
 import re
 import socket
@@ -235,13 +236,21 @@ class WebhookDispatcher:
         retry_base: float,
         retry_max: float,
         poll_interval: float = 1.0,
+        idle_poll_interval: float = 10.0,
         allow_private: bool = False,
     ) -> None:
         self.store = store
         self.timeout = timeout
         self.retry_base = retry_base
         self.retry_max = retry_max
+        #: between passes in a cluster (other nodes' events wake no one here)
         self.poll_interval = poll_interval
+        #: between passes on a single node, where every event enqueued wakes the
+        #: dispatcher and it knows when its own retries are due: only a safety net (and
+        #: the bound on retries a previous process scheduled)
+        self.idle_poll_interval = idle_poll_interval
+        #: the earliest retry this dispatcher scheduled (time.time()), inf: none
+        self._next_retry = math.inf
         #: linkapi.allow_private_webhook_urls: no address checks at delivery
         self.allow_private = allow_private
         self.log = get_logger(component="webhooks")
@@ -285,6 +294,8 @@ class WebhookDispatcher:
             # clear before the pass: wake-ups during it (a delivery moved a queue on,
             # a new event) start the next pass at once
             self._wake.clear()
+            if self._next_retry <= time.time():
+                self._next_retry = math.inf  # this pass takes them (or schedules them again)
             try:
                 if self.should_run is None or await self.should_run():
                     await self.run_once()
@@ -295,8 +306,13 @@ class WebhookDispatcher:
             # not asyncio.wait_for: in 3.11 it swallows a cancellation that arrives as
             # the wake-up does (CPython gh-86296), and stop() then waited forever
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
+                async with asyncio.timeout(self._pause()):
                     await self._wake.wait()
+
+    def _pause(self) -> float:
+        """Seconds to the next pass unless woken: the next retry due, else the poll."""
+        poll = self.poll_interval if self.should_run is not None else self.idle_poll_interval
+        return max(0.0, min(poll, self._next_retry - time.time()))
 
     async def run_once(self) -> int:
         """Deliver every event due now (heads of their queues), concurrently; a failure
@@ -405,6 +421,7 @@ class WebhookDispatcher:
             self._wake.set()
         else:
             self.failed_attempts += 1
+            self._next_retry = min(self._next_retry, next_at)
             self.log.info(
                 "webhook delivery failed",
                 endpoint=ep.id,

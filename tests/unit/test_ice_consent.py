@@ -17,7 +17,6 @@ from mediaserver.sfu import ice_sockets, peer  # noqa: F401  (peer installs the 
 @pytest.fixture
 def short_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)  # the client checks often
-    monkeypatch.setattr(ice_sockets, "CONSENT_SWEEP", 0.05)
     monkeypatch.setattr(ice_sockets, "CONSENT_TIMEOUT", 0.5)
 
 
