@@ -31,6 +31,7 @@ from typing import Any, cast
 import aioice.ice
 import aiortc.rtcicetransport
 
+from . import stun_binding
 from .udpmux import SOCKET_BUFFER_BYTES, UdpMux, bind_in_range
 
 __all__ = [
@@ -95,8 +96,11 @@ class _DirectProtocol(aioice.ice.StunProtocol):
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         rx = self.receiver.direct_rx
-        if rx is not None and data and 127 < cast(bytes, data)[0] < 192:
-            rx(cast(bytes, data))  # a datagram socket gives bytes
+        first = cast(bytes, data)[0] if data else 255  # a datagram socket gives bytes
+        if rx is not None and 127 < first < 192:
+            rx(cast(bytes, data))
+            return
+        if first < 4 and answer_check(self.receiver, self, cast(bytes, data), addr):
             return
         super().datagram_received(data, addr)
 
@@ -121,6 +125,9 @@ class _MuxProtocol(aioice.ice.StunProtocol):
 
     def password(self) -> bytes:
         return str(self.receiver.local_password).encode("utf8")
+
+    def answer_check(self, data: bytes, addr: tuple[Any, ...]) -> bool:
+        return answer_check(self.receiver, self, data, addr)
 
     async def request(
         self,
@@ -264,6 +271,39 @@ class ServerConnection(aioice.ice.Connection):
         await super().close()
         if self._mux is not None:
             self._mux.release_ufrag(self.local_username)
+
+
+#: ICE checks answered by :func:`answer_check` (``/healthz`` does not show it; tests do)
+answered_checks = [0]
+
+
+def answer_check(conn: ServerConnection, protocol: Any, data: bytes, addr: tuple[Any, ...]) -> bool:
+    """Answer a STUN check on an established pair without aioice (:mod:`.stun_binding`):
+    the consent checks a connected peer sends every few seconds. Only a check aioice
+    would answer and then do nothing more with: a Binding request from the remote address
+    of a nominated pair on this socket, with the right USERNAME and MESSAGE-INTEGRITY, the
+    other role than ours, no USE-CANDIDATE. It renews consent (``consent_at``). False:
+    the datagram goes to aioice as before (which answers errors, nominations, new pairs)."""
+    if not conn._server or conn.remote_username is None or conn._closing:
+        return False
+    check = stun_binding.parse_check(data)
+    if check is None or check.use_candidate or check.controlling is not (not conn.ice_controlling):
+        return False
+    for pair in conn._nominated.values():
+        if pair.protocol is protocol and pair.remote_addr == (addr[0], addr[1]):
+            break
+    else:
+        return False
+    key = conn.local_password.encode("utf8")
+    if check.username != f"{conn.local_username}:{conn.remote_username}".encode() or not (
+        stun_binding.integrity_ok(data, check, key)
+    ):
+        return False
+    response = stun_binding.success_response(check.transaction_id, (addr[0], addr[1]), key)
+    protocol.transport.sendto(response, addr)
+    conn.consent_at = asyncio.get_running_loop().time()
+    answered_checks[0] += 1
+    return True
 
 
 # Server peer connections always get a ServerConnection (direct receive); SDK peers

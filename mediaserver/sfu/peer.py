@@ -97,6 +97,9 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aioice.ice.Connection", "query_consent"),
     ("aioice.ice.Connection", "check_incoming"),
     ("aioice.ice.Connection source", "self._query_consent_task"),
+    # ICE checks on an established pair answered without aioice (ice_sockets.answer_check)
+    ("aioice.ice.Connection source", "self._closing"),
+    ("aioice.ice.Connection source", "self.remote_username"),
     # fast send path (SubscriberPeer.send_rtp_now)
     ("aiortc.rtcdtlstransport.RTCDtlsTransport source", "_tx_srtp"),
     ("aiortc.rtcicetransport.RTCIceTransport()", "_connection"),

@@ -47,6 +47,8 @@ class MuxedAgent(Protocol):
 
     def password(self) -> bytes: ...
 
+    def answer_check(self, data: bytes, addr: tuple[Any, ...]) -> bool: ...
+
 
 def bind_udp(address: str, port: int, buffer_bytes: int = SOCKET_BUFFER_BYTES) -> socket.socket:
     """A non-blocking UDP socket bound to (address, port) with large buffers."""
@@ -117,6 +119,9 @@ class _MuxSocket(asyncio.DatagramProtocol):
         agent.deliver(data)
 
     def _stun_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        known = self.by_addr.get(addr)
+        if known is not None and known.answer_check(data, addr):
+            return  # a check on an established pair, answered at once
         try:
             message = stun.parse_message(data)
         except ValueError:

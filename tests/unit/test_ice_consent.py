@@ -1,7 +1,8 @@
 """ICE consent on the server is passive (mediaserver/sfu/ice_sockets.py): the client's
 own consent checks keep the connection; the server sends none; a client that stops
-checking is dropped. Real aioice agents over this machine's IPv4 host candidates, with
-the intervals shortened."""
+checking is dropped; the checks on the established pair are answered without aioice
+(stun_binding.py), on a connection's own socket and on the shared media port. Real
+aioice agents over this machine's IPv4 host candidates, with the intervals shortened."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import aioice.ice
 import pytest
+from ice_pair import introduce
 
-from mediaserver.sfu import ice_sockets, peer  # noqa: F401  (peer installs the patches)
+from mediaserver.sfu import ice_sockets, peer, udpmux  # noqa: F401  (peer: the patches)
 
 
 @pytest.fixture
@@ -24,13 +26,7 @@ async def _pair() -> tuple[aioice.ice.Connection, ice_sockets.ServerConnection]:
     client = aioice.ice.Connection(ice_controlling=True, components=1, use_ipv6=False)
     with ice_sockets.server_side():
         server = ice_sockets.ServerConnection(ice_controlling=False, components=1, use_ipv6=False)
-    for conn in (client, server):
-        await conn.gather_candidates()
-    for me, other in ((client, server), (server, client)):
-        me.remote_username, me.remote_password = other.local_username, other.local_password
-        for candidate in other.local_candidates:
-            await me.add_remote_candidate(candidate)
-        await me.add_remote_candidate(None)
+    await introduce(client, server)
     return client, server
 
 
@@ -64,6 +60,67 @@ async def test_the_clients_checks_keep_consent_and_the_server_sends_none(short_i
         await server.close()
 
 
+@pytest.fixture(params=["own socket", "media port"])
+async def mux(request: pytest.FixtureRequest):
+    if request.param == "own socket":
+        yield None
+        return
+    addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    shared = udpmux.UdpMux(0, addresses[:1])  # port 0: one free port
+    await shared.start()
+    ice_sockets.configure_udp_mux(shared)
+    try:
+        yield shared
+    finally:
+        ice_sockets.configure_udp_mux(None)
+        shared.close()
+
+
+async def test_checks_on_the_established_pair_are_answered_without_aioice(short_intervals, mux):
+    client, server = await _pair()
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(client.connect(), server.connect())
+        if mux is not None:
+            assert all(isinstance(p, ice_sockets._MuxProtocol) for p in server._protocols)
+        answered = ice_sockets.answered_checks[0]
+        through_aioice = _count_requests(server)
+        first = server.consent_at
+        await asyncio.sleep(0.6)  # > 6 client checks: aioice's client closes after 6 failures
+        assert ice_sockets.answered_checks[0] - answered >= 5
+        assert through_aioice == []
+        assert server.consent_at > first
+        assert not client._closed  # every answer was valid for the client
+        await client.send(b"still here")
+        assert await asyncio.wait_for(server.recv(), 5) == b"still here"
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_checks_the_fast_path_does_not_take_still_reach_aioice(short_intervals, mux):
+    """A check signed with another password goes to aioice (which answers 401, unsigned:
+    the sender drops it); the connection is unaffected."""
+    client, server = await _pair()
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(client.connect(), server.connect())
+        through_aioice = _count_requests(server)
+        pair = next(iter(client._nominated.values()))
+        bad = client.build_request(pair, nominate=False)
+        answered = ice_sockets.answered_checks[0]
+        bad.add_message_integrity(b"not the password")
+        pair.protocol.send_stun(bad, pair.remote_addr)
+        await asyncio.sleep(0.2)
+        assert [m.transaction_id for m in through_aioice] == [bad.transaction_id]
+        assert ice_sockets.answered_checks[0] > answered  # the client's own checks meanwhile
+        await asyncio.sleep(0.2)
+        assert not server._closed and not client._closed
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_a_client_that_stops_checking_is_dropped(short_intervals):
     client, server = await _pair()
     try:
@@ -86,13 +143,7 @@ async def test_outside_the_server_consent_stays_active(short_intervals):
     assert not sdk._server
     other = aioice.ice.Connection(ice_controlling=False, components=1, use_ipv6=False)
     try:
-        for conn in (sdk, other):
-            await conn.gather_candidates()
-        for me, them in ((sdk, other), (other, sdk)):
-            me.remote_username, me.remote_password = them.local_username, them.local_password
-            for candidate in them.local_candidates:
-                await me.add_remote_candidate(candidate)
-            await me.add_remote_candidate(None)
+        await introduce(sdk, other)
         async with asyncio.timeout(10):
             await asyncio.gather(sdk.connect(), other.connect())
         to_other = _count_requests(other)

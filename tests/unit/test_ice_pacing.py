@@ -8,21 +8,15 @@ import time
 
 import aioice.ice
 import pytest
+from ice_pair import introduce
 
 from mediaserver.sfu import ice_pacing, peer  # noqa: F401  (peer installs the patch)
 
 
 async def _pair() -> tuple[aioice.ice.Connection, aioice.ice.Connection]:
-    # this machine's own IPv4 host candidates (aioice leaves loopback out): local traffic
     a = aioice.ice.Connection(ice_controlling=True, components=1, use_ipv6=False)
     b = aioice.ice.Connection(ice_controlling=False, components=1, use_ipv6=False)
-    for conn in (a, b):
-        await conn.gather_candidates()
-    for me, other in ((a, b), (b, a)):
-        me.remote_username, me.remote_password = other.local_username, other.local_password
-        for candidate in other.local_candidates:
-            await me.add_remote_candidate(candidate)
-        await me.add_remote_candidate(None)
+    await introduce(a, b)
     return a, b
 
 
