@@ -15,6 +15,10 @@ class Agent:
         self._password = password.encode()
         self.stun: list[tuple[bytes, Any]] = []
         self.data: list[bytes] = []
+        #: what answer_check says (ice_sockets.answer_check: a plain check on the
+        #: agent's established pair, answered on the spot), and what it answered
+        self.established = False
+        self.answered: list[tuple[bytes, Any]] = []
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.stun.append((data, addr))
@@ -24,6 +28,11 @@ class Agent:
 
     def password(self) -> bytes:
         return self._password
+
+    def answer_check(self, data: bytes, addr: Any) -> bool:
+        if self.established:
+            self.answered.append((data, addr))
+        return self.established
 
 
 def _check(username: str, key: bytes) -> tuple[bytes, bytes]:
@@ -77,6 +86,27 @@ def test_authenticated_check_teaches_the_address_then_media_follows_it():
 
     sock.forget(b)
     assert "ufragB" not in sock.by_ufrag and peer not in sock.by_addr
+
+
+def test_the_known_agent_answers_its_checks_first():
+    """A check from an address already learnt is offered to that address's agent first
+    (its established pair: answered on the spot, aioice never sees it); a check it does
+    not take follows the general rules."""
+    sock, _ = _socket()
+    a, b = Agent("pwd-a" * 5), Agent("pwd-b" * 5)
+    sock.by_ufrag.update({"ufragA": a, "ufragB": b})
+    peer = ("127.0.0.1", 40000)
+    sock.datagram_received(_check("ufragA:x", a.password())[0], peer)
+    assert sock.by_addr[peer] is a and len(a.stun) == 1
+
+    a.established = True
+    again, _ = _check("ufragA:x", a.password())
+    sock.datagram_received(again, peer)
+    assert a.answered == [(again, peer)] and len(a.stun) == 1
+
+    a.established = False  # declined (here: another agent's check): the usual path
+    sock.datagram_received(_check("ufragB:y", b.password())[0], peer)
+    assert len(b.stun) == 1 and sock.by_addr[peer] is b
 
 
 def test_responses_are_routed_by_transaction_id():
