@@ -182,13 +182,18 @@ class ServerConnection(aioice.ice.Connection):
             return
         super().data_received(data, component)
 
+    def on_nominated_pair(self, addr: tuple[Any, ...], protocol: Any) -> bool:
+        """Whether ``addr`` on ``protocol`` is the remote end of a nominated pair."""
+        return any(
+            pair.protocol is protocol and pair.remote_addr == addr
+            for pair in self._nominated.values()
+        )
+
     def check_incoming(self, message: Any, addr: tuple[str, int], protocol: Any) -> None:
         # aioice calls this once the check is authenticated (and answered)
         super().check_incoming(message, addr, protocol)
-        for pair in self._nominated.values():
-            if pair.remote_addr == addr and pair.protocol is protocol:
-                self.consent_at = asyncio.get_running_loop().time()
-                return
+        if self.on_nominated_pair(addr, protocol):
+            self.consent_at = asyncio.get_running_loop().time()
 
     async def query_consent(self) -> None:
         """RFC 7675 consent, on the server passively, as ICE-lite servers keep it (e.g.
@@ -289,18 +294,15 @@ def answer_check(conn: ServerConnection, protocol: Any, data: bytes, addr: tuple
     check = stun_binding.parse_check(data)
     if check is None or check.use_candidate or check.controlling is not (not conn.ice_controlling):
         return False
-    for pair in conn._nominated.values():
-        if pair.protocol is protocol and pair.remote_addr == (addr[0], addr[1]):
-            break
-    else:
+    peer = (addr[0], addr[1])
+    if not conn.on_nominated_pair(peer, protocol):
         return False
     key = conn.local_password.encode("utf8")
     if check.username != f"{conn.local_username}:{conn.remote_username}".encode() or not (
         stun_binding.integrity_ok(data, check, key)
     ):
         return False
-    response = stun_binding.success_response(check.transaction_id, (addr[0], addr[1]), key)
-    protocol.transport.sendto(response, addr)
+    protocol.transport.sendto(stun_binding.success_response(check.transaction_id, peer, key), addr)
     conn.consent_at = asyncio.get_running_loop().time()
     answered_checks[0] += 1
     return True
