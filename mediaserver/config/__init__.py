@@ -15,6 +15,7 @@ from .base import ConfigError
 from .linkapi import LinkApiConfig
 from .load import (
     ENV_CONFIG_PATH,
+    ENV_NATIVE_SRTP,
     ENV_PREFIX,
     ENV_PURE_PYTHON,
     SECRET_MASK,
@@ -31,6 +32,7 @@ from .state import SUPPORTED_STATE_BACKENDS, ClusterConfig, StateConfig
 
 __all__ = [
     "ENV_CONFIG_PATH",
+    "ENV_NATIVE_SRTP",
     "ENV_PREFIX",
     "ENV_PURE_PYTHON",
     "LOG_FORMATS",

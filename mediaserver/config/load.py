@@ -36,6 +36,8 @@ ENV_PREFIX = "MEDIASERVER_"
 ENV_CONFIG_PATH = "MEDIASERVER_CONFIG"
 #: ``1`` forces the pure-Python forwarding path (mediaserver.sfu.fastpath); not a setting.
 ENV_PURE_PYTHON = "MEDIASERVER_PURE_PYTHON"
+#: ``0``: libsrtp protects the RTP of AES-GCM connections too (not a setting either).
+ENV_NATIVE_SRTP = "MEDIASERVER_NATIVE_SRTP"
 SECRET_MASK = "***"
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
@@ -130,7 +132,11 @@ def _parse_env_value(raw: str, tp: object, key: str, *, secret: bool) -> object:
 
 def _apply_env(env: Mapping[str, str], raw: dict[str, Any], origins: dict[str, str]) -> None:
     for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name in (ENV_CONFIG_PATH, ENV_PURE_PYTHON):
+        if not name.startswith(ENV_PREFIX) or name in (
+            ENV_CONFIG_PATH,
+            ENV_PURE_PYTHON,
+            ENV_NATIVE_SRTP,
+        ):
             continue
         where = f"from environment variable {name}"
         section_token, sep, key_token = name[len(ENV_PREFIX) :].partition("_")

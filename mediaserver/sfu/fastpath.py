@@ -22,11 +22,14 @@ The control plane stays in Python: the native state is the set of attributes the
 has (``_seq_offset``, ``_ts_offset``, ``_next_seq``, ``_resync``, ``waiting_keyframe``,
 ``params`` ...), set here and applied by the C code with the twin's rules.
 
-SRTP: the native path calls the ``srtp_protect`` of the libsrtp copy inside pylibsrtp
-(its cffi ``lib``) on the very ``srtp_t`` aiortc created from the DTLS keys
+SRTP: for the AES-GCM profiles the native path protects RTP itself (``csrc/aead.c``,
+set up by :func:`.srtp_tx.native_rtp`; Python's RTP sends on that connection use the
+same state, ``Target.protect_rtp``); :data:`NATIVE_SRTP` says whether it can. Otherwise
+it calls the ``srtp_protect`` of the libsrtp copy inside pylibsrtp (its cffi ``lib``) on
+the very ``srtp_t`` aiortc created from the DTLS keys
 (``RTCDtlsTransport._tx_srtp._srtp``): one session per connection shared with aiortc's
-own sends (RTCP, RTX answers), so the replay and rollover state stay consistent and no
-keying material is copied. Receiving, ``srtp_unprotect``/``srtp_unprotect_rtcp`` on
+own sends (RTCP, RTX answers), so the replay and rollover state stay consistent.
+Receiving, ``srtp_unprotect``/``srtp_unprotect_rtcp`` on
 ``RTCDtlsTransport._rx_srtp._srtp`` the same way. Those private names are listed in
 :data:`PRIVATE_NAMES`.
 """
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pylibsrtp
 
-from ..config import ENV_PURE_PYTHON
+from ..config import ENV_NATIVE_SRTP, ENV_PURE_PYTHON
 from .forwarder import (
     AUDIO_CACHE_SIZE,
     CACHE_SIZE,
@@ -54,7 +57,10 @@ from .forwarder import (
 )
 
 __all__ = [
+    "ENV_NATIVE_SRTP",
     "ENV_PURE_PYTHON",
+    "NATIVE_SRTP",
+    "NATIVE_SRTP_REASON",
     "PATH",
     "PRIVATE_NAMES",
     "REASON",
@@ -126,6 +132,20 @@ def _load() -> tuple[Any, int, str]:
 _native, _PROTECT, REASON = _load()
 PATH: Literal["native", "python"] = "native" if _native is not None else "python"
 _UNPROTECT = _unprotect_functions() if _native is not None else None
+
+
+def _native_srtp() -> tuple[bool, str]:
+    if _native is None:
+        return False, REASON
+    if os.environ.get(ENV_NATIVE_SRTP, "").strip() == "0":
+        return False, f"{ENV_NATIVE_SRTP}=0"
+    available, why = _native.native_srtp()
+    return bool(available), str(why)
+
+
+#: Whether the native path protects the RTP of AES-GCM connections itself
+#: (``csrc/aead.c``, :mod:`.srtp_tx`) instead of libsrtp, and why not.
+NATIVE_SRTP, NATIVE_SRTP_REASON = _native_srtp()
 #: Who unprotects inbound SRTP on the direct receive path: libsrtp called from C
 #: (``native``) or pylibsrtp's ``Session.unprotect`` (``python``).
 UNPROTECT: Literal["native", "python"] = "native" if _UNPROTECT is not None else "python"
@@ -291,6 +311,8 @@ def status() -> dict[str, object]:
         "native_packets": _totals[0],
         "native_sendmmsg_calls": calls,
         "unprotect": UNPROTECT,
+        "srtp_protect": "native-aead" if NATIVE_SRTP and PATH == "native" else "libsrtp",
+        "srtp_protect_reason": NATIVE_SRTP_REASON,
     }
 
 

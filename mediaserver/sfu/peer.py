@@ -27,7 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from . import aiortc_speedups, fastpath, ice_pacing, rxpath
+from . import aiortc_speedups, fastpath, ice_pacing, rxpath, srtp_tx
 from .aiortc_speedups import (
     SectionCache,
     captured_parse,
@@ -134,6 +134,8 @@ AIORTC_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("aiortc.rtcrtpreceiver.RTCRtpReceiver source", "self.__timestamp_mapper"),
     # one RTCP timer per subscriber connection (sender_reports.take_over)
     *_SENDER_REPORT_NAMES,
+    # native SRTP for AES-GCM connections (srtp_tx.tx_key_of)
+    *srtp_tx.PRIVATE_NAMES,
 )
 
 #: What an aiortc ``RTCRtpReceiver`` builds for receiving (jitter buffer, NACK
@@ -267,7 +269,9 @@ class _PeerBase:
         self.pc = RTCPeerConnection(configuration=make_configuration(ice_servers))
         self._announced = announced_address
         self._dtls: RTCDtlsTransport | None = None
-        self._fast: tuple[Any, Callable[..., None], Any] | None = None
+        self._fast: tuple[srtp_tx.TxSrtp, Callable[..., None], Any] | None = None
+        #: what this connection's packets are protected with (see srtp_tx)
+        self._tx_srtp: srtp_tx.TxSrtp | None = None
         #: Where the native forwarding path sends this connection's packets (None in
         #: the pure-Python path); bound whenever the Python send path resolves.
         self.native_target = fastpath.new_target()
@@ -328,7 +332,7 @@ class _PeerBase:
                 return False
         srtp, sendto, addr = fast
         try:
-            sendto(srtp.protect_rtcp(data) if rtcp else srtp.protect(data), addr)
+            sendto(srtp.protect_rtcp(data) if rtcp else srtp.protect_rtp(data), addr)
         except Exception:
             self._fast = None  # re-resolve next time (e.g. a new selected pair)
             if self.native_target is not None:
@@ -344,8 +348,13 @@ class _PeerBase:
         srtp = getattr(dtls, "_tx_srtp", None)
         if pair is None or srtp is None or pair.protocol.transport is None:
             return None
+        tx = self._tx_srtp
+        if tx is None or tx.shared is not srtp:  # once per DTLS session: RTP keeps one state
+            target = self.native_target
+            native = fastpath.NATIVE_SRTP and srtp_tx.native_rtp(target, dtls)
+            tx = self._tx_srtp = srtp_tx.TxSrtp(srtp, target if native else None)
         fastpath.bind_target(self.native_target, srtp, pair.protocol.transport, pair.remote_addr)
-        return srtp, pair.protocol.transport.sendto, pair.remote_addr
+        return tx, pair.protocol.transport.sendto, pair.remote_addr
 
     def refresh_fast_path(self) -> None:
         """Resolve the send path again (the selected ICE pair may have changed)."""

@@ -93,7 +93,17 @@ async def test_media_takes_the_direct_path(clients, forwarding_path, queued, udp
         for conn in connections:
             assert isinstance(conn, ServerConnection) and conn.direct_rx is not None
             assert (conn._mux is not None) == udp_port
+        for p in srv.rooms.rooms["rx"].participants.values():
+            # aiortc clients negotiate AES-GCM: the native path protects their RTP itself
+            tx = p.subscriber._tx_srtp
+            assert tx is not None and tx.native == (forwarding_path == "native")
+            assert (p.subscriber.native_target is not None) == (forwarding_path == "native")
+            if tx.native:
+                assert p.subscriber.native_target.aead
         health = (await _healthz(srv.http_url))["forwarding"]
+        assert health["srtp_protect"] == (
+            "native-aead" if forwarding_path == "native" else "libsrtp"
+        )
         assert health["direct_receive"] == "on"
         assert health["direct_receive_connections"] >= 4
         assert health["unprotect"] == fastpath.UNPROTECT

@@ -70,7 +70,9 @@ def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_config().server.port == 9123
 
 
-@pytest.mark.parametrize("name", ["MEDIASERVER_CONFIG", "MEDIASERVER_PURE_PYTHON"])
+@pytest.mark.parametrize(
+    "name", ["MEDIASERVER_CONFIG", "MEDIASERVER_PURE_PYTHON", "MEDIASERVER_NATIVE_SRTP"]
+)
 def test_process_level_variables_are_not_settings(name: str) -> None:
     config = load_config(None, env={name: "/does/not/exist.toml"})
     assert config == Config()

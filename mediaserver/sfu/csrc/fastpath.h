@@ -31,11 +31,36 @@
 
 typedef int (*protect_fn)(void *session, void *buf, int *len);
 
+/* Native SRTP for the AEAD (AES-GCM) profiles, aead.c: one per connection. */
+typedef struct {
+    unsigned int ssrc;
+    unsigned long long index; /* highest packet index sent: ROC << 16 | SEQ */
+} AeadStream;
+
+typedef struct {
+    void *ctx;                  /* OpenSSL EVP_CIPHER_CTX holding the session key */
+    unsigned char salt[12];     /* session salt */
+    unsigned char master[44];   /* master key + salt it came from (set twice: same?) */
+    Py_ssize_t master_len;
+    AeadStream *streams;        /* per SSRC, scanned */
+    Py_ssize_t n_streams;
+    Py_ssize_t cap_streams;
+} Aead;
+
+int fp_aead_available(void);
+const char *fp_aead_unavailable_reason(void);
+Aead *fp_aead_new(const unsigned char *master, Py_ssize_t len); /* NULL: exception set */
+void fp_aead_free(Aead *a);
+/* Protect RTP in place (room for 16 more bytes after *len); 0 ok, -1 refused. */
+int fp_aead_protect(Aead *a, unsigned char *p, int *len);
+
 typedef struct {
     PyObject_HEAD
     void *session;      /* libsrtp srtp_t of the connection's outbound SRTP */
     protect_fn protect; /* srtp_protect of the same libsrtp copy */
     PyObject *keep;     /* the object owning session (pylibsrtp Session): kept alive */
+    Aead *aead;         /* set: RTP is protected natively (AES-GCM), not by session;
+                           kept across clear(): the packet indexes must never restart */
     int fd;             /* our own duplicate of the socket; -1: packets go back to Python */
     dev_t sock_dev;     /* which socket it is (several targets share the UDP mux's) */
     ino_t sock_ino;

@@ -24,6 +24,7 @@
  *
  * Files: target.c (Target: a connection's session, socket and destination), output.c
  * (Output: rewrite state, NACK cache, the packet writer and OutputStream.build's rules),
+ * aead.c (SRTP protect for the AES-GCM profiles, used instead of libsrtp when set),
  * route.c (this: keyframe detection, the send batch, route, the module).
  */
 #include "fastpath.h"
@@ -155,7 +156,9 @@ batch_add(TargetObject *t, const OutputObject *o, const CacheSlot *c)
     unsigned char *slot = batch.slots + (size_t)i * SLOT_BYTES;
     fp_slot_write(o, c, slot);
     int out_len = (int)len;
-    if (t->protect(t->session, slot, &out_len) != 0 || out_len <= 0 || out_len > SLOT_BYTES) {
+    int failed = t->aead != NULL ? fp_aead_protect(t->aead, slot, &out_len)
+                                 : t->protect(t->session, slot, &out_len);
+    if (failed != 0 || out_len <= 0 || out_len > SLOT_BYTES) {
         t->errors++;
         return 1;
     }
@@ -424,7 +427,18 @@ py_sendmmsg_calls(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyLong_FromUnsignedLongLong(sendmmsg_calls);
 }
 
+static PyObject *
+py_native_srtp(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    if (fp_aead_available()) {
+        return Py_BuildValue("(Os)", Py_True, "");
+    }
+    return Py_BuildValue("(Os)", Py_False, fp_aead_unavailable_reason());
+}
+
 static PyMethodDef module_methods[] = {
+    {"native_srtp", py_native_srtp, METH_NOARGS,
+     "native_srtp() -> (available, why not): AES-GCM SRTP in C (aead.c)"},
     {"route", route, METH_VARARGS, route_doc},
     {"sendmmsg_calls", py_sendmmsg_calls, METH_NOARGS, "sendmmsg(2) calls made so far"},
     {"is_keyframe_start", py_is_keyframe_start, METH_VARARGS, keyframe_doc},

@@ -36,6 +36,8 @@ Target_dealloc(TargetObject *self)
 {
     PyObject_GC_UnTrack(self);
     Target_clear_refs(self);
+    fp_aead_free(self->aead);
+    self->aead = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -127,6 +129,61 @@ Target_set(TargetObject *self, PyObject *args)
 }
 
 static PyObject *
+Target_set_aead(TargetObject *self, PyObject *arg)
+{
+    Py_buffer key;
+    if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Aead *a = self->aead;
+    if (a != NULL && a->master_len == key.len && memcmp(a->master, key.buf, (size_t)key.len) == 0) {
+        PyBuffer_Release(&key); /* the same keys: keep the packet indexes */
+        Py_RETURN_NONE;
+    }
+    Aead *made = fp_aead_new((const unsigned char *)key.buf, key.len);
+    PyBuffer_Release(&key);
+    if (made == NULL) {
+        return NULL;
+    }
+    fp_aead_free(self->aead);
+    self->aead = made;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Target_protect_rtp(TargetObject *self, PyObject *arg)
+{
+    if (self->aead == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no native SRTP on this target (set_aead)");
+        return NULL;
+    }
+    Py_buffer in;
+    if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (in.len > SLOT_BYTES - 16) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "RTP packet too large");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, in.len + 16);
+    if (out == NULL) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(p, in.buf, (size_t)in.len);
+    int len = (int)in.len;
+    PyBuffer_Release(&in);
+    if (fp_aead_protect(self->aead, p, &len) != 0) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_ValueError, "SRTP protect refused the packet");
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *
 Target_clear(TargetObject *self, PyObject *Py_UNUSED(ignored))
 {
     Target_clear_refs(self);
@@ -139,11 +196,22 @@ Target_get_ready(TargetObject *self, void *closure)
     return PyBool_FromLong(self->fd >= 0 && self->session != NULL);
 }
 
+static PyObject *
+Target_get_aead(TargetObject *self, void *closure)
+{
+    return PyBool_FromLong(self->aead != NULL);
+}
+
 static PyMethodDef Target_methods[] = {
     {"set", (PyCFunction)Target_set, METH_VARARGS,
      "set(session, protect, keep, fd, family, host, port): send natively from now on"},
     {"clear", (PyCFunction)Target_clear, METH_NOARGS,
-     "Forget the session and socket: packets go back to Python"},
+     "Forget the session and socket: packets go back to Python (native SRTP stays)"},
+    {"set_aead", (PyCFunction)Target_set_aead, METH_O,
+     "set_aead(master_key_and_salt): protect RTP natively (AES-128/256-GCM, 28 or 44\n"
+     "bytes) instead of with the session; the same keys again keep the state"},
+    {"protect_rtp", (PyCFunction)Target_protect_rtp, METH_O,
+     "protect_rtp(packet) -> SRTP packet with the native state (ValueError: refused)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -155,6 +223,7 @@ static PyMemberDef Target_members[] = {
 
 static PyGetSetDef Target_getset[] = {
     {"ready", (getter)Target_get_ready, NULL, "True when packets are sent natively", NULL},
+    {"aead", (getter)Target_get_aead, NULL, "True when RTP is protected natively", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
