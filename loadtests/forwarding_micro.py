@@ -1,11 +1,16 @@
 """Microbenchmark of the forwarding function itself: CPU per forwarded packet.
 
-One inbound packet is routed to N outputs and each copy SRTP-protected (libsrtp,
-AES-128-CM/HMAC-SHA1-80 like a browser connection) and sent over loopback UDP, on both
+One inbound packet is routed to N outputs and each copy SRTP-protected and sent over
+loopback UDP, on both
 paths: the pure-Python reference (route + ``SubscriberPeer.send_rtp_now``'s protect and
 ``sendto``) and the native path (one ``route`` call: rewrite, cache, protect,
 ``sendmmsg``). No aiortc receive path, no event loop: this isolates what issue 13's
 first step changes. Run: ``python -m loadtests.forwarding_micro [--packets 20000]``.
+
+``--srtp`` picks the protection: ``cm`` (libsrtp AES-128-CM/HMAC-SHA1-80), ``gcm``
+(libsrtp AEAD AES-128-GCM, what browsers and aiortc negotiate first) or ``gcm-native``
+(the native path protects AES-128-GCM itself, ``csrc/aead.c``; the Python path keeps
+libsrtp GCM, as the server does).
 """
 
 from __future__ import annotations
@@ -35,11 +40,21 @@ class _Transport:
         return self.sock if name == "socket" else None
 
 
-def _session() -> Session:
-    policy = Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+#: --srtp choice -> (libsrtp profile, master key + salt length)
+_PROFILES = {
+    "cm": (Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
+    "gcm": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
+    "gcm-native": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
+}
+
+
+def _session(srtp: str) -> tuple[Session, bytes]:
+    profile, length = _PROFILES[srtp]
+    key = os.urandom(length)
+    policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
     policy.allow_repeat_tx = True
     policy.window_size = 1024
-    return Session(policy)
+    return Session(policy), key
 
 
 def _packets(count: int, size: int) -> list[bytes]:
@@ -50,7 +65,7 @@ def _packets(count: int, size: int) -> list[bytes]:
     ]
 
 
-def measure(path: str, fanout: int, packets: list[bytes]) -> float:
+def measure(path: str, fanout: int, packets: list[bytes], srtp: str = "cm") -> float:
     """CPU microseconds per forwarded packet (per output copy)."""
     send = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -68,11 +83,13 @@ def measure(path: str, fanout: int, packets: list[bytes]) -> float:
             params, f"s{i}", video=False
         )
         output.active = True
-        session = _session()
+        session, key = _session(srtp)
         sessions.append(session)
         if native:
             target = fastpath.new_target()
             assert fastpath.bind_target(target, session, _Transport(send), addr)
+            if srtp == "gcm-native":
+                target.set_aead(key)
             output.target = target  # type: ignore[attr-defined]
         else:
             protect, sendto = session.protect, send.sendto
@@ -104,6 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--path", choices=("python", "native"), action="append")
     parser.add_argument("--fanout", type=int, action="append", help="default 1, 10, 20, 80")
+    parser.add_argument("--srtp", choices=tuple(_PROFILES), default="cm")
     parser.add_argument(
         "--exact", action="store_true", help="route exactly --packets packets (for callgrind)"
     )
@@ -116,7 +134,8 @@ def main() -> None:
         for fanout in args.fanout or (1, 10, 20, 80):
             count = args.packets if args.exact else max(200, args.packets // fanout)
             runs = sorted(
-                measure(path, fanout, _packets(count, args.size)) for _ in range(args.repeats)
+                measure(path, fanout, _packets(count, args.size), args.srtp)
+                for _ in range(args.repeats)
             )
             results[path][fanout] = round(runs[len(runs) // 2], 2)
     print(json.dumps(results))

@@ -2,9 +2,12 @@
 
 Both servers, and the bots, run inside a network namespace with a veth pair that this
 script creates and removes (Janus ignores loopback interfaces). The server under test
-is pinned to CPU 0, the bots to CPU 1; one server runs at a time. Every scenario runs
-three times and the medians are reported. Results: loadtests/results/latest.json and
-docs/benchmarks.md (table, method, plot).
+is pinned to CPU 0, the bots to CPU 1. Both servers start once; each scenario size runs
+on ours and then at once on Janus, the other server stopped (SIGSTOP) meanwhile, so
+one server runs at a time and the two sides of a comparison are seconds apart, not
+minutes (a slow patch of a shared machine would otherwise land on one side only).
+Every scenario runs three times and the medians are reported. Results:
+loadtests/results/latest.json and docs/benchmarks.md (table, method, plot).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +311,51 @@ def run_bots(
     return [{**shared, **w} for w in windows_out]
 
 
+def _pause(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def _resume(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+def _measure(
+    ns: Any, server: Any, pid: int, scenario: str, size: int, window: float, repeats: int
+) -> dict[str, Any]:
+    """One scenario size on one server: the row of the results (medians of the runs)."""
+    runs: list[dict[str, Any]] = []
+    media = scenario in ("fanout", "fullroom", "recording")
+    bots = "fullroom" if scenario == "recording" else scenario
+    try:
+        if media:  # one setup, `repeats` consecutive windows
+            runs = run_bots(ns, server, pid, bots, size, window, repeats)
+        else:
+            for _ in range(repeats):
+                runs += run_bots(ns, server, pid, scenario, size, window)
+    except Exception as exc:  # record it, keep going
+        print(f"{scenario}-{size} on {server.name} failed: {exc}", flush=True)
+    row = {
+        "scenario": f"{scenario}-{size}",
+        "system": server.name,
+        **median_of(runs),
+        "repeats": len(runs),
+    }
+    for key in ("subscriber_states", "join_steps_ms", "server_join_buckets"):  # as they came
+        if runs and key in runs[-1]:
+            row[key] = runs[-1][key]
+    if scenario == "abuse" and runs:
+        row["attack_replies"] = runs[-1].get("attack_replies")
+    if not runs:
+        row["error"] = "failed (see the bench output)"
+    if runs and not all(r.get("setup_complete", True) for r in runs):
+        row["note"] = "not every stream was flowing: overloaded"
+    for m in METRICS:
+        row.setdefault(m, None)
+    return row
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float))}
     out: dict[str, Any] = {}
@@ -358,59 +407,48 @@ def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="msbench-") as tmp:
         ns = stack.enter_context(BenchNetns())
         workdir = Path(tmp)
-        servers = [OurServer(ns, workdir)]
+        servers: list[Any] = [OurServer(ns, workdir)]
         if not args.ours_only:
             servers.append(JanusServer(ns, workdir))
-        for server in servers:
-            pid = server.start()
-            try:
-                for scenario, sizes in plan.items():
-                    if scenario in OURS_ONLY and server.name == "janus":
-                        continue
-                    if scenario in ("abuse", "recording") and isinstance(server, OurServer):
-                        server.stop()  # restart with the default join rate per address
-                        server.write_config(
-                            abuse=scenario == "abuse", recording=scenario == "recording"
-                        )
-                        pid = server.start()
-                    for size in sizes:
-                        runs: list[dict[str, Any]] = []
-                        media = scenario in ("fanout", "fullroom", "recording")
-                        bots = "fullroom" if scenario == "recording" else scenario
+        pids: dict[str, int] = {}
+        try:
+            for server in servers:
+                pids[server.name] = server.start()
+                _pause(pids[server.name])  # each resumes for its turns only
+            for scenario, sizes in plan.items():
+                for size in sizes:
+                    for server in servers:
+                        if scenario in OURS_ONLY and server.name == "janus":
+                            continue
+                        if (
+                            scenario in ("abuse", "recording")
+                            and isinstance(server, OurServer)
+                            and size == sizes[0]
+                        ):
+                            _resume(pids[server.name])  # SIGTERM waits on a stopped process
+                            server.stop()  # restart with the default join rate per address
+                            server.write_config(
+                                abuse=scenario == "abuse", recording=scenario == "recording"
+                            )
+                            pids[server.name] = server.start()
+                        else:
+                            _resume(pids[server.name])
                         try:
-                            if media:  # one setup, `repeats` consecutive windows
-                                runs = run_bots(ns, server, pid, bots, size, window, repeats)
-                            else:
-                                for _ in range(repeats):
-                                    runs += run_bots(ns, server, pid, scenario, size, window)
-                        except Exception as exc:  # record it, keep going
-                            print(f"{scenario}-{size} on {server.name} failed: {exc}", flush=True)
-                        row = {
-                            "scenario": f"{scenario}-{size}",
-                            "system": server.name,
-                            **median_of(runs),
-                            "repeats": len(runs),
-                        }
-                        for key in ("subscriber_states", "join_steps_ms"):  # as they came
-                            if runs and key in runs[-1]:
-                                row[key] = runs[-1][key]
-                        if runs and "server_join_buckets" in runs[-1]:
-                            row["server_join_buckets"] = runs[-1]["server_join_buckets"]
-                        if scenario == "abuse" and runs:
-                            row["attack_replies"] = runs[-1].get("attack_replies")
-                        if not runs:
-                            row["error"] = "failed (see the bench output)"
-                        if runs and not all(r.get("setup_complete", True) for r in runs):
-                            row["note"] = "not every stream was flowing: overloaded"
-                        for m in METRICS:
-                            row.setdefault(m, None)
+                            row = _measure(
+                                ns, server, pids[server.name], scenario, size, window, repeats
+                            )
+                        finally:
+                            _pause(pids[server.name])
                         results.append(row)
                         print(
                             f"{row['scenario']:>14} {server.name:<12} "
                             + " ".join(f"{m}={row.get(m)}" for m in METRICS + EXTRAS if m in row),
                             flush=True,
                         )
-            finally:
+        finally:
+            for server in servers:
+                if server.name in pids:
+                    _resume(pids[server.name])
                 server.stop()
     doc = {
         "machine": machine(),
