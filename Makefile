@@ -65,7 +65,8 @@ asan: $(STAMP)
 		PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --capture=sys -p fastpath_so \
-		tests/unit/test_fastpath.py tests/unit/test_fastpath_unprotect.py tests/unit/test_native_srtp.py
+		tests/unit/test_fastpath.py tests/unit/test_fastpath_simulcast.py tests/unit/test_fastpath_unprotect.py \
+		tests/unit/test_native_srtp.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

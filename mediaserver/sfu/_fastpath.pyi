@@ -46,6 +46,8 @@ class Output:
     _rebase_ts: int
     _cache_slots: int
     _python_send: bool
+    _vp8: bool
+    _vp8_rebase: bool
     _ext_prefix: bytes
     active: bool
     waiting_keyframe: bool

@@ -20,7 +20,8 @@ libsrtp, ``"python"`` otherwise or when ``MEDIASERVER_PURE_PYTHON=1`` forces it.
 
 The control plane stays in Python: the native state is the set of attributes the twin
 has (``_seq_offset``, ``_ts_offset``, ``_next_seq``, ``_resync``, ``waiting_keyframe``,
-``params`` ...), set here and applied by the C code with the twin's rules.
+``params``, ``_vp8`` for the VP8 descriptor rewrite of simulcast outputs ...), set here
+and applied by the C code with the twin's rules.
 
 SRTP: for the AES-GCM profiles the native path protects RTP itself (``csrc/aead.c``,
 set up by :func:`.srtp_tx.native_rtp`; Python's RTP sends on that connection use the
@@ -261,6 +262,14 @@ class NativeOutputStream(_OutputBase):
         pause = OutputStream.pause
         output_ts = OutputStream.output_ts
 
+    def rewrite_vp8(self) -> None:
+        """The twin's :meth:`~.forwarder.OutputStream.rewrite_vp8`, applied in C."""
+        self._vp8 = True
+
+    def vp8_switch(self) -> None:
+        if self._vp8:
+            self._vp8_rebase = True
+
     def build(
         self, b0: int, b1: int, seq: int, ts: int, audio_level: bytes, ast: bytes, payload: bytes
     ) -> bytes | None:
@@ -321,11 +330,9 @@ def route_function() -> Any:
     return None if _native is None else _native.route
 
 
-def new_forwarding_track(
-    codec: str, *, video: bool, ext_ids: InboundExtIds, native: bool = True
-) -> ForwardingTrack:
-    """``native=False``: the pure-Python twin whatever the path (simulcast layers)."""
-    cls = NativeForwardingTrack if PATH == "native" and native else ForwardingTrack
+def new_forwarding_track(codec: str, *, video: bool, ext_ids: InboundExtIds) -> ForwardingTrack:
+    """A publication's forwarding track on the path this process runs."""
+    cls = NativeForwardingTrack if PATH == "native" else ForwardingTrack
     return cls(codec, video=video, ext_ids=ext_ids)
 
 
@@ -335,11 +342,9 @@ def new_output_stream(
     *,
     video: bool,
     target: Target | None = None,
-    native: bool = True,
 ) -> OutputStream:
-    """An output; with the native path, sent through ``target`` (its connection's).
-    ``native=False``: the twin's output (for a ``native=False`` forwarding track)."""
-    if PATH != "native" or not native:
+    """An output; with the native path, sent through ``target`` (its connection's)."""
+    if PATH != "native":
         return OutputStream(params, subscriber_id, video=video)
     output = NativeOutputStream(params, subscriber_id, video=video)
     output.target = target

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .vp8rewrite import Vp8Rewriter
+
 __all__ = [
     "AUDIO_CACHE_SIZE",
     "CACHE_SIZE",
@@ -200,6 +202,7 @@ class OutputStream:
         "_seq_offset",
         "_started_at_seq",
         "_ts_offset",
+        "_vp8_rewriter",
         "active",
         "drop_filter",
         "last_rtp_ts",
@@ -247,6 +250,19 @@ class OutputStream:
         #: Simulcast outputs: the payload rewrite applied before ``build`` (VP8
         #: descriptor continuity across layer switches, see vp8rewrite.py).
         self.rewrite: Callable[[bytes], bytes] | None = None
+        self._vp8_rewriter: Vp8Rewriter | None = None
+
+    def rewrite_vp8(self) -> None:
+        """From now on keep the VP8 descriptor fields continuous across the layer
+        switches of a simulcast publication (:class:`~.vp8rewrite.Vp8Rewriter`)."""
+        self._vp8_rewriter = Vp8Rewriter()
+        self.rewrite = self._vp8_rewriter.rewrite
+
+    def vp8_switch(self) -> None:
+        """The next packet (a keyframe start) comes from another layer: re-base the VP8
+        fields on it (nothing when :meth:`rewrite_vp8` was not called)."""
+        if self._vp8_rewriter is not None:
+            self._vp8_rewriter.switch()
 
     def pause(self, *, video: bool, rebase_ts: bool = False, ts_step: int = TS_REBASE_STEP) -> None:
         """Stop forwarding; the next packet resynchronises the sequence numbers (and,
@@ -437,6 +453,8 @@ class ForwardingTrack:
                     i += 1 + length
         elif off > n:
             raise ValueError("RTP CSRC list longer than packet")
+        if off > 0xFFFF:  # no UDP datagram has such a header; the native cache's limit
+            raise ValueError("RTP header longer than 65535 bytes")
         payload = data[off:]
         self.level = (audio_level[0] & 0x7F) if audio_level else -1
         keyframe = self.video and is_keyframe_start(self.codec, payload)

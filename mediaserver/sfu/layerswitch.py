@@ -11,8 +11,10 @@ A switch is decided by :class:`~.layers.LayerSelector` and takes effect at the n
 keyframe of the target layer (a PLI asks for one): the output leaves the old layer's
 track and joins the new one in the same step, its sequence numbers continue at last+1
 and its timestamps continue by the wall-clock gap (``OutputStream.pause``), and its
-VP8 descriptor fields are re-based (:class:`~.vp8rewrite.Vp8Rewriter`). The per-packet
-path stays the forwarder's: this module only moves outputs between lists.
+VP8 descriptor fields are re-based (``OutputStream.vp8_switch``: the rules of
+:class:`~.vp8rewrite.Vp8Rewriter`, applied in C on the native path). The per-packet
+path stays the forwarder's, native or the twin like any publication's: this module
+only moves outputs between lists.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from ..h264 import h264_keyframe_size
-from . import rtcp
-from .forwarder import ForwardingTrack, OutputStream, is_keyframe_start, rtp_payload_offset
+from . import fastpath, rtcp
+from .forwarder import OutputStream, is_keyframe_start, rtp_payload_offset
 from .layers import LayerInfo, LayerSelector, split_budget
 from .simulcast import SimulcastOffer, read_extensions
-from .vp8rewrite import Vp8Rewriter, vp8_keyframe_size
+from .vp8rewrite import vp8_keyframe_size
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -80,7 +82,6 @@ class Layer:
 class _Switch:
     output: OutputStream
     selector: LayerSelector
-    rewriter: Vp8Rewriter | None
     current: Layer | None = None
     target: Layer | None = None
     hidden_at: float | None = None
@@ -110,9 +111,8 @@ class SimulcastLayers:
     def of(cls, pub: Publication, offer: SimulcastOffer, uplink_bitrate: int) -> SimulcastLayers:
         """The layers of ``pub`` (each an inner publication of the same track)."""
 
-        # the Python twin: outputs move between layers and get the VP8 rewrite
         def make_layer() -> Publication:
-            return type(pub)(pub.participant, pub.track, native=False)
+            return type(pub)(pub.participant, pub.track)
 
         return cls(pub, offer, make_layer, uplink_bitrate)
 
@@ -209,7 +209,9 @@ class SimulcastLayers:
         clock = self.parent.track.clock_rate
         frames, layer.keyframe = layer.keyframe or [], None
         pub = layer.pub
-        moving = ForwardingTrack(pub.track.codec, video=True, ext_ids=pub.forwarding.ext_ids)
+        moving = fastpath.new_forwarding_track(
+            pub.track.codec, video=True, ext_ids=pub.forwarding.ext_ids
+        )
         for sw in layer.incoming:
             out = sw.output
             old = sw.current
@@ -220,8 +222,7 @@ class SimulcastLayers:
                 since = sw.hidden_at if sw.hidden_at is not None else now
             step = max(1, int((now - since) * clock))
             out.pause(video=True, rebase_ts=True, ts_step=step)
-            if sw.rewriter is not None:
-                sw.rewriter.switch()
+            out.vp8_switch()
             moving.outputs.append(out)
             sw.current, sw.target, sw.hidden_at = layer, None, None
             self.switches_done += 1
@@ -237,6 +238,8 @@ class SimulcastLayers:
                     if out.sink is not None and out.sink(pkt):
                         pub.forwarded_packets += 1
                         pub.forwarded_octets += len(pkt)
+            pub.forwarding.sent_packets += moving.sent_packets  # sent natively
+            pub.forwarding.sent_octets += moving.sent_octets
         pub.forwarding.outputs.extend(moving.outputs)
 
     def _request(self, sw: _Switch, target: Layer | None, now: float) -> None:
@@ -335,9 +338,9 @@ class SimulcastLayers:
         vp8 = self.parent.track.codec.upper() == "VP8"
         for o in outputs:
             if id(o) not in self._switches:
-                rewriter = Vp8Rewriter() if vp8 else None
-                o.rewrite = None if rewriter is None else rewriter.rewrite
-                self._switches[id(o)] = _Switch(o, LayerSelector(), rewriter, created=now)
+                if vp8:
+                    o.rewrite_vp8()
+                self._switches[id(o)] = _Switch(o, LayerSelector(), created=now)
         order = self.ordered()
         infos = [
             LayerInfo(

@@ -167,7 +167,7 @@ class Participant(SubscriberNegotiation):
                     self._route(known[track.mid], track)
                 continue
             layered = track.kind == "video" and track.mid in simulcast
-            pub = Publication(self, track, native=not layered)  # layers: the Python twin
+            pub = Publication(self, track)
             source = (sources or {}).get(track.mid)
             if source == "screen" and pub.video:
                 pub.source = "screen"

@@ -35,12 +35,7 @@ class Publication:
     """One inbound track: receive statistics, NACKs and keyframe requests toward the
     publisher, and the forwarding state toward every subscriber."""
 
-    def __init__(
-        self, participant: Participant, track: NegotiatedTrack, *, native: bool = True
-    ) -> None:
-        """``native=False``: forward with the pure-Python twin even when the native path
-        is active (simulcast publications: their outputs move between layers and get a
-        VP8 payload rewrite, which only the twin applies)."""
+    def __init__(self, participant: Participant, track: NegotiatedTrack) -> None:
         self.id = new_id("PU")
         self.participant = participant
         self.track = track
@@ -50,7 +45,6 @@ class Publication:
         self.source = "camera" if self.video else "microphone"
         self.forwarding = fastpath.new_forwarding_track(
             track.codec,
-            native=native,
             video=self.video,
             ext_ids=InboundExtIds(
                 audio_level=track.audio_level_ext_id, abs_send_time=track.abs_send_time_ext_id
@@ -357,7 +351,6 @@ class Subscription:
             self.subscriber.id,
             video=self.publication.video,
             target=peer.native_target,
-            native=self.publication.simulcast is None,  # layer switching: the twin
         )
         output.sink = peer.send_rtp_now
         output.active = peer.connected.is_set()

@@ -11,7 +11,8 @@ from browser import PREFER_H264, Browsers, rising
 from server_helpers import make_config, slug_of
 from sites import find_publication, running_site
 
-from mediaserver.sfu import rxpath
+from mediaserver.sfu import fastpath, rxpath
+from mediaserver.sfu.fastpath import NativeForwardingTrack, NativeOutputStream
 from mediaserver.sfu.layerswitch import START_LOW_SECONDS
 
 pytestmark = [pytest.mark.e2e]
@@ -157,6 +158,9 @@ async def test_three_layers_tile_size_picks_layer_hidden_tile_gets_nothing(site,
         # they are 320/640/1280 unless Chrome scaled a layer down meanwhile
         assert widths == sorted(widths) and widths[0] < widths[2], widths
         assert sim.switches_done >= 3
+        if fastpath.PATH == "native":  # the layers went out natively (VP8 rewrite in C)
+            assert all(isinstance(la.pub.forwarding, NativeForwardingTrack) for la in sim.layers)
+            assert all(isinstance(o, NativeOutputStream) for o in sim.parent.forwarding.outputs)
         # Chromium's layers came in on the direct receive path (sfu/rxpath.py)
         assert int(str(rxpath.status()["direct_rtp_packets"])) > 1000
 

@@ -73,16 +73,23 @@ typedef struct {
 #define SLOT_HAS_AST 2
 #define SLOT_WITH_EXT 4
 
-/* What one sent packet was made of: enough to write it again, byte for byte. */
+/* What one sent packet was made of: enough to write it again, byte for byte. 24 bytes:
+   a video output has 512 of these. */
 typedef struct {
-    PyObject *src;            /* the inbound packet (bytes), shared; NULL: empty slot */
+    PyObject *src;              /* the inbound packet (bytes), shared; NULL: empty slot */
     unsigned int out_ts;
-    unsigned int payload_off; /* where the payload starts in src */
+    unsigned short payload_off; /* where the payload starts in src (route refuses more) */
     unsigned short out_seq;
+    unsigned short vp8_pic_off; /* VP8 descriptor offsets applied (simulcast outputs) */
     unsigned char audio_level;
     unsigned char ast[3];
-    unsigned char flags;
+    unsigned char flags;        /* SLOT_* in bits 0-2; bits 3-7: the VP8 KEYIDX offset */
+    unsigned char vp8_tl0_off;
 } CacheSlot;
+
+#define SLOT_KEY_SHIFT 3
+#define MAX_PAYLOAD_OFFSET 0xFFFF /* a UDP datagram is smaller; route refuses more */
+_Static_assert(sizeof(void *) != 8 || sizeof(CacheSlot) == 24, "CacheSlot grew");
 
 typedef struct {
     PyObject_HEAD
@@ -95,8 +102,13 @@ typedef struct {
     unsigned int abs_send_time_ext_id;
     unsigned char ext_prefix[MAX_EXT_PREFIX]; /* the mid element, written first */
     Py_ssize_t ext_prefix_len;
-    /* A VP8 picture-id offset (simulcast layer switches) would sit here, set from
-       Python like the others; not applied yet. */
+    /* VP8 descriptor continuity across simulcast layer switches (vp8rewrite.py's
+       Vp8Rewriter, same rules): offsets added to PictureID (15 bits), TL0PICIDX and
+       KEYIDX, and the last values sent (-1: none yet) */
+    char vp8;        /* rewrite (set from Python for simulcast VP8 outputs) */
+    char vp8_rebase; /* the next parseable packet comes from another layer */
+    unsigned int vp8_pic_off, vp8_tl0_off, vp8_key_off;
+    int vp8_last_pic, vp8_last_tl0, vp8_last_key;
     /* resynchronisation state (same rules as OutputStream.build) */
     unsigned int next_seq;
     unsigned int started_at_seq;

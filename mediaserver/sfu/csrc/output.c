@@ -48,6 +48,7 @@ Output_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     OutputObject *self = (OutputObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->resync = 1;
+        self->vp8_last_pic = self->vp8_last_tl0 = self->vp8_last_key = -1;
         self->cache = PyMem_Calloc(CACHE_SIZE, sizeof(CacheSlot));
         if (self->cache == NULL) {
             Py_DECREF(self);
@@ -144,6 +145,8 @@ static PyMemberDef Output_members[] = {
     M("active", T_BOOL, active),
     M("waiting_keyframe", T_BOOL, waiting_keyframe),
     M("_python_send", T_BOOL, python_send),
+    M("_vp8", T_BOOL, vp8),
+    M("_vp8_rebase", T_BOOL, vp8_rebase),
     M("packets", T_ULONGLONG, packets),
     M("octets", T_ULONGLONG, octets),
     M("last_rtp_ts", T_UINT, last_rtp_ts),
@@ -219,6 +222,151 @@ PyTypeObject fp_OutputType = {
 
 
 
+/* ---- VP8 payload descriptor (RFC 7741): vp8rewrite.py's rules ------------------------ */
+
+typedef struct {
+    Py_ssize_t pic_at, tl0_at, key_at; /* -1: absent */
+    unsigned int pic_bits;             /* 7 or 15; 0: absent */
+    unsigned int pic, tl0, key;
+} Vp8Desc;
+
+/* parse_descriptor: 0, or -1 when truncated. */
+static int
+vp8_parse(const unsigned char *p, Py_ssize_t n, Vp8Desc *d)
+{
+    d->pic_at = d->tl0_at = d->key_at = -1;
+    d->pic_bits = d->pic = d->tl0 = d->key = 0;
+    if (n < 1) {
+        return -1;
+    }
+    if (!(p[0] & 0x80)) {
+        return 0;
+    }
+    if (n < 2) {
+        return -1;
+    }
+    unsigned char x = p[1];
+    Py_ssize_t i = 2;
+    if (x & 0x80) {
+        if (n <= i) {
+            return -1;
+        }
+        d->pic_at = i;
+        if (p[i] & 0x80) {
+            if (n <= i + 1) {
+                return -1;
+            }
+            d->pic_bits = 15;
+            d->pic = ((unsigned int)(p[i] & 0x7F) << 8) | p[i + 1];
+            i += 2;
+        } else {
+            d->pic_bits = 7;
+            d->pic = p[i] & 0x7F;
+            i += 1;
+        }
+    }
+    if (x & 0x40) {
+        if (n <= i) {
+            return -1;
+        }
+        d->tl0_at = i;
+        d->tl0 = p[i];
+        i += 1;
+    }
+    if (x & 0x30) {
+        if (n <= i) {
+            return -1;
+        }
+        if (x & 0x10) {
+            d->key_at = i;
+            d->key = p[i] & 0x1F;
+        }
+    }
+    return 0;
+}
+
+static int
+newer_masked(unsigned int a, unsigned int b, unsigned int mask)
+{
+    return a != b && ((a - b) & mask) < ((mask + 1) >> 1);
+}
+
+/* Vp8Rewriter.rewrite's bookkeeping for one packet of output o: re-base after a switch,
+   remember the values sent. 0 when the payload has no parseable descriptor (sent as it
+   is), else 1 with the offsets to apply in *pic_off, *tl0_off, *key_off. */
+static int
+vp8_track(OutputObject *o, const unsigned char *p, Py_ssize_t n, unsigned int *pic_off,
+          unsigned int *tl0_off, unsigned int *key_off)
+{
+    Vp8Desc d;
+    if (vp8_parse(p, n, &d) < 0) {
+        return 0;
+    }
+    if (o->vp8_rebase) {
+        o->vp8_rebase = 0;
+        if (d.pic_bits && o->vp8_last_pic >= 0) {
+            o->vp8_pic_off = ((unsigned int)o->vp8_last_pic + 1u - d.pic) & 0x7FFFu;
+        }
+        if (d.tl0_at >= 0 && o->vp8_last_tl0 >= 0) {
+            o->vp8_tl0_off = ((unsigned int)o->vp8_last_tl0 + 1u - d.tl0) & 0xFFu;
+        }
+        if (d.key_at >= 0 && o->vp8_last_key >= 0) {
+            o->vp8_key_off = ((unsigned int)o->vp8_last_key + 1u - d.key) & 0x1Fu;
+        }
+    }
+    if (d.pic_bits) {
+        unsigned int mask = d.pic_bits == 15 ? 0x7FFFu : 0x7Fu;
+        unsigned int pic = (d.pic + o->vp8_pic_off) & mask;
+        if (o->vp8_last_pic < 0 ||
+            newer_masked(pic, (unsigned int)o->vp8_last_pic & mask, mask)) {
+            o->vp8_last_pic = (int)pic;
+        }
+    }
+    if (d.tl0_at >= 0) {
+        unsigned int tl0 = (d.tl0 + o->vp8_tl0_off) & 0xFFu;
+        if (o->vp8_last_tl0 < 0 || newer_masked(tl0, (unsigned int)o->vp8_last_tl0, 0xFFu)) {
+            o->vp8_last_tl0 = (int)tl0;
+        }
+    }
+    if (d.key_at >= 0) {
+        unsigned int key = (d.key + o->vp8_key_off) & 0x1Fu;
+        if (o->vp8_last_key < 0 || newer_masked(key, (unsigned int)o->vp8_last_key, 0x1Fu)) {
+            o->vp8_last_key = (int)key;
+        }
+    }
+    *pic_off = o->vp8_pic_off;
+    *tl0_off = o->vp8_tl0_off;
+    *key_off = o->vp8_key_off;
+    return 1;
+}
+
+/* Apply a slot's VP8 offsets to the payload written at p (n bytes). */
+static void
+vp8_apply(unsigned char *p, Py_ssize_t n, const CacheSlot *c)
+{
+    unsigned int key_off = (unsigned int)c->flags >> SLOT_KEY_SHIFT;
+    if (c->vp8_pic_off == 0 && c->vp8_tl0_off == 0 && key_off == 0) {
+        return;
+    }
+    Vp8Desc d;
+    if (vp8_parse(p, n, &d) < 0) {
+        return;
+    }
+    if (d.pic_bits == 15) {
+        unsigned int pic = (d.pic + c->vp8_pic_off) & 0x7FFFu;
+        p[d.pic_at] = (unsigned char)(0x80 | (pic >> 8));
+        p[d.pic_at + 1] = (unsigned char)pic;
+    } else if (d.pic_bits == 7) {
+        p[d.pic_at] = (unsigned char)((d.pic + c->vp8_pic_off) & 0x7Fu);
+    }
+    if (d.tl0_at >= 0) {
+        p[d.tl0_at] = (unsigned char)(d.tl0 + c->vp8_tl0_off);
+    }
+    if (d.key_at >= 0) {
+        p[d.key_at] = (unsigned char)((p[d.key_at] & 0xE0) | ((d.key + key_off) & 0x1Fu));
+    }
+}
+
 /* The extension block (with padding) an output writes for a slot; 0: none. */
 static Py_ssize_t
 ext_block_len(const OutputObject *o, unsigned int flags)
@@ -279,6 +427,7 @@ fp_slot_write(const OutputObject *o, const CacheSlot *c, unsigned char *w)
     }
     if (payload > 0) {
         memcpy(w + h, src + c->payload_off, (size_t)payload);
+        vp8_apply(w + h, payload, c);
     }
 }
 
@@ -299,6 +448,10 @@ const CacheSlot *
 fp_build(OutputObject *o, const Inbound *in)
 {
     unsigned int seq = in->seq, ts = in->ts;
+    unsigned int pic_off = 0, tl0_off = 0, key_off = 0;
+    if (o->vp8) { /* before the checks below, as the twin rewrites before build */
+        vp8_track(o, in->payload, in->payload_len, &pic_off, &tl0_off, &key_off);
+    }
     unsigned int floor = o->started_at_seq & 0xFFFFu;
     if (o->resync) {
         o->seq_offset = (o->next_seq - seq) & 0xFFFFu;
@@ -335,13 +488,16 @@ fp_build(OutputObject *o, const Inbound *in)
     Py_INCREF(in->src);
     Py_XSETREF(c->src, in->src);
     c->out_ts = out_ts;
-    c->payload_off = (unsigned int)(in->payload - (const unsigned char *)PyBytes_AS_STRING(in->src));
+    c->payload_off =
+        (unsigned short)(in->payload - (const unsigned char *)PyBytes_AS_STRING(in->src));
+    c->vp8_pic_off = (unsigned short)pic_off;
+    c->vp8_tl0_off = (unsigned char)tl0_off;
     c->out_seq = (unsigned short)out_seq;
     c->audio_level = in->audio_level != NULL ? in->audio_level[0] : 0;
     if (in->ast != NULL) {
         memcpy(c->ast, in->ast, 3);
     }
-    c->flags = (unsigned char)flags;
+    c->flags = (unsigned char)(flags | (key_off << SLOT_KEY_SHIFT));
     o->packets += 1;
     o->octets += (unsigned long long)in->payload_len;
     o->last_rtp_ts = out_ts;

@@ -23,7 +23,8 @@
  * inside the per-output loop except allocation of bytes and tuples.
  *
  * Files: target.c (Target: a connection's session, socket and destination), output.c
- * (Output: rewrite state, NACK cache, the packet writer and OutputStream.build's rules),
+ * (Output: rewrite state, NACK cache, the packet writer and OutputStream.build's rules,
+ * and the VP8 descriptor rewrite of simulcast outputs: vp8rewrite.py's rules),
  * aead.c (SRTP protect for the AES-GCM profiles, used instead of libsrtp when set),
  * route.c (this: keyframe detection, the send batch, route, the module).
  */
@@ -340,6 +341,10 @@ route(PyObject *module, PyObject *args)
         }
     } else if (off > n) {
         PyErr_SetString(PyExc_ValueError, "RTP CSRC list longer than packet");
+        goto done;
+    }
+    if (off > MAX_PAYLOAD_OFFSET) {
+        PyErr_SetString(PyExc_ValueError, "RTP header longer than 65535 bytes");
         goto done;
     }
     in.payload = data + off;
