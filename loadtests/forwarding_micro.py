@@ -87,6 +87,7 @@ def measure(path: str, fanout: int, packets: list[bytes], srtp: str = "cm") -> f
         sessions.append(session)
         if native:
             target = fastpath.new_target()
+            assert target is not None
             assert fastpath.bind_target(target, session, _Transport(send), addr)
             if srtp == "gcm-native":
                 target.set_aead(key)
@@ -94,11 +95,11 @@ def measure(path: str, fanout: int, packets: list[bytes], srtp: str = "cm") -> f
         else:
             protect, sendto = session.protect, send.sendto
 
-            def sink(pkt: bytes, protect: Any = protect, sendto: Any = sendto) -> bool:
+            def send_one(pkt: bytes, protect: Any = protect, sendto: Any = sendto) -> bool:
                 sendto(protect(pkt), addr)
                 return True
 
-            output.sink = sink
+            output.sink = send_one
         track.outputs.append(output)
     started = time.process_time()
     now = 1.0
