@@ -209,7 +209,6 @@ class OutputStream:
         "octets",
         "packets",
         "params",
-        "rewrite",
         "rtx_sent",
         "sink",
         "subscriber_id",
@@ -247,16 +246,14 @@ class OutputStream:
         self.drop_filter: Callable[[int], bool] | None = None
         #: Where packets for this output go (the subscriber connection's send).
         self.sink: Callable[[bytes], bool] | None = None
-        #: Simulcast outputs: the payload rewrite applied before ``build`` (VP8
-        #: descriptor continuity across layer switches, see vp8rewrite.py).
-        self.rewrite: Callable[[bytes], bytes] | None = None
+        #: Simulcast VP8 outputs: the payload rewrite applied before ``build``
+        #: (descriptor continuity across layer switches, see vp8rewrite.py).
         self._vp8_rewriter: Vp8Rewriter | None = None
 
     def rewrite_vp8(self) -> None:
         """From now on keep the VP8 descriptor fields continuous across the layer
         switches of a simulcast publication (:class:`~.vp8rewrite.Vp8Rewriter`)."""
         self._vp8_rewriter = Vp8Rewriter()
-        self.rewrite = self._vp8_rewriter.rewrite
 
     def vp8_switch(self) -> None:
         """The next packet (a keyframe start) comes from another layer: re-base the VP8
@@ -471,9 +468,9 @@ class ForwardingTrack:
                 o.waiting_keyframe = False
             if o.params.abs_send_time_ext_id and not ast:
                 ast = abs_send_time(now)
-            rewrite = o.rewrite
+            rw = o._vp8_rewriter
             pkt = o.build(
-                b0, b1, seq, ts, audio_level, ast, payload if rewrite is None else rewrite(payload)
+                b0, b1, seq, ts, audio_level, ast, payload if rw is None else rw.rewrite(payload)
             )
             if pkt is not None:
                 out.append((o, pkt))

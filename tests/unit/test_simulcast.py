@@ -202,8 +202,7 @@ def test_output_continues_sequence_and_timestamp_when_moved_between_layers():
     high = ForwardingTrack("VP8", video=True, ext_ids=InboundExtIds())
     out = OutputStream(OutputParams(ssrc=5, payload_type=100, mid="1"), "s", video=True)
     out.active = True
-    rw = Vp8Rewriter()
-    out.rewrite = rw.rewrite
+    out.rewrite_vp8()
     low.outputs.append(out)
     sent: list[bytes] = []
     # low layer: sequence numbers about to wrap
@@ -215,7 +214,7 @@ def test_output_continues_sequence_and_timestamp_when_moved_between_layers():
     # switch at a keyframe of the high layer, 40 ms of wall clock later
     low.outputs.remove(out)
     out.pause(video=True, rebase_ts=True, ts_step=3600)
-    rw.switch()
+    out.vp8_switch()
     high.outputs.append(out)
     pkts, _ = high.route(_video(9000, 777_000, vp8(900, 5, 2), 2), 0.0)
     assert pkts == []  # not a keyframe: the output waits

@@ -292,15 +292,15 @@ newer_masked(unsigned int a, unsigned int b, unsigned int mask)
 }
 
 /* Vp8Rewriter.rewrite's bookkeeping for one packet of output o: re-base after a switch,
-   remember the values sent. 0 when the payload has no parseable descriptor (sent as it
-   is), else 1 with the offsets to apply in *pic_off, *tl0_off, *key_off. */
-static int
+   remember the values sent, and set *pic_off, *tl0_off, *key_off to the offsets to
+   apply (left as they are when the payload has no parseable descriptor: sent as it is). */
+static void
 vp8_track(OutputObject *o, const unsigned char *p, Py_ssize_t n, unsigned int *pic_off,
           unsigned int *tl0_off, unsigned int *key_off)
 {
     Vp8Desc d;
     if (vp8_parse(p, n, &d) < 0) {
-        return 0;
+        return;
     }
     if (o->vp8_rebase) {
         o->vp8_rebase = 0;
@@ -337,7 +337,6 @@ vp8_track(OutputObject *o, const unsigned char *p, Py_ssize_t n, unsigned int *p
     *pic_off = o->vp8_pic_off;
     *tl0_off = o->vp8_tl0_off;
     *key_off = o->vp8_key_off;
-    return 1;
 }
 
 /* Apply a slot's VP8 offsets to the payload written at p (n bytes). */
